@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io"
+	"time"
+)
+
+// timeLayout is how every timestamp leaves the API: UTC, to the second.
+const timeLayout = "2006-01-02 15:04:05"
+
+// jsonTime formats a time for the API; the zero time is null.
+func jsonTime(t time.Time) *string {
+	if t.IsZero() {
+		return nil
+	}
+	s := t.UTC().Format(timeLayout)
+	return &s
+}
+
+// jobHeadJSON is the job summary that comes before "results".
+type jobHeadJSON struct {
+	JobUUID        string  `json:"job_uuid"`
+	Status         string  `json:"status"`
+	TotalNumbers   int     `json:"total_numbers"`
+	SuccessCount   int     `json:"success_count"`
+	FailureCount   int     `json:"failure_count"`
+	WebhookURL     *string `json:"webhook_url"`
+	CreatedAt      *string `json:"created_at"`
+	StartedAt      *string `json:"started_at"`
+	CompletedAt    *string `json:"completed_at"`
+	FilteredNumber string  `json:"filtered_number,omitempty"`
+}
+
+// finalResultJSON is one number in the final payload (synchronous answer
+// and webhook), exactly as the contract shows it.
+type finalResultJSON struct {
+	Number                 string `json:"number"`
+	Status                 string `json:"status"`
+	Message                string `json:"message"`
+	StatusCode             int    `json:"status_code"`
+	RequiresIdentityUpdate int    `json:"requires_identity_update"`
+	NeedsRegistration      int    `json:"needs_registration,omitempty"`
+}
+
+// statusResultJSON is one number in the status answer: its current state,
+// with attempts and timestamps; message and status_code are null until the
+// number has an outcome.
+type statusResultJSON struct {
+	Number                 string  `json:"number"`
+	Status                 string  `json:"status"`
+	Message                *string `json:"message"`
+	StatusCode             *int    `json:"status_code"`
+	Attempts               int     `json:"attempts"`
+	StartedAt              *string `json:"started_at"`
+	CompletedAt            *string `json:"completed_at"`
+	RequiresIdentityUpdate int     `json:"requires_identity_update"`
+	NeedsRegistration      int     `json:"needs_registration,omitempty"`
+}
+
+// statusTailJSON is what the status answer reports after "results".
+type statusTailJSON struct {
+	WebhookAttempts    int     `json:"webhook_attempts"`
+	WebhookDeliveredAt *string `json:"webhook_delivered_at"`
+	WebhookError       *string `json:"webhook_error"`
+}
+
+// finalTailJSON is what a synchronous answer reports after "results".
+type finalTailJSON struct {
+	WebhookError string `json:"webhook_error,omitempty"`
+}
+
+// payloadKind selects the shape writeJob produces.
+type payloadKind int
+
+const (
+	// finalPayload is the synchronous 200 body and the webhook body.
+	finalPayload payloadKind = iota
+	// statusPayload is the status endpoint's body.
+	statusPayload
+)
+
+// resultSource yields a job's numbers in order; it stops at fn's first error.
+type resultSource func(fn func(NumberResult) error) error
+
+// sliceSource is a resultSource over numbers already in memory.
+func sliceSource(results []NumberResult) resultSource {
+	return func(fn func(NumberResult) error) error {
+		for _, r := range results {
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// jobPayload describes one JSON body about a job.
+type jobPayload struct {
+	kind           payloadKind
+	job            Job
+	results        resultSource
+	filteredNumber string
+	webhookError   string // finalPayload only: the inline delivery's failure
+}
+
+// write streams the body to w, one result at a time, so that a job of
+// 100,000 numbers never sits in memory whole.
+func (p jobPayload) write(w io.Writer) error {
+	bw := bufio.NewWriterSize(w, 32<<10)
+	j := p.job
+	var url *string
+	if j.WebhookURL != "" {
+		url = &j.WebhookURL
+	}
+	head, err := json.Marshal(jobHeadJSON{
+		JobUUID: j.UUID, Status: j.Status, TotalNumbers: j.Total,
+		SuccessCount: j.SuccessCount, FailureCount: j.FailureCount, WebhookURL: url,
+		CreatedAt: jsonTime(j.CreatedAt), StartedAt: jsonTime(j.StartedAt), CompletedAt: jsonTime(j.CompletedAt),
+		FilteredNumber: p.filteredNumber,
+	})
+	if err != nil {
+		return err
+	}
+	bw.Write(head[:len(head)-1])
+	bw.WriteString(`,"results":[`)
+	first := true
+	err = p.results(func(r NumberResult) error {
+		b, err := json.Marshal(p.resultJSON(r))
+		if err != nil {
+			return err
+		}
+		if !first {
+			bw.WriteByte(',')
+		}
+		first = false
+		_, err = bw.Write(b)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	bw.WriteByte(']')
+	var tail any = finalTailJSON{WebhookError: p.webhookError}
+	if p.kind == statusPayload {
+		tail = statusTailJSON{
+			WebhookAttempts:    j.WebhookAttempts,
+			WebhookDeliveredAt: jsonTime(j.WebhookDeliveredAt),
+			WebhookError:       nullableString(j.WebhookError),
+		}
+	}
+	t, err := json.Marshal(tail)
+	if err != nil {
+		return err
+	}
+	if len(t) > 2 {
+		bw.WriteByte(',')
+		bw.Write(t[1:])
+	} else {
+		bw.WriteByte('}')
+	}
+	bw.WriteByte('\n')
+	return bw.Flush()
+}
+
+// bytes renders the whole body in memory (webhook bodies are signed, so
+// they must be known before they are sent).
+func (p jobPayload) bytes() ([]byte, error) {
+	var b bytes.Buffer
+	err := p.write(&b)
+	return b.Bytes(), err
+}
+
+// resultJSON shapes one number for this payload.
+func (p jobPayload) resultJSON(r NumberResult) any {
+	if p.kind == finalPayload {
+		return finalResult(r)
+	}
+	return statusResult(r)
+}
+
+// finalResult shapes one number for the final payload.
+func finalResult(r NumberResult) finalResultJSON {
+	return finalResultJSON{
+		Number: r.Number, Status: r.Status, Message: r.Message, StatusCode: r.StatusCode,
+		RequiresIdentityUpdate: boolInt(r.RequiresIdentityUpdate), NeedsRegistration: boolInt(r.NeedsRegistration),
+	}
+}
+
+// statusResult shapes one number for the status endpoint.
+func statusResult(r NumberResult) statusResultJSON {
+	out := statusResultJSON{
+		Number: r.Number, Status: r.Status, Attempts: r.Attempts,
+		StartedAt: jsonTime(r.StartedAt), CompletedAt: jsonTime(r.CompletedAt),
+		RequiresIdentityUpdate: boolInt(r.RequiresIdentityUpdate), NeedsRegistration: boolInt(r.NeedsRegistration),
+	}
+	if r.final() {
+		out.Message = &r.Message
+		out.StatusCode = &r.StatusCode
+	}
+	return out
+}
+
+// nullableString maps the empty string to null.
+func nullableString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}

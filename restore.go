@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"runtime/debug"
+	"time"
+)
+
+// Outcome is what one restore attempt of one number came to.
+type Outcome struct {
+	Success                bool
+	Message                string
+	StatusCode             int
+	RequiresIdentityUpdate bool
+	NeedsRegistration      bool
+	// Transient marks a failure that another attempt may cure (timeouts,
+	// network errors, 408/429/502/503/504 from upstream).
+	Transient bool
+	// RetryAfter is the delay the upstream asked for; zero when it did not.
+	RetryAfter time.Duration
+	// Activate asks the writer to mark the user's inventory row active in the
+	// same transaction that records this outcome (inventory backend).
+	Activate bool
+}
+
+// status is the per-number status word of a final outcome.
+func (o Outcome) status() string {
+	if o.Success {
+		return "success"
+	}
+	return "failed"
+}
+
+// Restorer restores one number of one user. Implementations must be safe for
+// concurrent use and must return (not panic) on every failure they foresee.
+type Restorer interface {
+	Restore(ctx context.Context, userID int64, number string) Outcome
+}
+
+// internalFailure is the outcome of an unexpected error inside the service.
+func internalFailure() Outcome {
+	return Outcome{StatusCode: 500, Message: "Error: 'restore failed, please contact support'"}
+}
+
+// safeRestore calls r and turns a panic into an internal failure, so one bad
+// number cannot take the process down.
+func safeRestore(ctx context.Context, r Restorer, userID int64, number string, onPanic func(p any, stack []byte)) (o Outcome) {
+	defer func() {
+		if p := recover(); p != nil {
+			if onPanic != nil {
+				onPanic(p, debug.Stack())
+			}
+			o = internalFailure()
+		}
+	}()
+	return r.Restore(ctx, userID, number)
+}
+
+// retryPolicy decides whether and when a transient failure is tried again.
+type retryPolicy struct {
+	maxAttempts int
+	base        time.Duration
+	max         time.Duration
+}
+
+// next returns the wait before attempt number done+1, and false when done
+// attempts are all the policy allows or the outcome is final.
+func (p retryPolicy) next(done int, o Outcome) (time.Duration, bool) {
+	if !o.Transient || done >= p.maxAttempts {
+		return 0, false
+	}
+	return max(backoff(p.base, p.max, done), min(o.RetryAfter, p.max)), true
+}
+
+// backoff is the capped exponential wait after the n-th failure (n from 1),
+// with "equal jitter": half fixed, half random, so retries of many numbers
+// that failed together spread out.
+func backoff(base, ceiling time.Duration, n int) time.Duration {
+	d := base
+	for i := 1; i < n && d < ceiling; i++ {
+		d *= 2
+	}
+	d = min(d, ceiling)
+	if d <= 1 {
+		return d
+	}
+	half := d / 2
+	return half + rand.N(d-half)
+}
+
+// attemptRecord is one try of one number.
+type attemptRecord struct {
+	Started  time.Time
+	Finished time.Time
+	Outcome  Outcome
+}
+
+// restoreWithRetries runs every attempt of one number in the caller's
+// goroutine, waiting between them; the synchronous path uses it.
+func restoreWithRetries(ctx context.Context, r Restorer, p retryPolicy, userID int64, number string, onPanic func(any, []byte)) []attemptRecord {
+	var records []attemptRecord
+	for {
+		start := time.Now()
+		o := safeRestore(ctx, r, userID, number, onPanic)
+		records = append(records, attemptRecord{Started: start, Finished: time.Now(), Outcome: o})
+		wait, again := p.next(len(records), o)
+		if !again {
+			return records
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return records
+		}
+	}
+}
+
+// describeStatus is the default failure text for an HTTP status.
+func describeStatus(code int) string {
+	return fmt.Sprintf("Error: 'HTTP %d'", code)
+}

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// maxRestoreRetryWait caps the wait before a number's next attempt, however
+// long a Retry-After asks for.
+const maxRestoreRetryWait = 10 * time.Minute
+
+// serveConfig is every setting of `bulkrestore serve`.
+type serveConfig struct {
+	addr               string
+	db                 string
+	dev                bool
+	allowPrivate       bool
+	backend            string
+	upstreamURL        string
+	upstreamUser       string
+	upstreamPassword   string
+	workers            int
+	syncLimit          int
+	maxNumbers         int
+	maxBody            int64
+	restoreWindow      time.Duration
+	restoreTimeout     time.Duration
+	restoreMaxAttempts int
+	restoreRetryBase   time.Duration
+	webhookTimeout     time.Duration
+	webhookMaxAttempts int
+	webhookRetryBase   time.Duration
+	webhookRetryMax    time.Duration
+	shutdownTimeout    time.Duration
+	logFormat          string
+	logLevel           string
+	showVersion        bool
+}
+
+// allowPrivateWebhooks reports whether webhooks may reach private and
+// loopback addresses.
+func (c serveConfig) allowPrivateWebhooks() bool { return c.dev || c.allowPrivate }
+
+// byteSize is a flag value in bytes that also takes KiB, MiB, GiB, KB, MB
+// and GB suffixes.
+type byteSize struct{ n *int64 }
+
+// String implements flag.Value.
+func (b byteSize) String() string {
+	if b.n == nil {
+		return ""
+	}
+	return strconv.FormatInt(*b.n, 10)
+}
+
+// Set implements flag.Value.
+func (b byteSize) Set(s string) error {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000}, {"B", 1}}
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return errors.New("want a positive size such as 4194304 or 4MiB")
+	}
+	*b.n = n * mult
+	return nil
+}
+
+// parseServeFlags reads serve's flags (and their environment fallbacks).
+func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer) (serveConfig, error) {
+	var c serveConfig
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.addr, "addr", ":8080", "address to listen on")
+	fs.StringVar(&c.db, "db", "bulkrestore.db", "SQLite database file")
+	fs.BoolVar(&c.dev, "dev", false, "development mode: demo user demo/demo, demo inventory 15551230100-15551230199, private webhooks allowed")
+	fs.BoolVar(&c.allowPrivate, "allow-private-webhooks", false, "let webhooks reach loopback and private addresses")
+	fs.StringVar(&c.backend, "backend", "inventory", "restore backend: inventory or upstream")
+	fs.StringVar(&c.upstreamURL, "upstream-url", "", "upstream single-number restore URL containing {number} (backend upstream)")
+	fs.IntVar(&c.workers, "workers", 16, "concurrent restores of queued numbers")
+	fs.IntVar(&c.syncLimit, "sync-limit", 10, "requests with at most this many numbers are answered synchronously")
+	fs.IntVar(&c.maxNumbers, "max-numbers", 10000, "most numbers in one request")
+	c.maxBody = 4 << 20
+	fs.Var(byteSize{&c.maxBody}, "max-body", "largest request body (bytes, or with KiB/MiB suffix)")
+	fs.DurationVar(&c.restoreWindow, "restore-window", 720*time.Hour, "how long after release a number can be restored (inventory backend)")
+	fs.DurationVar(&c.restoreTimeout, "restore-timeout", 10*time.Second, "timeout of one upstream restore call")
+	fs.IntVar(&c.restoreMaxAttempts, "restore-max-attempts", 3, "attempts per number for transient upstream failures")
+	fs.DurationVar(&c.restoreRetryBase, "restore-retry-base", time.Second, "first wait before retrying a number")
+	fs.DurationVar(&c.webhookTimeout, "webhook-timeout", 10*time.Second, "timeout of one webhook delivery")
+	fs.IntVar(&c.webhookMaxAttempts, "webhook-max-attempts", 20, "delivery attempts per webhook message")
+	fs.DurationVar(&c.webhookRetryBase, "webhook-retry-base", 5*time.Second, "first wait before retrying a webhook")
+	fs.DurationVar(&c.webhookRetryMax, "webhook-retry-max", 2*time.Hour, "longest wait between webhook attempts")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "how long shutdown waits for requests and restores under way")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.BoolVar(&c.showVersion, "version", false, "print the version and exit")
+	rest, err := parseArgs(fs, args, getenv)
+	if err != nil {
+		return c, err
+	}
+	if len(rest) > 0 {
+		return c, fmt.Errorf("%w: serve takes no arguments, got %q", errUsage, rest)
+	}
+	c.upstreamUser = getenv("BULKRESTORE_UPSTREAM_USER")
+	c.upstreamPassword = getenv("BULKRESTORE_UPSTREAM_PASSWORD")
+	return c, c.validate()
+}
+
+// validate rejects settings that cannot work.
+func (c serveConfig) validate() error {
+	var problems []string
+	check := func(bad bool, msg string) {
+		if bad {
+			problems = append(problems, msg)
+		}
+	}
+	check(c.backend != "inventory" && c.backend != "upstream", "-backend must be inventory or upstream")
+	if c.backend == "upstream" {
+		if err := checkUpstreamURL(c.upstreamURL); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+	check(c.workers < 1, "-workers must be at least 1")
+	check(c.syncLimit < 0, "-sync-limit must not be negative")
+	check(c.maxNumbers < 1, "-max-numbers must be at least 1")
+	check(c.restoreWindow <= 0, "-restore-window must be positive")
+	check(c.restoreTimeout <= 0, "-restore-timeout must be positive")
+	check(c.restoreMaxAttempts < 1, "-restore-max-attempts must be at least 1")
+	check(c.restoreRetryBase <= 0, "-restore-retry-base must be positive")
+	check(c.webhookTimeout <= 0, "-webhook-timeout must be positive")
+	check(c.webhookMaxAttempts < 1, "-webhook-max-attempts must be at least 1")
+	check(c.webhookRetryBase <= 0, "-webhook-retry-base must be positive")
+	check(c.webhookRetryMax < c.webhookRetryBase, "-webhook-retry-max must be at least -webhook-retry-base")
+	check(c.logFormat != "text" && c.logFormat != "json", "-log-format must be text or json")
+	_, levelErr := parseLevel(c.logLevel)
+	check(levelErr != nil, "-log-level must be debug, info, warn or error")
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", errUsage, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// parseLevel reads a -log-level value.
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(s))
+	return l, err
+}
+
+// newLogger builds the process logger from the config.
+func newLogger(c serveConfig, w io.Writer) *slog.Logger {
+	level, _ := parseLevel(c.logLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	if c.logFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// serve runs the server until ctx ends, then shuts down in reverse order of
+// start. ready, when set, is told the address actually listened on.
+func serve(ctx context.Context, cfg serveConfig, stderr io.Writer, ready func(addr string)) error {
+	log := newLogger(cfg, stderr)
+	store, err := openStore(cfg.db)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if cfg.dev {
+		if err := seedDev(ctx, store); err != nil {
+			return err
+		}
+		log.Warn("development mode: user demo with API key demo, private webhooks allowed")
+	}
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close()
+
+	w := newWriter(store.w, log)
+	defer w.stop()
+	var backend Restorer = &inventoryBackend{db: store.r, window: cfg.restoreWindow, now: time.Now, log: log}
+	if cfg.backend == "upstream" {
+		backend = newUpstreamBackend(cfg.upstreamURL, cfg.upstreamUser, cfg.upstreamPassword, cfg.restoreTimeout, userAgent())
+	}
+	retry := retryPolicy{maxAttempts: cfg.restoreMaxAttempts, base: cfg.restoreRetryBase, max: maxRestoreRetryWait}
+	p := newPool(store, w, backend, retry, cfg.workers, log)
+	p.grace = cfg.shutdownTimeout
+	sender := newWebhookSender(store, w,
+		newDeliverer(cfg.webhookTimeout, cfg.allowPrivateWebhooks(), userAgent()),
+		retryPolicy{maxAttempts: cfg.webhookMaxAttempts, base: cfg.webhookRetryBase, max: cfg.webhookRetryMax}, log)
+	p.onJobsCompleted = func([]int64) { sender.nudge() }
+	if err := p.start(ctx); err != nil {
+		return err
+	}
+	sender.start(ctx)
+
+	syncRetry := retry
+	syncRetry.max = min(retry.max, 30*time.Second) // a client is waiting
+	a := &app{store: store, writer: w, pool: p, webhooks: sender, backend: backend, retry: syncRetry,
+		cfg: cfg, log: log, now: time.Now, onCreated: func(int) {}}
+	srv := &http.Server{
+		Handler:           a.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		WriteTimeout:      10 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("bulkrestore listening", "addr", ln.Addr().String(), "db", cfg.db, "backend", cfg.backend,
+		"workers", cfg.workers, "version", version)
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err := <-serveErr:
+		log.Error("server stopped", "err", err)
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		log.Warn("requests still open at shutdown were cut", "err", err)
+	}
+	p.stop()
+	sender.stop()
+	w.stop()
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,316 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"database/sql"
+	_ "embed"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"runtime"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite"
+)
+
+//go:embed schema.sql
+var schemaV1 string
+
+// migrations lists the schema steps in order; migration i brings the file to
+// PRAGMA user_version i+1. A release that changes the schema appends here.
+var migrations = []string{schemaV1}
+
+// errNotFound is returned by lookups of a row that does not exist (or that
+// belongs to another user, which callers must not be able to tell apart).
+var errNotFound = errors.New("not found")
+
+// Store owns the SQLite file: one single-connection pool for every write,
+// taken in turn by the group-commit writer and the admin commands, and a
+// read pool for everything else.
+type Store struct {
+	w   *sql.DB // the only write connection
+	r   *sql.DB // read-only pool
+	now func() time.Time
+}
+
+// dsn builds a modernc SQLite DSN with the pragmas every connection needs.
+func dsn(path string, extra ...string) string {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(ON)")
+	for i := 0; i+1 < len(extra); i += 2 {
+		q.Add(extra[i], extra[i+1])
+	}
+	return "file:" + path + "?" + q.Encode()
+}
+
+// openStore opens (creating if needed) the database at path and brings its
+// schema up to date.
+func openStore(path string) (*Store, error) {
+	w, err := sql.Open("sqlite", dsn(path, "_txlock", "immediate"))
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	w.SetConnMaxIdleTime(0)
+	s := &Store{w: w, now: time.Now}
+	var mode string
+	if err := w.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	if mode != "wal" {
+		w.Close()
+		return nil, fmt.Errorf("open %s: journal_mode is %q, want wal", path, mode)
+	}
+	if err := s.migrate(); err != nil {
+		w.Close()
+		return nil, err
+	}
+	r, err := sql.Open("sqlite", dsn(path, "_pragma", "query_only(1)"))
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	n := max(4, 2*runtime.NumCPU())
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	s.r = r
+	return s, nil
+}
+
+// Close closes both pools.
+func (s *Store) Close() error {
+	return errors.Join(s.r.Close(), s.w.Close())
+}
+
+// migrate applies the migrations the file has not seen, each in a transaction
+// together with the version record.
+func (s *Store) migrate() error {
+	var version int
+	if err := s.w.QueryRow("PRAGMA user_version").Scan(&version); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if version > len(migrations) {
+		return fmt.Errorf("database schema version %d is newer than this binary knows (%d)", version, len(migrations))
+	}
+	for v := version; v < len(migrations); v++ {
+		tx, err := s.w.Begin()
+		if err != nil {
+			return fmt.Errorf("migrate to %d: %w", v+1, err)
+		}
+		if _, err := tx.Exec(migrations[v]); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migrate to %d: %w", v+1, err)
+		}
+		if _, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migrate to %d: %w", v+1, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("migrate to %d: %w", v+1, err)
+		}
+	}
+	return nil
+}
+
+// ping reports whether the database answers a query.
+func (s *Store) ping(ctx context.Context) error {
+	var one int
+	return s.r.QueryRowContext(ctx, "SELECT 1").Scan(&one)
+}
+
+// ms converts a time to the stored form: milliseconds since the epoch.
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+// fromMs converts a stored timestamp back; a NULL becomes the zero time.
+func fromMs(v sql.NullInt64) time.Time {
+	if !v.Valid {
+		return time.Time{}
+	}
+	return time.UnixMilli(v.Int64).UTC()
+}
+
+// hashKey is the stored form of an API key. Keys are 128+ random bits, so a
+// plain SHA-256 is enough and costs microseconds to verify.
+func hashKey(key string) []byte {
+	h := sha256.Sum256([]byte(key))
+	return h[:]
+}
+
+// randomToken returns n random bytes in the given encoding.
+func randomToken(n int, encode func([]byte) string) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return encode(b)
+}
+
+// newAPIKey returns a fresh 192-bit API key.
+func newAPIKey() string { return randomToken(24, hex.EncodeToString) }
+
+// newWebhookSecret returns a fresh Standard Webhooks secret.
+func newWebhookSecret() string {
+	return "whsec_" + randomToken(32, base64.StdEncoding.EncodeToString)
+}
+
+// User is an API account.
+type User struct {
+	ID            int64
+	Name          string
+	WebhookSecret string
+	CreatedAt     time.Time
+}
+
+// errUserExists is returned when adding a user whose name is taken.
+var errUserExists = errors.New("user already exists")
+
+// createUser stores a user with the given key (hashed) and secret.
+func (s *Store) createUser(ctx context.Context, name, key, secret string) error {
+	_, err := s.w.ExecContext(ctx,
+		"INSERT INTO users (name, key_hash, webhook_secret, created_at) VALUES (?, ?, ?, ?)",
+		name, hashKey(key), secret, ms(s.now()))
+	if err != nil && strings.Contains(err.Error(), "UNIQUE") {
+		return errUserExists
+	}
+	return err
+}
+
+// listUsers returns every user, by name.
+func (s *Store) listUsers(ctx context.Context) ([]User, error) {
+	rows, err := s.r.QueryContext(ctx, "SELECT id, name, webhook_secret, created_at FROM users ORDER BY name")
+	if err != nil {
+		return nil, fmt.Errorf("list users: %w", err)
+	}
+	defer rows.Close()
+	var users []User
+	for rows.Next() {
+		var u User
+		var created sql.NullInt64
+		if err := rows.Scan(&u.ID, &u.Name, &u.WebhookSecret, &created); err != nil {
+			return nil, fmt.Errorf("list users: %w", err)
+		}
+		u.CreatedAt = fromMs(created)
+		users = append(users, u)
+	}
+	return users, rows.Err()
+}
+
+// deleteUser removes a user with its jobs and inventory.
+func (s *Store) deleteUser(ctx context.Context, name string) error {
+	res, err := s.w.ExecContext(ctx, "DELETE FROM users WHERE name = ?", name)
+	if err != nil {
+		return fmt.Errorf("delete user: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return errNotFound
+	}
+	return nil
+}
+
+// authenticate returns the user whose name and key match, or errNotFound.
+func (s *Store) authenticate(ctx context.Context, name, key string) (User, error) {
+	var u User
+	var hash []byte
+	err := s.r.QueryRowContext(ctx, "SELECT id, name, key_hash, webhook_secret FROM users WHERE name = ?", name).
+		Scan(&u.ID, &u.Name, &hash, &u.WebhookSecret)
+	if errors.Is(err, sql.ErrNoRows) {
+		// Hash anyway so an unknown name costs what a wrong key costs.
+		subtle.ConstantTimeCompare(hashKey(key), make([]byte, sha256.Size))
+		return User{}, errNotFound
+	}
+	if err != nil {
+		return User{}, fmt.Errorf("authenticate: %w", err)
+	}
+	if subtle.ConstantTimeCompare(hashKey(key), hash) != 1 {
+		return User{}, errNotFound
+	}
+	return u, nil
+}
+
+// userByName looks a user up for the admin commands.
+func (s *Store) userByName(ctx context.Context, name string) (User, error) {
+	var u User
+	err := s.r.QueryRowContext(ctx, "SELECT id, name, webhook_secret FROM users WHERE name = ?", name).
+		Scan(&u.ID, &u.Name, &u.WebhookSecret)
+	if errors.Is(err, sql.ErrNoRows) {
+		return User{}, errNotFound
+	}
+	return u, err
+}
+
+// InventoryRow is one number of a user's inventory.
+type InventoryRow struct {
+	Number                 string
+	State                  string
+	ReleasedAt             time.Time
+	RequiresIdentityUpdate bool
+	NeedsRegistration      bool
+}
+
+// upsertInventorySQL inserts or replaces one inventory row.
+const upsertInventorySQL = `INSERT INTO inventory
+	(user_id, number, state, released_at, requires_identity_update, needs_registration)
+	VALUES (?, ?, ?, ?, ?, ?)
+	ON CONFLICT (user_id, number) DO UPDATE SET state = excluded.state,
+	released_at = excluded.released_at,
+	requires_identity_update = excluded.requires_identity_update,
+	needs_registration = excluded.needs_registration`
+
+// importInventory writes rows for a user in one transaction. With
+// onlyMissing, existing rows are left as they are (used by -dev seeding).
+func (s *Store) importInventory(ctx context.Context, userID int64, rows []InventoryRow, onlyMissing bool) error {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("import inventory: %w", err)
+	}
+	defer tx.Rollback()
+	query := upsertInventorySQL
+	if onlyMissing {
+		query = `INSERT OR IGNORE INTO inventory
+			(user_id, number, state, released_at, requires_identity_update, needs_registration)
+			VALUES (?, ?, ?, ?, ?, ?)`
+	}
+	stmt, err := tx.PrepareContext(ctx, query)
+	if err != nil {
+		return fmt.Errorf("import inventory: %w", err)
+	}
+	defer stmt.Close()
+	for _, r := range rows {
+		if _, err := stmt.ExecContext(ctx, userID, r.Number, r.State, ms(r.ReleasedAt),
+			boolInt(r.RequiresIdentityUpdate), boolInt(r.NeedsRegistration)); err != nil {
+			return fmt.Errorf("import inventory %s: %w", r.Number, err)
+		}
+	}
+	return tx.Commit()
+}
+
+// boolInt stores a flag as 0/1.
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// isStorageFull reports whether err is SQLite saying the disk is full (or
+// the database cannot grow): the client should retry later, not report a bug.
+func isStorageFull(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "database or disk is full") || strings.Contains(msg, "SQLITE_FULL") ||
+		strings.Contains(msg, "disk I/O error") || strings.Contains(msg, "no space left")
+}

@@ -1,0 +1,328 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Job is one bulk restore request and its webhook delivery state.
+type Job struct {
+	ID                 int64
+	UUID               string
+	UserID             int64
+	Status             string
+	Total              int
+	SuccessCount       int
+	FailureCount       int
+	WebhookURL         string // empty when none was given
+	CreatedAt          time.Time
+	StartedAt          time.Time
+	CompletedAt        time.Time
+	WebhookState       string
+	WebhookAttempts    int
+	WebhookDeliveredAt time.Time
+	WebhookError       string
+}
+
+// NumberResult is the current state of one number of a job.
+type NumberResult struct {
+	Position               int
+	Number                 string
+	Status                 string
+	Message                string // empty until the number has an outcome
+	StatusCode             int    // zero until the number has an outcome
+	RequiresIdentityUpdate bool
+	NeedsRegistration      bool
+	Attempts               int
+	StartedAt              time.Time
+	CompletedAt            time.Time
+}
+
+// final reports whether the number has reached its last state.
+func (r NumberResult) final() bool {
+	return r.Status == "success" || r.Status == "failed" || r.Status == "cancelled"
+}
+
+// nullTime stores a time, the zero time as NULL.
+func nullTime(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return ms(t)
+}
+
+// nullString stores a string, the empty string as NULL.
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// initialWebhookState is the outbox state of a new job.
+func initialWebhookState(url string) string {
+	if url == "" {
+		return "none"
+	}
+	return "waiting"
+}
+
+// insertJobRow inserts the job row and sets j.ID.
+func insertJobRow(tx *sql.Tx, j *Job) error {
+	res, err := tx.Exec(`INSERT INTO jobs (uuid, user_id, status, total, success_count, failure_count,
+		webhook_url, created_at, started_at, completed_at, webhook_state, webhook_next_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		j.UUID, j.UserID, j.Status, j.Total, j.SuccessCount, j.FailureCount, nullString(j.WebhookURL),
+		ms(j.CreatedAt), nullTime(j.StartedAt), nullTime(j.CompletedAt), j.WebhookState, nil)
+	if err != nil {
+		return fmt.Errorf("insert job: %w", err)
+	}
+	j.ID, err = res.LastInsertId()
+	return err
+}
+
+// numbersPerInsert is how many numbers one multi-row INSERT carries.
+const numbersPerInsert = 200
+
+// insertQueuedJob stores a new pending job and all its numbers.
+func insertQueuedJob(tx *sql.Tx, j *Job, numbers []string) error {
+	j.Status = "pending"
+	j.Total = len(numbers)
+	j.WebhookState = initialWebhookState(j.WebhookURL)
+	if err := insertJobRow(tx, j); err != nil {
+		return err
+	}
+	full := "INSERT INTO job_numbers (job_id, position, number, status) VALUES " +
+		strings.TrimSuffix(strings.Repeat("(?, ?, ?, 'pending'), ", numbersPerInsert), ", ")
+	var stmt *sql.Stmt
+	args := make([]any, 0, 3*numbersPerInsert)
+	for start := 0; start < len(numbers); start += numbersPerInsert {
+		chunk := numbers[start:min(start+numbersPerInsert, len(numbers))]
+		args = args[:0]
+		for i, n := range chunk {
+			args = append(args, j.ID, start+i, n)
+		}
+		var err error
+		if len(chunk) == numbersPerInsert {
+			if stmt == nil {
+				if stmt, err = tx.Prepare(full); err != nil {
+					return fmt.Errorf("insert numbers: %w", err)
+				}
+				defer stmt.Close()
+			}
+			_, err = stmt.Exec(args...)
+		} else {
+			_, err = tx.Exec("INSERT INTO job_numbers (job_id, position, number, status) VALUES "+
+				strings.TrimSuffix(strings.Repeat("(?, ?, ?, 'pending'), ", len(chunk)), ", "), args...)
+		}
+		if err != nil {
+			return fmt.Errorf("insert numbers: %w", err)
+		}
+	}
+	return nil
+}
+
+// insertAttempt records one try of one number.
+func insertAttempt(tx *sql.Tx, jobID int64, position, attempt int, a attemptRecord) error {
+	_, err := tx.Exec(`INSERT INTO attempts (job_id, position, attempt, started_at, finished_at, status_code, message)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, jobID, position, attempt, ms(a.Started), ms(a.Finished),
+		a.Outcome.StatusCode, a.Outcome.Message)
+	if err != nil {
+		return fmt.Errorf("insert attempt: %w", err)
+	}
+	return nil
+}
+
+// completedNumber is a number restored in full before its job was stored
+// (the synchronous path): every attempt, the last one final.
+type completedNumber struct {
+	Number   string
+	Attempts []attemptRecord
+}
+
+// outcome is the number's final outcome.
+func (c completedNumber) outcome() Outcome { return c.Attempts[len(c.Attempts)-1].Outcome }
+
+// insertCompletedJob stores a job whose numbers all have their outcome: the
+// job, its numbers, every attempt and the inventory changes, in tx. The
+// webhook, if any, is left pending with its first try leased to the caller
+// until leaseUntil.
+func insertCompletedJob(tx *sql.Tx, j *Job, numbers []completedNumber, leaseUntil time.Time) error {
+	j.Status = "completed"
+	j.Total = len(numbers)
+	j.SuccessCount, j.FailureCount = 0, 0
+	j.StartedAt, j.CompletedAt = j.CreatedAt, j.CreatedAt
+	for _, n := range numbers {
+		if n.outcome().Success {
+			j.SuccessCount++
+		} else {
+			j.FailureCount++
+		}
+		j.StartedAt = minTime(j.StartedAt, n.Attempts[0].Started)
+		j.CompletedAt = maxTime(j.CompletedAt, n.Attempts[len(n.Attempts)-1].Finished)
+	}
+	j.WebhookState = "none"
+	if j.WebhookURL != "" {
+		j.WebhookState = "pending"
+	}
+	if err := insertJobRow(tx, j); err != nil {
+		return err
+	}
+	if j.WebhookURL != "" {
+		if _, err := tx.Exec("UPDATE jobs SET webhook_next_at = ? WHERE id = ?", ms(leaseUntil), j.ID); err != nil {
+			return fmt.Errorf("lease webhook: %w", err)
+		}
+	}
+	for pos, n := range numbers {
+		o := n.outcome()
+		first, last := n.Attempts[0], n.Attempts[len(n.Attempts)-1]
+		_, err := tx.Exec(`INSERT INTO job_numbers (job_id, position, number, status, message, status_code,
+			requires_identity_update, needs_registration, attempts, started_at, completed_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			j.ID, pos, n.Number, o.status(), o.Message, o.StatusCode, boolInt(o.RequiresIdentityUpdate),
+			boolInt(o.NeedsRegistration), len(n.Attempts), ms(first.Started), ms(last.Finished))
+		if err != nil {
+			return fmt.Errorf("insert number: %w", err)
+		}
+		for i, a := range n.Attempts {
+			if err := insertAttempt(tx, j.ID, pos, i+1, a); err != nil {
+				return err
+			}
+		}
+		if o.Activate {
+			if err := activateInventory(tx, j.UserID, n.Number); err != nil {
+				return fmt.Errorf("activate %s: %w", n.Number, err)
+			}
+		}
+	}
+	return nil
+}
+
+// minTime returns the earlier of two times.
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// maxTime returns the later of two times.
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
+// jobColumns are the columns scanJob reads, in order.
+const jobColumns = `id, uuid, user_id, status, total, success_count, failure_count, webhook_url,
+	created_at, started_at, completed_at, webhook_state, webhook_attempts, webhook_delivered_at, webhook_error`
+
+// rowScanner is what *sql.Row and *sql.Rows have in common.
+type rowScanner interface{ Scan(dest ...any) error }
+
+// scanJob reads one row of jobColumns.
+func scanJob(row rowScanner) (Job, error) {
+	var j Job
+	var url, werr sql.NullString
+	var created, started, completed, delivered sql.NullInt64
+	err := row.Scan(&j.ID, &j.UUID, &j.UserID, &j.Status, &j.Total, &j.SuccessCount, &j.FailureCount, &url,
+		&created, &started, &completed, &j.WebhookState, &j.WebhookAttempts, &delivered, &werr)
+	if err != nil {
+		return Job{}, err
+	}
+	j.WebhookURL, j.WebhookError = url.String, werr.String
+	j.CreatedAt, j.StartedAt, j.CompletedAt, j.WebhookDeliveredAt =
+		fromMs(created), fromMs(started), fromMs(completed), fromMs(delivered)
+	return j, nil
+}
+
+// jobForUser returns the user's job with that UUID; another user's job is
+// errNotFound, like a job that does not exist.
+func (s *Store) jobForUser(ctx context.Context, userID int64, uuid string) (Job, error) {
+	j, err := scanJob(s.r.QueryRowContext(ctx, "SELECT "+jobColumns+" FROM jobs WHERE uuid = ? AND user_id = ?", uuid, userID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Job{}, errNotFound
+	}
+	if err != nil {
+		return Job{}, fmt.Errorf("read job: %w", err)
+	}
+	return j, nil
+}
+
+// jobByID returns a job by its row id.
+func (s *Store) jobByID(ctx context.Context, id int64) (Job, error) {
+	j, err := scanJob(s.r.QueryRowContext(ctx, "SELECT "+jobColumns+" FROM jobs WHERE id = ?", id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Job{}, errNotFound
+	}
+	if err != nil {
+		return Job{}, fmt.Errorf("read job: %w", err)
+	}
+	return j, nil
+}
+
+// resultColumns are the columns scanResult reads, in order.
+const resultColumns = `position, number, status, message, status_code, requires_identity_update,
+	needs_registration, attempts, started_at, completed_at`
+
+// scanResult reads one row of resultColumns.
+func scanResult(row rowScanner) (NumberResult, error) {
+	var r NumberResult
+	var msg sql.NullString
+	var code, started, completed sql.NullInt64
+	err := row.Scan(&r.Position, &r.Number, &r.Status, &msg, &code, &r.RequiresIdentityUpdate,
+		&r.NeedsRegistration, &r.Attempts, &started, &completed)
+	r.Message, r.StatusCode = msg.String, int(code.Int64)
+	r.StartedAt, r.CompletedAt = fromMs(started), fromMs(completed)
+	return r, err
+}
+
+// eachResult calls fn for the job's numbers in input order, one row at a
+// time, so a job of any size is read in constant memory. With number set,
+// only that number's row is visited; limit > 0 bounds the rows after offset.
+func (s *Store) eachResult(ctx context.Context, jobID int64, number string, offset, limit int, fn func(NumberResult) error) error {
+	query := "SELECT " + resultColumns + " FROM job_numbers WHERE job_id = ?"
+	args := []any{jobID}
+	if number != "" {
+		query += " AND number = ?"
+		args = append(args, number)
+	}
+	query += " ORDER BY position"
+	if limit > 0 || offset > 0 {
+		if limit <= 0 {
+			limit = -1
+		}
+		query += " LIMIT ? OFFSET ?"
+		args = append(args, limit, offset)
+	}
+	rows, err := s.r.QueryContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("read results: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanResult(rows)
+		if err != nil {
+			return fmt.Errorf("read results: %w", err)
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// hasNumber reports whether the job contains the number.
+func (s *Store) hasNumber(ctx context.Context, jobID int64, number string) (bool, error) {
+	var one int
+	err := s.r.QueryRowContext(ctx, "SELECT 1 FROM job_numbers WHERE job_id = ? AND number = ? LIMIT 1", jobID, number).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}

@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// errWriterClosed is returned by writer.do once the writer has stopped.
+var errWriterClosed = errors.New("database writer stopped")
+
+// writer is the one goroutine that writes to the database while the server
+// runs. Every write is a function run inside a transaction; the writes that
+// queue up while a commit is under way are run together in the next
+// transaction (group commit), each inside its own savepoint so that one
+// failing write does not undo the others. One disk sync then covers many
+// acknowledged writes, and no two writers ever race for the lock.
+type writer struct {
+	db       *sql.DB
+	ops      chan *writeOp // unbuffered: a send succeeds only when run takes it
+	quit     chan struct{}
+	done     chan struct{}
+	stopOnce sync.Once
+	maxBatch int
+	log      *slog.Logger
+	// observe, when set, is told how long each commit took and how many
+	// writes it carried.
+	observe func(d time.Duration, n int)
+}
+
+// writeOp is one queued write and the channel its result goes back on.
+type writeOp struct {
+	fn   func(tx *sql.Tx) error
+	done chan error
+}
+
+// newWriter starts the writer goroutine on db, which must be the store's
+// single write connection.
+func newWriter(db *sql.DB, log *slog.Logger) *writer {
+	w := &writer{
+		db:       db,
+		ops:      make(chan *writeOp),
+		quit:     make(chan struct{}),
+		done:     make(chan struct{}),
+		maxBatch: 256,
+		log:      log,
+	}
+	go w.run()
+	return w
+}
+
+// do runs fn in a write transaction and returns once that transaction has
+// committed (or failed). fn may be run together with other writes, so it must
+// touch only what it owns, and it must not keep tx.
+func (w *writer) do(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	op := &writeOp{fn: fn, done: make(chan error, 1)}
+	select {
+	case w.ops <- op:
+	case <-w.quit:
+		return errWriterClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	// Once taken, the write runs whatever happens to ctx: wait for its fate.
+	return <-op.done
+}
+
+// stop ends the writer after the writes already taken have committed.
+// Writes offered afterwards fail with errWriterClosed.
+func (w *writer) stop() {
+	w.stopOnce.Do(func() { close(w.quit) })
+	<-w.done
+}
+
+// run takes writes off the channel and commits them in groups.
+func (w *writer) run() {
+	defer close(w.done)
+	for {
+		var first *writeOp
+		select {
+		case first = <-w.ops:
+		case <-w.quit:
+			return
+		}
+		batch := []*writeOp{first}
+	gather:
+		for len(batch) < w.maxBatch {
+			select {
+			case op := <-w.ops:
+				batch = append(batch, op)
+			default:
+				break gather
+			}
+		}
+		w.commit(batch)
+	}
+}
+
+// commit runs one group of writes in a single transaction.
+func (w *writer) commit(batch []*writeOp) {
+	start := time.Now()
+	results := make([]error, len(batch))
+	err := func() error {
+		tx, err := w.db.BeginTx(context.Background(), nil)
+		if err != nil {
+			return fmt.Errorf("begin: %w", err)
+		}
+		defer tx.Rollback()
+		for i, op := range batch {
+			results[i] = runInSavepoint(tx, op.fn)
+			if errors.Is(results[i], errSavepoint) {
+				return results[i]
+			}
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+		return nil
+	}()
+	if err != nil {
+		w.log.Error("database write failed", "err", err, "writes", len(batch))
+	}
+	if w.observe != nil {
+		w.observe(time.Since(start), len(batch))
+	}
+	for i, op := range batch {
+		if err != nil {
+			op.done <- err
+		} else {
+			op.done <- results[i]
+		}
+	}
+}
+
+// errSavepoint marks a failure of the savepoint machinery itself, after which
+// the transaction cannot go on.
+var errSavepoint = errors.New("savepoint")
+
+// runInSavepoint runs fn so that its failure (or panic) undoes only its own
+// changes.
+func runInSavepoint(tx *sql.Tx, fn func(*sql.Tx) error) (err error) {
+	if _, err := tx.Exec("SAVEPOINT op"); err != nil {
+		return fmt.Errorf("%w: %w", errSavepoint, err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("write panicked: %v", p)
+		}
+		if err != nil {
+			if _, rbErr := tx.Exec("ROLLBACK TO op"); rbErr != nil {
+				err = fmt.Errorf("%w: %w (after %w)", errSavepoint, rbErr, err)
+				return
+			}
+		}
+		if _, relErr := tx.Exec("RELEASE op"); relErr != nil && err == nil {
+			err = fmt.Errorf("%w: %w", errSavepoint, relErr)
+		}
+	}()
+	return fn(tx)
+}
