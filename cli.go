@@ -18,6 +18,65 @@ import (
 // Basic auth, so it is kept plain.
 var userNamePattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
 
+// secretOverlap is how long a rotated-out webhook secret keeps signing.
+const secretOverlap = 24 * time.Hour
+
+// runBackup is `bulkrestore backup -db PATH OUT`: a consistent copy of a
+// live database, safe to take while the server runs.
+func runBackup(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	dbPath, rest, err := adminFlags("backup", args, getenv, stderr, nil)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		return fmt.Errorf("%w: backup -db PATH OUT", errUsage)
+	}
+	if _, err := os.Stat(rest[0]); err == nil {
+		return fmt.Errorf("backup: %s already exists", rest[0])
+	}
+	store, err := openStore(dbPath)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if err := store.backup(ctx, rest[0]); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "backed up %s to %s\n", dbPath, rest[0])
+	return nil
+}
+
+// runCheck is `bulkrestore check -db PATH`: PRAGMA integrity_check, with a
+// non-zero exit when the file is damaged.
+func runCheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	dbPath, rest, err := adminFlags("check", args, getenv, stderr, nil)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 0 {
+		return fmt.Errorf("%w: check -db PATH", errUsage)
+	}
+	if _, err := os.Stat(dbPath); err != nil {
+		return fmt.Errorf("check: %w", err)
+	}
+	store, err := openStore(dbPath)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	findings, err := store.integrityCheck(ctx)
+	if err != nil {
+		return err
+	}
+	for _, f := range findings {
+		fmt.Fprintln(stdout, f)
+	}
+	if len(findings) != 1 || findings[0] != "ok" {
+		return fmt.Errorf("check: %s failed its integrity check", dbPath)
+	}
+	return nil
+}
+
 // adminFlags parses the flags of an admin subcommand: -db, plus whatever
 // extra registers. It returns the store path and the positional arguments.
 func adminFlags(name string, args []string, getenv func(string) string, stderr io.Writer, extra func(*flag.FlagSet)) (string, []string, error) {
@@ -41,10 +100,10 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 	if err != nil {
 		return err
 	}
-	wantArgs := map[string]int{"add": 1, "del": 1, "list": 0}
+	wantArgs := map[string]int{"add": 1, "del": 1, "list": 0, "rotate-secret": 1}
 	n, known := wantArgs[sub]
 	if !known {
-		return fmt.Errorf("%w: unknown user command %q (want add, list or del)", errUsage, sub)
+		return fmt.Errorf("%w: unknown user command %q (want add, list, del or rotate-secret)", errUsage, sub)
 	}
 	if len(rest) != n {
 		return fmt.Errorf("%w: user %s takes %d argument(s), got %d", errUsage, sub, n, len(rest))
@@ -65,6 +124,15 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 			return fmt.Errorf("user add %s: %w", name, err)
 		}
 		return json.NewEncoder(stdout).Encode(map[string]string{"username": name, "api_key": key, "webhook_secret": secret})
+	case "rotate-secret":
+		secret := newWebhookSecret()
+		if err := store.rotateSecret(ctx, rest[0], secret, secretOverlap); err != nil {
+			if errors.Is(err, errNotFound) {
+				return fmt.Errorf("user rotate-secret: no user %q", rest[0])
+			}
+			return err
+		}
+		return json.NewEncoder(stdout).Encode(map[string]string{"username": rest[0], "webhook_secret": secret})
 	case "del":
 		if err := store.deleteUser(ctx, rest[0]); err != nil {
 			if errors.Is(err, errNotFound) {

@@ -50,8 +50,11 @@ Usage:
   bulkrestore user add -db PATH NAME           create a user; prints its API key and webhook secret
   bulkrestore user list -db PATH               list users
   bulkrestore user del -db PATH NAME           delete a user with its jobs and inventory
+  bulkrestore user rotate-secret -db PATH NAME new webhook secret; the old one signs too for 24h
   bulkrestore numbers import -db PATH -user NAME FILE.csv|-
                                                import or update inventory numbers
+  bulkrestore backup -db PATH OUT              consistent copy of a live database
+  bulkrestore check -db PATH                   run SQLite's integrity check
   bulkrestore version                          print the version
 
 Every flag can also be set as BULKRESTORE_<FLAG> (upper case, - as _).
@@ -80,6 +83,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runUser(ctx, args, getenv, stdout, stderr)
 	case "numbers":
 		return runNumbers(ctx, args, getenv, stdin, stdout, stderr)
+	case "backup":
+		return runBackup(ctx, args, getenv, stdout, stderr)
+	case "check":
+		return runCheck(ctx, args, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return nil

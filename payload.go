@@ -27,6 +27,7 @@ type jobHeadJSON struct {
 	TotalNumbers   int     `json:"total_numbers"`
 	SuccessCount   int     `json:"success_count"`
 	FailureCount   int     `json:"failure_count"`
+	CancelledCount int     `json:"cancelled_count,omitempty"`
 	WebhookURL     *string `json:"webhook_url"`
 	CreatedAt      *string `json:"created_at"`
 	StartedAt      *string `json:"started_at"`
@@ -40,7 +41,7 @@ type finalResultJSON struct {
 	Number                 string `json:"number"`
 	Status                 string `json:"status"`
 	Message                string `json:"message"`
-	StatusCode             int    `json:"status_code"`
+	StatusCode             *int   `json:"status_code"` // null for a cancelled number
 	RequiresIdentityUpdate int    `json:"requires_identity_update"`
 	NeedsRegistration      int    `json:"needs_registration,omitempty"`
 }
@@ -62,9 +63,10 @@ type statusResultJSON struct {
 
 // statusTailJSON is what the status answer reports after "results".
 type statusTailJSON struct {
-	WebhookAttempts    int     `json:"webhook_attempts"`
-	WebhookDeliveredAt *string `json:"webhook_delivered_at"`
-	WebhookError       *string `json:"webhook_error"`
+	WebhookAttempts    int                  `json:"webhook_attempts"`
+	WebhookDeliveredAt *string              `json:"webhook_delivered_at"`
+	WebhookError       *string              `json:"webhook_error"`
+	WebhookAttemptLog  []webhookAttemptJSON `json:"webhook_attempt_log"`
 }
 
 // finalTailJSON is what a synchronous answer reports after "results".
@@ -103,7 +105,8 @@ type jobPayload struct {
 	job            Job
 	results        resultSource
 	filteredNumber string
-	webhookError   string // finalPayload only: the inline delivery's failure
+	webhookError   string               // finalPayload only: the inline delivery's failure
+	attemptLog     []webhookAttemptJSON // statusPayload only: the last delivery attempts
 }
 
 // write streams the body to w, one result at a time, so that a job of
@@ -117,7 +120,7 @@ func (p jobPayload) write(w io.Writer) error {
 	}
 	head, err := json.Marshal(jobHeadJSON{
 		JobUUID: j.UUID, Status: j.Status, TotalNumbers: j.Total,
-		SuccessCount: j.SuccessCount, FailureCount: j.FailureCount, WebhookURL: url,
+		SuccessCount: j.SuccessCount, FailureCount: j.FailureCount, CancelledCount: j.CancelledCount, WebhookURL: url,
 		CreatedAt: jsonTime(j.CreatedAt), StartedAt: jsonTime(j.StartedAt), CompletedAt: jsonTime(j.CompletedAt),
 		FilteredNumber: p.filteredNumber,
 	})
@@ -149,6 +152,7 @@ func (p jobPayload) write(w io.Writer) error {
 			WebhookAttempts:    j.WebhookAttempts,
 			WebhookDeliveredAt: jsonTime(j.WebhookDeliveredAt),
 			WebhookError:       nullableString(j.WebhookError),
+			WebhookAttemptLog:  p.attemptLog,
 		}
 	}
 	t, err := json.Marshal(tail)
@@ -184,7 +188,7 @@ func (p jobPayload) resultJSON(r NumberResult) any {
 // finalResult shapes one number for the final payload.
 func finalResult(r NumberResult) finalResultJSON {
 	return finalResultJSON{
-		Number: r.Number, Status: r.Status, Message: r.Message, StatusCode: r.StatusCode,
+		Number: r.Number, Status: r.Status, Message: r.Message, StatusCode: statusCode(r.StatusCode),
 		RequiresIdentityUpdate: boolInt(r.RequiresIdentityUpdate), NeedsRegistration: boolInt(r.NeedsRegistration),
 	}
 }
@@ -198,9 +202,17 @@ func statusResult(r NumberResult) statusResultJSON {
 	}
 	if r.final() {
 		out.Message = &r.Message
-		out.StatusCode = &r.StatusCode
+		out.StatusCode = statusCode(r.StatusCode)
 	}
 	return out
+}
+
+// statusCode is a result's status code for JSON; zero (no outcome) is null.
+func statusCode(code int) *int {
+	if code == 0 {
+		return nil
+	}
+	return &code
 }
 
 // nullableString maps the empty string to null.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ const maxInvalidListed = 50
 type bulkRequest struct {
 	Numbers    []string // unique, in input order
 	WebhookURL string   // empty when none
+	BodyHash   []byte   // SHA-256 of Content-Type and body, for Idempotency-Key
 }
 
 // requestLimits are the knobs request parsing obeys.
@@ -49,7 +51,12 @@ func parseBulkRequest(w http.ResponseWriter, r *http.Request, lim requestLimits)
 	if err != nil {
 		return bulkRequest{}, err
 	}
-	return validateBulkRequest(raw, lim)
+	req, err := validateBulkRequest(raw, lim)
+	h := sha256.New()
+	h.Write([]byte(r.Header.Get("Content-Type") + "\n"))
+	h.Write(body)
+	req.BodyHash = h.Sum(nil)
+	return req, err
 }
 
 // decodeBulkBody decodes a JSON, form or plain-text body. Without a

@@ -9,6 +9,9 @@ CREATE TABLE users (
     name           TEXT    NOT NULL UNIQUE,
     key_hash       BLOB    NOT NULL,          -- SHA-256 of the API key
     webhook_secret TEXT    NOT NULL,          -- whsec_<base64>
+    -- After a rotation the old secret keeps signing until previous_until.
+    previous_secret TEXT,
+    previous_until  INTEGER,
     created_at     INTEGER NOT NULL
 ) STRICT;
 
@@ -30,6 +33,7 @@ CREATE TABLE jobs (
     total                INTEGER NOT NULL,
     success_count        INTEGER NOT NULL DEFAULT 0,
     failure_count        INTEGER NOT NULL DEFAULT 0,
+    cancelled_count      INTEGER NOT NULL DEFAULT 0,
     webhook_url          TEXT,
     created_at           INTEGER NOT NULL,
     started_at           INTEGER,
@@ -94,3 +98,17 @@ CREATE TABLE webhook_attempts (
     duration_ms INTEGER NOT NULL,
     PRIMARY KEY (job_id, attempt)
 ) STRICT, WITHOUT ROWID;
+
+-- Idempotency-Key records: the same key and body from the same user within
+-- 24 hours get the original answer back instead of a new job.
+CREATE TABLE idempotency_keys (
+    user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    key        TEXT    NOT NULL,
+    body_hash  BLOB    NOT NULL,
+    job_id     INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    http_status INTEGER,          -- NULL until the answer is recorded
+    response   BLOB,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (user_id, key)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // maxRestoreRetryWait caps the wait before a number's next attempt, however
@@ -44,6 +46,10 @@ type serveConfig struct {
 	logFormat          string
 	logLevel           string
 	showVersion        bool
+	rateLimit          float64
+	rateBurst          int
+	maxActiveJobs      int
+	retention          time.Duration
 }
 
 // allowPrivateWebhooks reports whether webhooks may reach private and
@@ -112,6 +118,10 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&c.showVersion, "version", false, "print the version and exit")
+	fs.Float64Var(&c.rateLimit, "rate-limit", 200, "requests a second per user (0: no limit)")
+	fs.IntVar(&c.rateBurst, "rate-burst", 400, "requests a user may make at once above -rate-limit")
+	fs.IntVar(&c.maxActiveJobs, "max-active-jobs", 100, "queued jobs a user may have unfinished at once (0: no limit)")
+	fs.DurationVar(&c.retention, "retention", 720*time.Hour, "finished jobs older than this are deleted (0: keep forever)")
 	rest, err := parseArgs(fs, args, getenv)
 	if err != nil {
 		return c, err
@@ -150,6 +160,10 @@ func (c serveConfig) validate() error {
 	check(c.webhookRetryBase <= 0, "-webhook-retry-base must be positive")
 	check(c.webhookRetryMax < c.webhookRetryBase, "-webhook-retry-max must be at least -webhook-retry-base")
 	check(c.logFormat != "text" && c.logFormat != "json", "-log-format must be text or json")
+	check(c.rateLimit < 0, "-rate-limit must not be negative")
+	check(c.rateLimit > 0 && c.rateBurst < 1, "-rate-burst must be at least 1")
+	check(c.maxActiveJobs < 0, "-max-active-jobs must not be negative")
+	check(c.retention < 0, "-retention must not be negative")
 	_, levelErr := parseLevel(c.logLevel)
 	check(levelErr != nil, "-log-level must be debug, info, warn or error")
 	if len(problems) > 0 {
@@ -213,11 +227,17 @@ func serve(ctx context.Context, cfg serveConfig, stderr io.Writer, ready func(ad
 		return err
 	}
 	sender.start(ctx)
+	jan := newJanitor(store, w, cfg.retention, log)
+	jan.start(ctx)
 
 	syncRetry := retry
 	syncRetry.max = min(retry.max, 30*time.Second) // a client is waiting
 	a := &app{store: store, writer: w, pool: p, webhooks: sender, backend: backend, retry: syncRetry,
-		cfg: cfg, log: log, now: time.Now, onCreated: func(int) {}}
+		cfg: cfg, log: log, now: time.Now, onCreated: func(int) {},
+		authFailures: newLimiterSet(authFailureRate, authFailureBurst)}
+	if cfg.rateLimit > 0 {
+		a.userLimits = newLimiterSet(rate.Limit(cfg.rateLimit), cfg.rateBurst)
+	}
 	srv := &http.Server{
 		Handler:           a.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -248,6 +268,7 @@ func serve(ctx context.Context, cfg serveConfig, stderr io.Writer, ready func(ad
 	}
 	p.stop()
 	sender.stop()
+	jan.stop()
 	w.stop()
 	log.Info("stopped")
 	return nil

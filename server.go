@@ -2,16 +2,13 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/gorilla/mux"
 )
 
@@ -27,6 +24,9 @@ type app struct {
 	log       *slog.Logger
 	now       func() time.Time
 	onCreated func(n int) // told how many numbers each new job has
+
+	userLimits   *limiterSet // requests per user; nil when -rate-limit is 0
+	authFailures *limiterSet // failed authentications per client address
 }
 
 // userKey is the context key of the authenticated user.
@@ -43,6 +43,8 @@ func (a *app) routes() http.Handler {
 	api.HandleFunc("/bulk_restore", a.bulkRestore).Methods(http.MethodPost)
 	api.HandleFunc("/bulk_restore_status", a.bulkRestoreStatus).Methods(http.MethodGet, http.MethodHead)
 	api.HandleFunc("/restore/{number}", a.restoreOne).Methods(http.MethodGet, http.MethodPost)
+	api.HandleFunc("/bulk_restore_cancel", a.bulkRestoreCancel).Methods(http.MethodPost)
+	api.HandleFunc("/bulk_restore_webhook", a.bulkRestoreWebhook).Methods(http.MethodPost)
 
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, newAPIError(codeNotFound, "no such endpoint: "+r.URL.Path))
@@ -77,14 +79,26 @@ func (a *app) authenticate(next http.Handler) http.Handler {
 			a.unauthorized(w, r, "authentication required: HTTP Basic with your username and API key")
 			return
 		}
+		ip, now := clientIP(r), a.now()
+		if wait, blocked := a.authFailures.exhausted(ip, now); blocked {
+			a.tooManyRequests(w, r, wait, "too many failed authentications from your address; retry later")
+			return
+		}
 		u, err := a.store.authenticate(r.Context(), name, key)
 		if errors.Is(err, errNotFound) {
+			a.authFailures.take(ip, now)
 			a.unauthorized(w, r, "invalid username or API key")
 			return
 		}
 		if err != nil {
 			writeError(w, r, a.log, err)
 			return
+		}
+		if a.userLimits != nil {
+			if wait, ok := a.userLimits.take(u.Name, now); !ok {
+				a.tooManyRequests(w, r, wait, fmt.Sprintf("rate limit of %g requests a second exceeded; retry later", a.cfg.rateLimit))
+				return
+			}
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, u)))
 	})
@@ -118,133 +132,11 @@ func (a *app) readyz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// bulkRestore is POST /v3/bulk_restore.
-func (a *app) bulkRestore(w http.ResponseWriter, r *http.Request) {
-	req, err := parseBulkRequest(w, r, a.limits())
-	if err != nil {
-		writeError(w, r, a.log, err)
-		return
-	}
-	user := currentUser(r)
-	if len(req.Numbers) <= a.cfg.syncLimit {
-		job, results, webhookErr, err := a.runSync(r.Context(), user, req.Numbers, req.WebhookURL)
-		if err != nil {
-			writeError(w, r, a.log, err)
-			return
-		}
-		a.writeFinal(w, r, job, results, webhookErr)
-		return
-	}
-	job, err := a.enqueue(r.Context(), user, req.Numbers, req.WebhookURL)
-	if err != nil {
-		writeError(w, r, a.log, err)
-		return
-	}
-	statusPath := "/v3/bulk_restore_status?job_uuid=" + job.UUID
-	msg := "Restore job queued. Poll " + statusPath + " for results."
-	if job.WebhookURL != "" {
-		msg = "Restore job queued. Results will be POSTed to " + job.WebhookURL
-	}
-	w.Header().Set("Location", statusPath)
-	writeJSON(w, http.StatusAccepted, queuedJSON{
-		JobUUID: job.UUID, Status: job.Status, TotalNumbers: job.Total,
-		WebhookURL: nullableString(job.WebhookURL), Message: msg,
-	})
-}
-
-// queuedJSON is the 202 body.
-type queuedJSON struct {
-	JobUUID      string  `json:"job_uuid"`
-	Status       string  `json:"status"`
-	TotalNumbers int     `json:"total_numbers"`
-	WebhookURL   *string `json:"webhook_url"`
-	Message      string  `json:"message"`
-}
-
-// limits are the request limits of this server.
-func (a *app) limits() requestLimits {
-	return requestLimits{maxBody: a.cfg.maxBody, maxNumbers: a.cfg.maxNumbers, allowPrivate: a.cfg.allowPrivateWebhooks()}
-}
-
-// enqueue commits a job and all its numbers, then wakes the dispatcher.
-func (a *app) enqueue(ctx context.Context, user User, numbers []string, webhookURL string) (Job, error) {
-	job := Job{UUID: uuid.NewString(), UserID: user.ID, WebhookURL: webhookURL, CreatedAt: a.now()}
-	err := a.writer.do(ctx, func(tx *sql.Tx) error { return insertQueuedJob(tx, &job, numbers) })
-	if err != nil {
-		return Job{}, fmt.Errorf("queue job: %w", err)
-	}
-	a.onCreated(len(numbers))
-	a.pool.nudge()
-	return job, nil
-}
-
-// runSync restores a few numbers now, concurrently, stores the finished
-// job, and makes the first webhook attempt. It returns the job, its results
-// and the webhook error, if the attempt failed.
-func (a *app) runSync(ctx context.Context, user User, numbers []string, webhookURL string) (Job, []NumberResult, string, error) {
-	// A client that hangs up does not cut the restores short: they are
-	// recorded whole either way.
-	work := context.WithoutCancel(ctx)
-	job := Job{UUID: uuid.NewString(), UserID: user.ID, WebhookURL: webhookURL, CreatedAt: a.now()}
-	done := make([]completedNumber, len(numbers))
-	var wg sync.WaitGroup
-	onPanic := func(v any, stack []byte) { a.log.Error("restore panicked", "panic", v, "stack", string(stack)) }
-	for i, n := range numbers {
-		wg.Go(func() {
-			done[i] = completedNumber{Number: n, Attempts: restoreWithRetries(work, a.backend, a.retry, user.ID, n, onPanic)}
-		})
-	}
-	wg.Wait()
-	lease := a.now().Add(a.cfg.webhookTimeout + 30*time.Second)
-	err := a.writer.do(work, func(tx *sql.Tx) error { return insertCompletedJob(tx, &job, done, lease) })
-	if err != nil {
-		return Job{}, nil, "", fmt.Errorf("store job: %w", err)
-	}
-	a.onCreated(len(numbers))
-	results := make([]NumberResult, len(done))
-	for i, d := range done {
-		o := d.outcome()
-		results[i] = NumberResult{
-			Position: i, Number: d.Number, Status: o.status(), Message: o.Message, StatusCode: o.StatusCode,
-			RequiresIdentityUpdate: o.RequiresIdentityUpdate, NeedsRegistration: o.NeedsRegistration,
-			Attempts: len(d.Attempts), StartedAt: d.Attempts[0].Started, CompletedAt: d.Attempts[len(d.Attempts)-1].Finished,
-		}
-	}
-	if webhookURL == "" {
-		return job, results, "", nil
-	}
-	body, err := jobPayload{kind: finalPayload, job: job, results: sliceSource(results)}.bytes()
-	if err != nil {
-		return Job{}, nil, "", err
-	}
-	res, err := a.webhooks.attempt(work, job, []string{user.WebhookSecret}, body)
-	if err != nil {
-		a.log.Error("inline webhook attempt", "job", job.UUID, "err", err)
-	}
-	a.webhooks.nudge() // schedules the retry, if one is due
-	return job, results, res.Err, nil
-}
-
-// writeFinal answers 200 with the final payload.
-func (a *app) writeFinal(w http.ResponseWriter, r *http.Request, job Job, results []NumberResult, webhookErr string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	p := jobPayload{kind: finalPayload, job: job, results: sliceSource(results), webhookError: webhookErr}
-	if err := p.write(w); err != nil {
-		a.log.Warn("write response", "path", r.URL.Path, "err", err)
-	}
-}
-
 // bulkRestoreStatus is GET /v3/bulk_restore_status.
 func (a *app) bulkRestoreStatus(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	id := q.Get("job_uuid")
-	if id == "" {
+	if q.Get("job_uuid") == "" {
 		writeError(w, r, a.log, newAPIError(codeInvalid, "job_uuid is required"))
-		return
-	}
-	if _, err := uuid.Parse(id); err != nil || len(id) != 36 {
-		writeError(w, r, a.log, newAPIError(codeInvalid, "job_uuid must be a UUID like 8f6c1f0e-23d2-4717-8c8e-1a518e5738f0"))
 		return
 	}
 	number := q.Get("number")
@@ -257,11 +149,12 @@ func (a *app) bulkRestoreStatus(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
-	job, err := a.store.jobForUser(r.Context(), currentUser(r).ID, uuid.MustParse(id).String())
-	if errors.Is(err, errNotFound) {
-		writeError(w, r, a.log, newAPIError(codeNotFound, "job not found"))
+	job, err := a.jobFromQuery(r)
+	if err != nil {
+		writeError(w, r, a.log, err)
 		return
 	}
+	attemptLog, err := a.store.webhookAttemptLog(r.Context(), job.ID, 20)
 	if err != nil {
 		writeError(w, r, a.log, err)
 		return
@@ -280,7 +173,7 @@ func (a *app) bulkRestoreStatus(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	p := jobPayload{
-		kind: statusPayload, job: job, filteredNumber: number,
+		kind: statusPayload, job: job, filteredNumber: number, attemptLog: attemptLog,
 		results: func(fn func(NumberResult) error) error {
 			return a.store.eachResult(r.Context(), job.ID, number, offset, limit, fn)
 		},
@@ -336,7 +229,7 @@ func (a *app) restoreOne(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, newAPIError(codeInvalid, "number must be 7 to 15 digits"))
 		return
 	}
-	job, results, _, err := a.runSync(r.Context(), currentUser(r), []string{number}, "")
+	job, results, _, err := a.runSync(r.Context(), currentUser(r), []string{number}, "", nil)
 	if err != nil {
 		writeError(w, r, a.log, err)
 		return

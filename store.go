@@ -219,6 +219,47 @@ func (s *Store) deleteUser(ctx context.Context, name string) error {
 	return nil
 }
 
+// rotateSecret gives a user a new webhook secret; the old one keeps signing
+// alongside it for overlap, so receivers can switch without losing messages.
+func (s *Store) rotateSecret(ctx context.Context, name, secret string, overlap time.Duration) error {
+	res, err := s.w.ExecContext(ctx, `UPDATE users SET previous_secret = webhook_secret, previous_until = ?,
+		webhook_secret = ? WHERE name = ?`, ms(s.now().Add(overlap)), secret, name)
+	if err != nil {
+		return fmt.Errorf("rotate secret: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return errNotFound
+	}
+	return nil
+}
+
+// backup writes a consistent copy of the live database to path.
+func (s *Store) backup(ctx context.Context, path string) error {
+	if _, err := s.w.ExecContext(ctx, "VACUUM INTO ?", path); err != nil {
+		return fmt.Errorf("backup to %s: %w", path, err)
+	}
+	return nil
+}
+
+// integrityCheck runs PRAGMA integrity_check and returns its findings;
+// a healthy file gives ["ok"].
+func (s *Store) integrityCheck(ctx context.Context) ([]string, error) {
+	rows, err := s.r.QueryContext(ctx, "PRAGMA integrity_check")
+	if err != nil {
+		return nil, fmt.Errorf("integrity check: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			return nil, fmt.Errorf("integrity check: %w", err)
+		}
+		out = append(out, line)
+	}
+	return out, rows.Err()
+}
+
 // authenticate returns the user whose name and key match, or errNotFound.
 func (s *Store) authenticate(ctx context.Context, name, key string) (User, error) {
 	var u User

@@ -18,6 +18,7 @@ type Job struct {
 	Total              int
 	SuccessCount       int
 	FailureCount       int
+	CancelledCount     int
 	WebhookURL         string // empty when none was given
 	CreatedAt          time.Time
 	StartedAt          time.Time
@@ -219,7 +220,7 @@ func maxTime(a, b time.Time) time.Time {
 }
 
 // jobColumns are the columns scanJob reads, in order.
-const jobColumns = `id, uuid, user_id, status, total, success_count, failure_count, webhook_url,
+const jobColumns = `id, uuid, user_id, status, total, success_count, failure_count, cancelled_count, webhook_url,
 	created_at, started_at, completed_at, webhook_state, webhook_attempts, webhook_delivered_at, webhook_error`
 
 // rowScanner is what *sql.Row and *sql.Rows have in common.
@@ -230,7 +231,7 @@ func scanJob(row rowScanner) (Job, error) {
 	var j Job
 	var url, werr sql.NullString
 	var created, started, completed, delivered sql.NullInt64
-	err := row.Scan(&j.ID, &j.UUID, &j.UserID, &j.Status, &j.Total, &j.SuccessCount, &j.FailureCount, &url,
+	err := row.Scan(&j.ID, &j.UUID, &j.UserID, &j.Status, &j.Total, &j.SuccessCount, &j.FailureCount, &j.CancelledCount, &url,
 		&created, &started, &completed, &j.WebhookState, &j.WebhookAttempts, &delivered, &werr)
 	if err != nil {
 		return Job{}, err

@@ -133,6 +133,21 @@ func nextDue(tx *sql.Tx, now time.Time) (time.Time, error) {
 	return fromMs(at), nil
 }
 
+// jobCountsSQL adds a batch's successes (?1) and failures (?2) to job ?4
+// and, once every number is final, completes it at ?3 (a cancelled job stays
+// cancelled) and makes its webhook due. It returns whether all are final.
+const jobCountsSQL = `UPDATE jobs SET
+	success_count = success_count + ?1, failure_count = failure_count + ?2,
+	status = CASE WHEN status = 'processing' AND success_count + failure_count + cancelled_count + ?1 + ?2 >= total
+		THEN 'completed' ELSE status END,
+	completed_at = CASE WHEN status = 'processing' AND success_count + failure_count + cancelled_count + ?1 + ?2 >= total
+		THEN ?3 ELSE completed_at END,
+	webhook_state = CASE WHEN success_count + failure_count + cancelled_count + ?1 + ?2 >= total
+		AND webhook_state = 'waiting' THEN 'pending' ELSE webhook_state END,
+	webhook_next_at = CASE WHEN success_count + failure_count + cancelled_count + ?1 + ?2 >= total
+		AND webhook_state = 'waiting' THEN ?3 ELSE webhook_next_at END
+	WHERE id = ?4 RETURNING success_count + failure_count + cancelled_count >= total`
+
 // recordOutcome is what recordResults learned while writing.
 type recordOutcome struct {
 	completedJobs []int64 // jobs that became completed
@@ -208,22 +223,12 @@ func recordResults(tx *sql.Tx, results []workResult, policy retryPolicy, now tim
 	}
 	for _, id := range jobOrder {
 		c := perJob[id]
-		var status string
-		err := tx.QueryRow(`UPDATE jobs SET
-			success_count = success_count + ?1, failure_count = failure_count + ?2,
-			status = CASE WHEN status = 'processing' AND success_count + failure_count + ?1 + ?2 >= total
-				THEN 'completed' ELSE status END,
-			completed_at = CASE WHEN status = 'processing' AND success_count + failure_count + ?1 + ?2 >= total
-				THEN ?3 ELSE completed_at END,
-			webhook_state = CASE WHEN status = 'processing' AND success_count + failure_count + ?1 + ?2 >= total
-				AND webhook_state = 'waiting' THEN 'pending' ELSE webhook_state END,
-			webhook_next_at = CASE WHEN status = 'processing' AND success_count + failure_count + ?1 + ?2 >= total
-				AND webhook_state = 'waiting' THEN ?3 ELSE webhook_next_at END
-			WHERE id = ?4 RETURNING status`, c.success, c.failure, ms(now), id).Scan(&status)
+		var done bool
+		err := tx.QueryRow(jobCountsSQL, c.success, c.failure, ms(now), id).Scan(&done)
 		if err != nil {
 			return out, fmt.Errorf("update job %d counts: %w", id, err)
 		}
-		if status == "completed" {
+		if done {
 			out.completedJobs = append(out.completedJobs, id)
 		}
 	}

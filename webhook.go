@@ -155,7 +155,7 @@ func (s *webhookSender) deliverJob(id int64) error {
 	if err != nil {
 		return err
 	}
-	secrets, err := s.store.webhookSecrets(ctx, job.UserID)
+	secrets, err := s.store.webhookSecrets(ctx, job.UserID, s.now())
 	if err != nil {
 		return err
 	}
@@ -213,13 +213,22 @@ func (s *webhookSender) recordAttempt(tx *sql.Tx, jobID int64, at time.Time, res
 	return err
 }
 
-// webhookSecrets returns the secrets a user's messages are signed with.
-func (s *Store) webhookSecrets(ctx context.Context, userID int64) ([]string, error) {
+// webhookSecrets returns the secrets a user's messages are signed with: the
+// current one and, for a day after a rotation, the previous one.
+func (s *Store) webhookSecrets(ctx context.Context, userID int64, now time.Time) ([]string, error) {
 	var secret string
-	if err := s.r.QueryRowContext(ctx, "SELECT webhook_secret FROM users WHERE id = ?", userID).Scan(&secret); err != nil {
+	var previous sql.NullString
+	var until sql.NullInt64
+	err := s.r.QueryRowContext(ctx, "SELECT webhook_secret, previous_secret, previous_until FROM users WHERE id = ?", userID).
+		Scan(&secret, &previous, &until)
+	if err != nil {
 		return nil, fmt.Errorf("webhook secret: %w", err)
 	}
-	return []string{secret}, nil
+	secrets := []string{secret}
+	if previous.Valid && until.Valid && until.Int64 > ms(now) {
+		secrets = append(secrets, previous.String)
+	}
+	return secrets, nil
 }
 
 // finalPayload renders a completed job's webhook body.

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// janitor deletes finished jobs older than -retention, and idempotency keys
+// past their day. It deletes in small transactions through the writer, so a
+// job of 100,000 numbers goes away in many short steps between which API
+// writes get their turn.
+type janitor struct {
+	store     *Store
+	writer    *writer
+	retention time.Duration
+	chunk     int // rows deleted per transaction
+	log       *slog.Logger
+	now       func() time.Time
+	cancel    context.CancelFunc
+	done      chan struct{}
+}
+
+// newJanitor builds a janitor; start runs it.
+func newJanitor(store *Store, w *writer, retention time.Duration, log *slog.Logger) *janitor {
+	return &janitor{store: store, writer: w, retention: retention, chunk: 2000, log: log, now: time.Now, done: make(chan struct{})}
+}
+
+// start runs a sweep now and then one per interval, until stop.
+func (j *janitor) start(ctx context.Context) {
+	ctx, j.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	interval := min(max(j.retention/24, time.Minute), time.Hour)
+	go func() {
+		defer close(j.done)
+		for {
+			if err := j.sweep(ctx); err != nil && ctx.Err() == nil {
+				j.log.Error("retention sweep", "err", err)
+			}
+			sleepUntil(ctx, nil, j.now().Add(interval), j.now)
+			if ctx.Err() != nil {
+				return
+			}
+		}
+	}()
+}
+
+// stop ends the janitor, waiting for the step under way.
+func (j *janitor) stop() {
+	j.cancel()
+	<-j.done
+}
+
+// sweep deletes everything that is due, one chunk per transaction.
+func (j *janitor) sweep(ctx context.Context) error {
+	now := j.now()
+	if err := j.writer.do(ctx, func(tx *sql.Tx) error {
+		_, err := tx.Exec("DELETE FROM idempotency_keys WHERE created_at < ?", ms(now.Add(-idempotencyTTL)))
+		return err
+	}); err != nil {
+		return fmt.Errorf("expire idempotency keys: %w", err)
+	}
+	if j.retention <= 0 {
+		return nil
+	}
+	deleted := 0
+	for ctx.Err() == nil {
+		var jobID int64
+		err := j.store.r.QueryRowContext(ctx, `SELECT id FROM jobs WHERE status IN ('completed', 'cancelled')
+			AND completed_at < ? AND webhook_state NOT IN ('pending', 'waiting') ORDER BY id LIMIT 1`,
+			ms(now.Add(-j.retention))).Scan(&jobID)
+		if errors.Is(err, sql.ErrNoRows) {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if err := j.deleteJob(ctx, jobID); err != nil {
+			return err
+		}
+		deleted++
+	}
+	if deleted > 0 {
+		j.log.Info("deleted jobs past retention", "jobs", deleted, "retention", j.retention)
+	}
+	return ctx.Err()
+}
+
+// deleteJob removes one job's rows a chunk at a time, the job row last.
+func (j *janitor) deleteJob(ctx context.Context, jobID int64) error {
+	for {
+		var finished bool
+		err := j.writer.do(ctx, func(tx *sql.Tx) error {
+			var bound sql.NullInt64
+			err := tx.QueryRow("SELECT max(position) FROM (SELECT position FROM job_numbers WHERE job_id = ? ORDER BY position LIMIT ?)",
+				jobID, j.chunk).Scan(&bound)
+			if err != nil {
+				return err
+			}
+			if !bound.Valid {
+				finished = true
+				_, err := tx.Exec("DELETE FROM jobs WHERE id = ?", jobID)
+				return err
+			}
+			if _, err := tx.Exec("DELETE FROM attempts WHERE job_id = ? AND position <= ?", jobID, bound.Int64); err != nil {
+				return err
+			}
+			_, err = tx.Exec("DELETE FROM job_numbers WHERE job_id = ? AND position <= ?", jobID, bound.Int64)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("delete job %d: %w", jobID, err)
+		}
+		if finished {
+			return nil
+		}
+	}
+}

@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// msgCancelled is the message of a number cancelled before it was tried.
+const msgCancelled = "Restore cancelled"
+
+// errJobFinished is returned when cancelling a job that has already ended.
+var errJobFinished = errors.New("job already finished")
+
+// cancelJob cancels the numbers of a job that have not started; numbers
+// being restored right now finish and are counted as usual. The job becomes
+// 'cancelled' at once; its webhook falls due when no number is in flight.
+func cancelJob(tx *sql.Tx, jobID int64, now time.Time) (cancelled int64, err error) {
+	var status string
+	if err := tx.QueryRow("SELECT status FROM jobs WHERE id = ?", jobID).Scan(&status); err != nil {
+		return 0, fmt.Errorf("cancel job: %w", err)
+	}
+	if status == "completed" || status == "cancelled" {
+		return 0, errJobFinished
+	}
+	res, err := tx.Exec(`UPDATE job_numbers SET status = 'cancelled', message = ?, status_code = NULL, completed_at = ?
+		WHERE job_id = ? AND status = 'pending'`, msgCancelled, ms(now), jobID)
+	if err != nil {
+		return 0, fmt.Errorf("cancel numbers: %w", err)
+	}
+	if cancelled, err = res.RowsAffected(); err != nil {
+		return 0, err
+	}
+	_, err = tx.Exec(`UPDATE jobs SET status = 'cancelled', cancelled_count = cancelled_count + ?1, completed_at = ?2,
+		started_at = coalesce(started_at, ?2),
+		webhook_state = CASE WHEN webhook_state = 'waiting' AND success_count + failure_count + cancelled_count + ?1 >= total
+			THEN 'pending' ELSE webhook_state END,
+		webhook_next_at = CASE WHEN webhook_state = 'waiting' AND success_count + failure_count + cancelled_count + ?1 >= total
+			THEN ?2 ELSE webhook_next_at END
+		WHERE id = ?3`, cancelled, ms(now), jobID)
+	if err != nil {
+		return 0, fmt.Errorf("cancel job: %w", err)
+	}
+	return cancelled, nil
+}
+
+// jobFromQuery reads and checks job_uuid and returns the user's job.
+func (a *app) jobFromQuery(r *http.Request) (Job, error) {
+	id := r.URL.Query().Get("job_uuid")
+	if id == "" {
+		return Job{}, newAPIError(codeInvalid, "job_uuid is required")
+	}
+	parsed, err := uuid.Parse(id)
+	if err != nil || len(id) != 36 {
+		return Job{}, newAPIError(codeInvalid, "job_uuid must be a UUID like 8f6c1f0e-23d2-4717-8c8e-1a518e5738f0")
+	}
+	job, err := a.store.jobForUser(r.Context(), currentUser(r).ID, parsed.String())
+	if errors.Is(err, errNotFound) {
+		return Job{}, newAPIError(codeNotFound, "job not found")
+	}
+	return job, err
+}
+
+// jobSummaryJSON is the body of the job control endpoints.
+type jobSummaryJSON struct {
+	JobUUID        string `json:"job_uuid"`
+	Status         string `json:"status"`
+	TotalNumbers   int    `json:"total_numbers"`
+	SuccessCount   int    `json:"success_count"`
+	FailureCount   int    `json:"failure_count"`
+	CancelledCount int    `json:"cancelled_count"`
+	Message        string `json:"message"`
+}
+
+// bulkRestoreCancel is POST /v3/bulk_restore_cancel?job_uuid=.
+func (a *app) bulkRestoreCancel(w http.ResponseWriter, r *http.Request) {
+	job, err := a.jobFromQuery(r)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	var cancelled int64
+	err = a.writer.do(r.Context(), func(tx *sql.Tx) (err error) {
+		cancelled, err = cancelJob(tx, job.ID, a.now())
+		return err
+	})
+	if errors.Is(err, errJobFinished) {
+		writeError(w, r, a.log, newAPIError(codeConflict, "job is already "+job.Status+"; only pending or processing jobs can be cancelled"))
+		return
+	}
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	a.webhooks.nudge()
+	a.log.Info("job cancelled", "job", job.UUID, "numbers_cancelled", cancelled)
+	if job, err = a.store.jobByID(r.Context(), job.ID); err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, jobSummaryJSON{
+		JobUUID: job.UUID, Status: job.Status, TotalNumbers: job.Total, SuccessCount: job.SuccessCount,
+		FailureCount: job.FailureCount, CancelledCount: job.CancelledCount,
+		Message: fmt.Sprintf("Job cancelled: %d numbers not yet started will not be restored", cancelled),
+	})
+}
+
+// redeliverJSON is the body of a redelivery.
+type redeliverJSON struct {
+	JobUUID            string  `json:"job_uuid"`
+	WebhookURL         string  `json:"webhook_url"`
+	Delivered          bool    `json:"delivered"`
+	WebhookAttempts    int     `json:"webhook_attempts"`
+	WebhookDeliveredAt *string `json:"webhook_delivered_at"`
+	WebhookError       *string `json:"webhook_error"`
+}
+
+// bulkRestoreWebhook is POST /v3/bulk_restore_webhook?job_uuid=: deliver
+// the final payload of a finished job again, now, and say how it went. A
+// failure is retried on the usual schedule.
+func (a *app) bulkRestoreWebhook(w http.ResponseWriter, r *http.Request) {
+	job, err := a.jobFromQuery(r)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	switch {
+	case job.WebhookURL == "":
+		writeError(w, r, a.log, newAPIError(codeConflict, "job has no webhook_url"))
+		return
+	case job.WebhookState == "waiting" || (job.Status != "completed" && job.Status != "cancelled"):
+		writeError(w, r, a.log, newAPIError(codeConflict, "job is not finished yet; its webhook is sent when it is"))
+		return
+	}
+	ctx := context.WithoutCancel(r.Context())
+	body, err := a.store.finalPayload(ctx, job)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	secrets, err := a.store.webhookSecrets(ctx, job.UserID, a.now())
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	res, err := a.webhooks.attempt(ctx, job, secrets, body)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	a.webhooks.nudge()
+	if job, err = a.store.jobByID(ctx, job.ID); err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, redeliverJSON{
+		JobUUID: job.UUID, WebhookURL: job.WebhookURL, Delivered: res.ok(), WebhookAttempts: job.WebhookAttempts,
+		WebhookDeliveredAt: jsonTime(job.WebhookDeliveredAt), WebhookError: nullableString(res.Err),
+	})
+}
+
+// webhookAttemptJSON is one entry of webhook_attempt_log.
+type webhookAttemptJSON struct {
+	Attempt    int     `json:"attempt"`
+	At         *string `json:"at"`
+	HTTPStatus *int    `json:"http_status"`
+	Error      *string `json:"error"`
+	DurationMs int64   `json:"duration_ms"`
+}
+
+// webhookAttemptLog returns a job's last n delivery attempts, oldest first.
+func (s *Store) webhookAttemptLog(ctx context.Context, jobID int64, n int) ([]webhookAttemptJSON, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT attempt, at, http_status, error, duration_ms FROM
+		(SELECT * FROM webhook_attempts WHERE job_id = ? ORDER BY attempt DESC LIMIT ?) ORDER BY attempt`, jobID, n)
+	if err != nil {
+		return nil, fmt.Errorf("webhook attempt log: %w", err)
+	}
+	defer rows.Close()
+	log := []webhookAttemptJSON{}
+	for rows.Next() {
+		var e webhookAttemptJSON
+		var at sql.NullInt64
+		var status sql.NullInt64
+		var errText sql.NullString
+		if err := rows.Scan(&e.Attempt, &at, &status, &errText, &e.DurationMs); err != nil {
+			return nil, fmt.Errorf("webhook attempt log: %w", err)
+		}
+		e.At = jsonTime(fromMs(at))
+		if status.Valid {
+			code := int(status.Int64)
+			e.HTTPStatus = &code
+		}
+		e.Error = nullableString(errText.String)
+		log = append(log, e)
+	}
+	return log, rows.Err()
+}

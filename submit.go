@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// errTooManyActiveJobs is returned when a user already has -max-active-jobs
+// queued jobs unfinished.
+var errTooManyActiveJobs = errors.New("too many active jobs")
+
+// bulkRestore is POST /v3/bulk_restore.
+func (a *app) bulkRestore(w http.ResponseWriter, r *http.Request) {
+	user := currentUser(r)
+	key, hasKey := r.Header.Get("Idempotency-Key"), len(r.Header.Values("Idempotency-Key")) > 0
+	if hasKey && !idempotencyKeyPattern.MatchString(key) {
+		writeError(w, r, a.log, newAPIError(codeInvalid, "Idempotency-Key must be 1 to 255 of A-Z a-z 0-9 _ : -"))
+		return
+	}
+	req, err := parseBulkRequest(w, r, a.limits())
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	var idem *idempotencyRequest
+	if hasKey {
+		idem = &idempotencyRequest{key: key, hash: req.BodyHash}
+		if a.replayIdempotent(w, r, user, idem) {
+			return
+		}
+	}
+	status, body, job, err := a.createJob(r.Context(), user, req, idem)
+	switch {
+	case errors.Is(err, errIdempotencyTaken) && a.replayIdempotent(w, r, user, idem):
+		return
+	case errors.Is(err, errTooManyActiveJobs):
+		a.tooManyRequests(w, r, 30*time.Second, fmt.Sprintf(
+			"you have %d queued jobs unfinished; wait for one to complete (or cancel one)", a.cfg.maxActiveJobs))
+		return
+	case err != nil:
+		writeError(w, r, a.log, err)
+		return
+	}
+	if idem != nil {
+		a.saveIdempotentAnswer(r.Context(), user.ID, idem, status, body)
+	}
+	if status == http.StatusAccepted {
+		w.Header().Set("Location", statusPath(job.UUID))
+	}
+	writeRaw(w, status, body)
+}
+
+// statusPath is where a job's status is polled.
+func statusPath(jobUUID string) string {
+	return "/v3/bulk_restore_status?job_uuid=" + jobUUID
+}
+
+// createJob runs a small request now or queues a large one, and renders the
+// answer: 200 with the results, or 202.
+func (a *app) createJob(ctx context.Context, user User, req bulkRequest, idem *idempotencyRequest) (int, []byte, Job, error) {
+	if len(req.Numbers) <= a.cfg.syncLimit {
+		job, results, webhookErr, err := a.runSync(ctx, user, req.Numbers, req.WebhookURL, idem)
+		if err != nil {
+			return 0, nil, Job{}, err
+		}
+		body, err := jobPayload{kind: finalPayload, job: job, results: sliceSource(results), webhookError: webhookErr}.bytes()
+		return http.StatusOK, body, job, err
+	}
+	job, err := a.enqueue(ctx, user, req.Numbers, req.WebhookURL, idem)
+	if err != nil {
+		return 0, nil, Job{}, err
+	}
+	body, err := queuedBody(job)
+	return http.StatusAccepted, body, job, err
+}
+
+// queuedJSON is the 202 body.
+type queuedJSON struct {
+	JobUUID      string  `json:"job_uuid"`
+	Status       string  `json:"status"`
+	TotalNumbers int     `json:"total_numbers"`
+	WebhookURL   *string `json:"webhook_url"`
+	Message      string  `json:"message"`
+}
+
+// queuedBody renders the 202 body of a queued job.
+func queuedBody(job Job) ([]byte, error) {
+	msg := "Restore job queued. Poll " + statusPath(job.UUID) + " for results."
+	if job.WebhookURL != "" {
+		msg = "Restore job queued. Results will be POSTed to " + job.WebhookURL
+	}
+	body, err := json.Marshal(queuedJSON{
+		JobUUID: job.UUID, Status: "pending", TotalNumbers: job.Total,
+		WebhookURL: nullableString(job.WebhookURL), Message: msg,
+	})
+	return append(body, '\n'), err
+}
+
+// limits are the request limits of this server.
+func (a *app) limits() requestLimits {
+	return requestLimits{maxBody: a.cfg.maxBody, maxNumbers: a.cfg.maxNumbers, allowPrivate: a.cfg.allowPrivateWebhooks()}
+}
+
+// enqueue commits a job and all its numbers, then wakes the dispatcher.
+func (a *app) enqueue(ctx context.Context, user User, numbers []string, webhookURL string, idem *idempotencyRequest) (Job, error) {
+	job := Job{UUID: uuid.NewString(), UserID: user.ID, WebhookURL: webhookURL, CreatedAt: a.now()}
+	err := a.writer.do(ctx, func(tx *sql.Tx) error {
+		if a.cfg.maxActiveJobs > 0 {
+			var active int
+			if err := tx.QueryRow("SELECT count(*) FROM jobs WHERE user_id = ? AND status IN ('pending', 'processing')",
+				user.ID).Scan(&active); err != nil {
+				return err
+			}
+			if active >= a.cfg.maxActiveJobs {
+				return errTooManyActiveJobs
+			}
+		}
+		if err := insertQueuedJob(tx, &job, numbers); err != nil {
+			return err
+		}
+		if idem != nil {
+			return reserveIdempotencyKey(tx, user.ID, idem, job.ID, job.CreatedAt)
+		}
+		return nil
+	})
+	if err != nil {
+		return Job{}, fmt.Errorf("queue job: %w", err)
+	}
+	a.onCreated(len(numbers))
+	a.log.Info("job queued", "job", job.UUID, "user", user.Name, "numbers", len(numbers))
+	a.pool.nudge()
+	return job, nil
+}
+
+// runSync restores a few numbers now, concurrently, stores the finished
+// job, and makes the first webhook attempt. It returns the job, its results
+// and the webhook error, if the attempt failed.
+func (a *app) runSync(ctx context.Context, user User, numbers []string, webhookURL string, idem *idempotencyRequest) (Job, []NumberResult, string, error) {
+	// A client that hangs up does not cut the restores short: they are
+	// recorded whole either way.
+	work := context.WithoutCancel(ctx)
+	job := Job{UUID: uuid.NewString(), UserID: user.ID, WebhookURL: webhookURL, CreatedAt: a.now()}
+	done := make([]completedNumber, len(numbers))
+	var wg sync.WaitGroup
+	onPanic := func(v any, stack []byte) { a.log.Error("restore panicked", "panic", v, "stack", string(stack)) }
+	for i, n := range numbers {
+		wg.Go(func() {
+			done[i] = completedNumber{Number: n, Attempts: restoreWithRetries(work, a.backend, a.retry, user.ID, n, onPanic)}
+		})
+	}
+	wg.Wait()
+	lease := a.now().Add(a.cfg.webhookTimeout + 30*time.Second)
+	err := a.writer.do(work, func(tx *sql.Tx) error {
+		if err := insertCompletedJob(tx, &job, done, lease); err != nil {
+			return err
+		}
+		if idem != nil {
+			return reserveIdempotencyKey(tx, user.ID, idem, job.ID, job.CreatedAt)
+		}
+		return nil
+	})
+	if err != nil {
+		return Job{}, nil, "", fmt.Errorf("store job: %w", err)
+	}
+	a.onCreated(len(numbers))
+	results := make([]NumberResult, len(done))
+	for i, d := range done {
+		o := d.outcome()
+		results[i] = NumberResult{
+			Position: i, Number: d.Number, Status: o.status(), Message: o.Message, StatusCode: o.StatusCode,
+			RequiresIdentityUpdate: o.RequiresIdentityUpdate, NeedsRegistration: o.NeedsRegistration,
+			Attempts: len(d.Attempts), StartedAt: d.Attempts[0].Started, CompletedAt: d.Attempts[len(d.Attempts)-1].Finished,
+		}
+	}
+	if webhookURL == "" {
+		return job, results, "", nil
+	}
+	body, err := jobPayload{kind: finalPayload, job: job, results: sliceSource(results)}.bytes()
+	if err != nil {
+		return Job{}, nil, "", err
+	}
+	secrets, err := a.store.webhookSecrets(work, user.ID, a.now())
+	if err != nil {
+		return Job{}, nil, "", err
+	}
+	res, err := a.webhooks.attempt(work, job, secrets, body)
+	if err != nil {
+		a.log.Error("inline webhook attempt", "job", job.UUID, "err", err)
+	}
+	a.webhooks.nudge() // schedules the retry, if one is due
+	return job, results, res.Err, nil
+}
