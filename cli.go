@@ -248,14 +248,14 @@ func parseInventoryCSV(r io.Reader, now time.Time) ([]InventoryRow, error) {
 		if errors.Is(err, io.EOF) {
 			return rows, nil
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
 				return nil, fmt.Errorf("line %d: %v", pe.Line, pe.Err)
 			}
-			return nil, fmt.Errorf("line %d: %w", line, err)
+			return nil, fmt.Errorf("line ?: %w", err)
 		}
+		line, _ := cr.FieldPos(0) // only valid after a successful Read
 		field := func(name string) string {
 			i, ok := col[name]
 			if !ok || i >= len(rec) {

@@ -43,6 +43,8 @@ func cancelJob(tx *sql.Tx, jobID int64, now time.Time) (cancelled int64, err err
 		webhook_next_at = CASE WHEN webhook_state = 'waiting' AND success_count + failure_count + cancelled_count + ?1 >= total
 			THEN ?2 ELSE webhook_next_at END
 		WHERE id = ?3`, cancelled, ms(now), jobID)
+	// Numbers claimed but not started are cancelled by the workers (see
+	// pool.jobCancelled) and counted as they report.
 	if err != nil {
 		return 0, fmt.Errorf("cancel job: %w", err)
 	}
@@ -97,6 +99,7 @@ func (a *app) bulkRestoreCancel(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
+	a.pool.jobCancelled(job.ID)
 	a.webhooks.nudge()
 	a.log.Info("job cancelled", "job", job.UUID, "numbers_cancelled", cancelled)
 	if job, err = a.store.jobByID(r.Context(), job.ID); err != nil {

@@ -80,6 +80,10 @@ func (p retryPolicy) next(done int, o Outcome) (time.Duration, bool) {
 func backoff(base, ceiling time.Duration, n int) time.Duration {
 	d := base
 	for i := 1; i < n && d < ceiling; i++ {
+		if d > ceiling/2 {
+			d = ceiling // doubling would pass the cap, or overflow
+			break
+		}
 		d *= 2
 	}
 	d = min(d, ceiling)

@@ -12,8 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // maxRestoreRetryWait caps the wait before a number's next attempt, however
@@ -50,6 +48,7 @@ type serveConfig struct {
 	rateBurst          int
 	maxActiveJobs      int
 	retention          time.Duration
+	readHeaderTimeout  time.Duration
 }
 
 // allowPrivateWebhooks reports whether webhooks may reach private and
@@ -121,6 +120,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.Float64Var(&c.rateLimit, "rate-limit", 200, "requests a second per user (0: no limit)")
 	fs.IntVar(&c.rateBurst, "rate-burst", 400, "requests a user may make at once above -rate-limit")
 	fs.IntVar(&c.maxActiveJobs, "max-active-jobs", 100, "queued jobs a user may have unfinished at once (0: no limit)")
+	fs.DurationVar(&c.readHeaderTimeout, "read-header-timeout", 10*time.Second, "how long a client may take to send its request headers")
 	fs.DurationVar(&c.retention, "retention", 720*time.Hour, "finished jobs older than this are deleted (0: keep forever)")
 	rest, err := parseArgs(fs, args, getenv)
 	if err != nil {
@@ -164,6 +164,7 @@ func (c serveConfig) validate() error {
 	check(c.rateLimit > 0 && c.rateBurst < 1, "-rate-burst must be at least 1")
 	check(c.maxActiveJobs < 0, "-max-active-jobs must not be negative")
 	check(c.retention < 0, "-retention must not be negative")
+	check(c.readHeaderTimeout <= 0, "-read-header-timeout must be positive")
 	_, levelErr := parseLevel(c.logLevel)
 	check(levelErr != nil, "-log-level must be debug, info, warn or error")
 	if len(problems) > 0 {
@@ -193,54 +194,19 @@ func newLogger(c serveConfig, w io.Writer) *slog.Logger {
 // start. ready, when set, is told the address actually listened on.
 func serve(ctx context.Context, cfg serveConfig, stderr io.Writer, ready func(addr string)) error {
 	log := newLogger(cfg, stderr)
-	store, err := openStore(cfg.db)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	if cfg.dev {
-		if err := seedDev(ctx, store); err != nil {
-			return err
-		}
-		log.Warn("development mode: user demo with API key demo, private webhooks allowed")
-	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	defer ln.Close()
-
-	w := newWriter(store.w, log)
-	defer w.stop()
-	var backend Restorer = &inventoryBackend{db: store.r, window: cfg.restoreWindow, now: time.Now, log: log}
-	if cfg.backend == "upstream" {
-		backend = newUpstreamBackend(cfg.upstreamURL, cfg.upstreamUser, cfg.upstreamPassword, cfg.restoreTimeout, userAgent())
-	}
-	retry := retryPolicy{maxAttempts: cfg.restoreMaxAttempts, base: cfg.restoreRetryBase, max: maxRestoreRetryWait}
-	p := newPool(store, w, backend, retry, cfg.workers, log)
-	p.grace = cfg.shutdownTimeout
-	sender := newWebhookSender(store, w,
-		newDeliverer(cfg.webhookTimeout, cfg.allowPrivateWebhooks(), userAgent()),
-		retryPolicy{maxAttempts: cfg.webhookMaxAttempts, base: cfg.webhookRetryBase, max: cfg.webhookRetryMax}, log)
-	p.onJobsCompleted = func([]int64) { sender.nudge() }
-	if err := p.start(ctx); err != nil {
+	svc, err := startService(ctx, cfg, log)
+	if err != nil {
 		return err
 	}
-	sender.start(ctx)
-	jan := newJanitor(store, w, cfg.retention, log)
-	jan.start(ctx)
-
-	syncRetry := retry
-	syncRetry.max = min(retry.max, 30*time.Second) // a client is waiting
-	a := &app{store: store, writer: w, pool: p, webhooks: sender, backend: backend, retry: syncRetry,
-		cfg: cfg, log: log, now: time.Now, onCreated: func(int) {},
-		authFailures: newLimiterSet(authFailureRate, authFailureBurst)}
-	if cfg.rateLimit > 0 {
-		a.userLimits = newLimiterSet(rate.Limit(cfg.rateLimit), cfg.rateBurst)
-	}
+	defer svc.stop()
 	srv := &http.Server{
-		Handler:           a.routes(),
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler:           svc.app.routes(),
+		ReadHeaderTimeout: cfg.readHeaderTimeout,
 		ReadTimeout:       2 * time.Minute,
 		WriteTimeout:      10 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
@@ -266,10 +232,5 @@ func serve(ctx context.Context, cfg serveConfig, stderr io.Writer, ready func(ad
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		log.Warn("requests still open at shutdown were cut", "err", err)
 	}
-	p.stop()
-	sender.stop()
-	jan.stop()
-	w.stop()
-	log.Info("stopped")
 	return nil
 }

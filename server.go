@@ -197,10 +197,11 @@ func isDigits(s string) bool {
 }
 
 // pageParams parses the optional offset and limit of the status endpoint.
+// Without a limit, limit is -1: every result after offset.
 func pageParams(offsetText, limitText string) (offset, limit int, err error) {
 	parse := func(name, s string) (int, error) {
 		if s == "" {
-			return 0, nil
+			return -1, nil
 		}
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 0 {
@@ -212,7 +213,7 @@ func pageParams(offsetText, limitText string) (offset, limit int, err error) {
 		return 0, 0, err
 	}
 	limit, err = parse("limit", limitText)
-	return offset, limit, err
+	return max(offset, 0), limit, err
 }
 
 // singleJSON is the body of GET|POST /v3/restore/{number}.

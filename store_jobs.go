@@ -285,7 +285,8 @@ func scanResult(row rowScanner) (NumberResult, error) {
 
 // eachResult calls fn for the job's numbers in input order, one row at a
 // time, so a job of any size is read in constant memory. With number set,
-// only that number's row is visited; limit > 0 bounds the rows after offset.
+// only that number's row is visited; limit >= 0 bounds the rows after
+// offset (a negative limit is no bound).
 func (s *Store) eachResult(ctx context.Context, jobID int64, number string, offset, limit int, fn func(NumberResult) error) error {
 	query := "SELECT " + resultColumns + " FROM job_numbers WHERE job_id = ?"
 	args := []any{jobID}
@@ -294,10 +295,7 @@ func (s *Store) eachResult(ctx context.Context, jobID int64, number string, offs
 		args = append(args, number)
 	}
 	query += " ORDER BY position"
-	if limit > 0 || offset > 0 {
-		if limit <= 0 {
-			limit = -1
-		}
+	if limit >= 0 || offset > 0 {
 		query += " LIMIT ? OFFSET ?"
 		args = append(args, limit, offset)
 	}

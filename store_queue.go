@@ -20,11 +20,41 @@ type claim struct {
 type workResult struct {
 	claim
 	attemptRecord
+	// cancelled: the job was cancelled before the worker started on this
+	// number, so it was not tried.
+	cancelled bool
 }
 
-// recoverInFlight returns to pending the numbers a dead process had claimed.
-// It runs once at start, before any worker.
-func recoverInFlight(tx *sql.Tx) (int64, error) {
+// recoverInFlight returns to pending the numbers a dead process had claimed,
+// or, where their job was cancelled meanwhile, cancels them (and any left
+// pending by a shutdown). It runs once at start, before any worker.
+func recoverInFlight(tx *sql.Tx, now time.Time) (int64, error) {
+	rows, err := tx.Query(`SELECT DISTINCT j.id FROM jobs j JOIN job_numbers n ON n.job_id = j.id
+		WHERE j.status = 'cancelled' AND n.status IN ('processing', 'pending')`)
+	if err != nil {
+		return 0, fmt.Errorf("recover in-flight numbers: %w", err)
+	}
+	var cancelledJobs []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("recover in-flight numbers: %w", err)
+		}
+		cancelledJobs = append(cancelledJobs, id)
+	}
+	rows.Close()
+	for _, id := range cancelledJobs {
+		res, err := tx.Exec(`UPDATE job_numbers SET status = 'cancelled', message = ?, status_code = NULL, completed_at = ?
+			WHERE job_id = ? AND status IN ('processing', 'pending')`, msgCancelled, ms(now), id)
+		if err != nil {
+			return 0, fmt.Errorf("cancel in-flight numbers: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		if _, err := tx.Exec(jobCountsSQL, 0, 0, n, ms(now), id); err != nil {
+			return 0, fmt.Errorf("cancel in-flight numbers: %w", err)
+		}
+	}
 	res, err := tx.Exec("UPDATE job_numbers SET status = 'pending' WHERE status = 'processing'")
 	if err != nil {
 		return 0, fmt.Errorf("recover in-flight numbers: %w", err)
@@ -133,20 +163,21 @@ func nextDue(tx *sql.Tx, now time.Time) (time.Time, error) {
 	return fromMs(at), nil
 }
 
-// jobCountsSQL adds a batch's successes (?1) and failures (?2) to job ?4
-// and, once every number is final, completes it at ?3 (a cancelled job stays
-// cancelled) and makes its webhook due. It returns whether all are final.
+// jobCountsSQL adds successes (?1), failures (?2) and cancellations (?3)
+// to job ?5 and, once every number is final, completes it at ?4 (a
+// cancelled job stays cancelled) and makes its webhook due. It returns
+// whether every number is final.
 const jobCountsSQL = `UPDATE jobs SET
-	success_count = success_count + ?1, failure_count = failure_count + ?2,
-	status = CASE WHEN status = 'processing' AND success_count + failure_count + cancelled_count + ?1 + ?2 >= total
+	success_count = success_count + ?1, failure_count = failure_count + ?2, cancelled_count = cancelled_count + ?3,
+	status = CASE WHEN status = 'processing' AND success_count + failure_count + cancelled_count + ?1 + ?2 + ?3 >= total
 		THEN 'completed' ELSE status END,
-	completed_at = CASE WHEN status = 'processing' AND success_count + failure_count + cancelled_count + ?1 + ?2 >= total
-		THEN ?3 ELSE completed_at END,
-	webhook_state = CASE WHEN success_count + failure_count + cancelled_count + ?1 + ?2 >= total
+	completed_at = CASE WHEN status = 'processing' AND success_count + failure_count + cancelled_count + ?1 + ?2 + ?3 >= total
+		THEN ?4 ELSE completed_at END,
+	webhook_state = CASE WHEN success_count + failure_count + cancelled_count + ?1 + ?2 + ?3 >= total
 		AND webhook_state = 'waiting' THEN 'pending' ELSE webhook_state END,
-	webhook_next_at = CASE WHEN success_count + failure_count + cancelled_count + ?1 + ?2 >= total
-		AND webhook_state = 'waiting' THEN ?3 ELSE webhook_next_at END
-	WHERE id = ?4 RETURNING success_count + failure_count + cancelled_count >= total`
+	webhook_next_at = CASE WHEN success_count + failure_count + cancelled_count + ?1 + ?2 + ?3 >= total
+		AND webhook_state = 'waiting' THEN ?4 ELSE webhook_next_at END
+	WHERE id = ?5 RETURNING success_count + failure_count + cancelled_count >= total`
 
 // recordOutcome is what recordResults learned while writing.
 type recordOutcome struct {
@@ -180,10 +211,35 @@ func recordResults(tx *sql.Tx, results []workResult, policy retryPolicy, now tim
 	}
 	defer retryStmt.Close()
 
-	type counts struct{ success, failure int }
+	type counts struct{ success, failure, cancelled int }
 	perJob := map[int64]*counts{}
 	var jobOrder []int64
+	count := func(jobID int64) *counts {
+		c := perJob[jobID]
+		if c == nil {
+			c = &counts{}
+			perJob[jobID] = c
+			jobOrder = append(jobOrder, jobID)
+		}
+		return c
+	}
+	cancelStmt, err := tx.Prepare(`UPDATE job_numbers SET status = 'cancelled', message = ?, status_code = NULL, completed_at = ?
+		WHERE job_id = ? AND position = ? AND status = 'processing'`)
+	if err != nil {
+		return out, fmt.Errorf("record results: %w", err)
+	}
+	defer cancelStmt.Close()
 	for _, r := range results {
+		if r.cancelled {
+			res, err := cancelStmt.Exec(msgCancelled, ms(now), r.JobID, r.Position)
+			if err != nil {
+				return out, fmt.Errorf("record cancellation: %w", err)
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				count(r.JobID).cancelled++
+			}
+			continue
+		}
 		o := r.Outcome
 		attempt := r.Attempts + 1
 		if _, err := attemptStmt.Exec(r.JobID, r.Position, attempt, ms(r.Started), ms(r.Finished), o.StatusCode, o.Message); err != nil {
@@ -209,12 +265,7 @@ func recordResults(tx *sql.Tx, results []workResult, policy retryPolicy, now tim
 				return out, fmt.Errorf("activate %s: %w", r.Number, err)
 			}
 		}
-		c := perJob[r.JobID]
-		if c == nil {
-			c = &counts{}
-			perJob[r.JobID] = c
-			jobOrder = append(jobOrder, r.JobID)
-		}
+		c := count(r.JobID)
 		if o.Success {
 			c.success++
 		} else {
@@ -224,7 +275,7 @@ func recordResults(tx *sql.Tx, results []workResult, policy retryPolicy, now tim
 	for _, id := range jobOrder {
 		c := perJob[id]
 		var done bool
-		err := tx.QueryRow(jobCountsSQL, c.success, c.failure, ms(now), id).Scan(&done)
+		err := tx.QueryRow(jobCountsSQL, c.success, c.failure, c.cancelled, ms(now), id).Scan(&done)
 		if err != nil {
 			return out, fmt.Errorf("update job %d counts: %w", id, err)
 		}

@@ -414,6 +414,7 @@ func TestUpstreamRestoreUnreadableSuccessBodies(t *testing.T) {
 		{"a 200 with a JSON array fails", `[1,2,3]`},
 		{"a 200 with a JSON string fails", `"restored"`},
 		{"a 200 with a body over 64 KiB fails", big},
+		{"a 200 with a small object padded past 64 KiB with blanks fails", `{"message":"ok"}` + strings.Repeat(" ", 70<<10)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

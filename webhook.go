@@ -237,7 +237,7 @@ func (s *Store) finalPayload(ctx context.Context, job Job) ([]byte, error) {
 		kind: finalPayload,
 		job:  job,
 		results: func(fn func(NumberResult) error) error {
-			return s.eachResult(ctx, job.ID, "", 0, 0, fn)
+			return s.eachResult(ctx, job.ID, "", 0, -1, fn)
 		},
 	}.bytes()
 }

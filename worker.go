@@ -34,6 +34,10 @@ type pool struct {
 	// onJobsCompleted is told which jobs a commit completed.
 	onJobsCompleted func(ids []int64)
 
+	// cancelledJobs holds the ids of jobs cancelled while this process
+	// runs: their claimed numbers are cancelled rather than tried.
+	cancelledJobs sync.Map
+
 	wake    chan struct{} // size 1: something may be claimable
 	work    chan claim
 	results chan workResult
@@ -66,7 +70,7 @@ func newPool(store *Store, w *writer, backend Restorer, policy retryPolicy, work
 func (p *pool) start(ctx context.Context) error {
 	var recovered int64
 	err := p.writer.do(ctx, func(tx *sql.Tx) (err error) {
-		recovered, err = recoverInFlight(tx)
+		recovered, err = recoverInFlight(tx, p.now())
 		return err
 	})
 	if err != nil {
@@ -89,6 +93,10 @@ func (p *pool) start(ctx context.Context) error {
 	p.nudge()
 	return nil
 }
+
+// jobCancelled tells the workers to skip the job's numbers they have not
+// started yet.
+func (p *pool) jobCancelled(jobID int64) { p.cancelledJobs.Store(jobID, true) }
 
 // nudge tells the dispatcher that numbers may be claimable.
 func (p *pool) nudge() {
@@ -222,6 +230,10 @@ func (p *pool) work1(ctx context.Context) {
 		case <-p.stopWorkers:
 			return
 		case c := <-p.work:
+			if _, cancelled := p.cancelledJobs.Load(c.JobID); cancelled {
+				p.results <- workResult{claim: c, cancelled: true}
+				continue
+			}
 			start := p.now()
 			o := safeRestore(ctx, p.backend, c.UserID, c.Number, onPanic)
 			p.results <- workResult{claim: c, attemptRecord: attemptRecord{Started: start, Finished: p.now(), Outcome: o}}
@@ -265,6 +277,9 @@ func (p *pool) recordBatch(batch []workResult) {
 			p.inFlight.Add(-int64(len(batch)))
 			p.nudge()
 			if len(out.completedJobs) > 0 {
+				for _, id := range out.completedJobs {
+					p.cancelledJobs.Delete(id)
+				}
 				p.onJobsCompleted(out.completedJobs)
 			}
 			return

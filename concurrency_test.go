@@ -1,0 +1,345 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Load and ordering: synchronous requests while a big job drains, fairness
+// between jobs, and the group-commit writer's isolation of failing writes.
+
+// postBulk submits numbers without touching t, so goroutines may use it.
+func postBulk(client *http.Client, base, user, key string, numbers []string) (int, map[string]any, []byte, error) {
+	data, _ := json.Marshal(map[string]any{"numbers": numbers})
+	req, err := http.NewRequest(http.MethodPost, base+"/v3/bulk_restore", bytes.NewReader(data))
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.SetBasicAuth(user, key)
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, nil, nil, err
+	}
+	var body map[string]any
+	if err := json.Unmarshal(raw, &body); err != nil {
+		return resp.StatusCode, nil, raw, fmt.Errorf("body is not JSON: %v", err)
+	}
+	return resp.StatusCode, body, raw, nil
+}
+
+// TestSyncRequestsWhileBigJobDrains fires 200 synchronous requests from 16
+// goroutines while a 5000-number job drains: every one is answered 200 with
+// a complete result, and the big job completes with the right counts.
+func TestSyncRequestsWhileBigJobDrains(t *testing.T) {
+	s := startServer(t, "-dev")
+	bobKey, _ := addUser(t, s.DB, "bob")
+	var inv strings.Builder
+	inv.WriteString("number,state\n")
+	owned := seqNumbers(15560000000, 4000)
+	for _, n := range owned {
+		inv.WriteString(n + ",released\n")
+	}
+	importCSV(t, s.DB, "bob", inv.String())
+	big := append(owned, seqNumbers(15570000000, 1000)...) // the last 1000 are not bob's: 404
+
+	resp := call(t, http.MethodPost, s.URL+"/v3/bulk_restore", "bob", bobKey, map[string]any{"numbers": big})
+	if resp.Status != http.StatusAccepted {
+		t.Fatalf("big job: status=%d: %s", resp.Status, resp.Raw)
+	}
+	bigID := resp.Body["job_uuid"].(string)
+
+	const goroutines, requests = 16, 200
+	jobs := make(chan int, requests)
+	for i := range requests {
+		jobs <- i
+	}
+	close(jobs)
+	errs := make(chan error, requests)
+	client := &http.Client{Timeout: 60 * time.Second}
+	var wg sync.WaitGroup
+	for range goroutines {
+		wg.Go(func() {
+			for i := range jobs {
+				numbers := seqNumbers(15551230100+(i*10)%100, 10)
+				status, body, raw, err := postBulk(client, s.URL, "demo", "demo", numbers)
+				switch {
+				case err != nil:
+					errs <- fmt.Errorf("request %d: %v (%s)", i, err, raw)
+				case status != http.StatusOK || bytes.Contains(raw, []byte("locked")):
+					errs <- fmt.Errorf("request %d: status %d: %s", i, status, raw)
+				case body["status"] != "completed" || body["total_numbers"] != float64(10):
+					errs <- fmt.Errorf("request %d: not a completed 10-number job: %s", i, raw)
+				default:
+					ok, _ := body["success_count"].(float64)
+					bad, _ := body["failure_count"].(float64)
+					rs, _ := body["results"].([]any)
+					if ok+bad != 10 || len(rs) != 10 {
+						errs <- fmt.Errorf("request %d: success %v + failure %v, %d results, want 10: %s", i, ok, bad, len(rs), raw)
+					}
+				}
+			}
+		})
+	}
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(2 * time.Minute):
+		t.Fatal("synchronous requests did not all finish within 2 minutes")
+	}
+	close(errs)
+	n := 0
+	for err := range errs {
+		if n++; n <= 10 {
+			t.Error(err)
+		}
+	}
+	if n > 0 {
+		t.Fatalf("%d of %d synchronous requests failed", n, requests)
+	}
+	st := call(t, http.MethodGet, s.URL+"/v3/bulk_restore_status?job_uuid="+bigID+"&limit=1", "bob", bobKey, nil)
+	if st.Body["status"] == "completed" {
+		t.Logf("note: the big job completed before the burst ended; overlap was partial")
+	}
+
+	done := waitJobDone(t, s, "bob", bobKey, bigID, 2*time.Minute)
+	if done.Body["total_numbers"] != float64(5000) || done.Body["success_count"] != float64(4000) ||
+		done.Body["failure_count"] != float64(1000) {
+		t.Fatalf("big job total=%v success=%v failure=%v, want 5000, 4000, 1000",
+			done.Body["total_numbers"], done.Body["success_count"], done.Body["failure_count"])
+	}
+	rs := results(t, done.Body)
+	if len(rs) != 5000 {
+		t.Fatalf("big job has %d results, want 5000", len(rs))
+	}
+	for i, r := range rs {
+		want := "success"
+		if i >= 4000 {
+			want = "failed"
+		}
+		if r["number"] != big[i] || r["status"] != want {
+			t.Fatalf("results[%d]=%v, want %s %s", i, r, big[i], want)
+		}
+	}
+}
+
+// TestSmallJobNotStuckBehindBigJob submits an 11-number job right after a
+// 5000-number job against an upstream with a little latency: the small job
+// must complete while the big one is still running.
+func TestSmallJobNotStuckBehindBigJob(t *testing.T) {
+	up := newFakeUpstream(t, 3*time.Millisecond, 1<<62)
+	s := startServer(t, "-dev", "-backend", "upstream", "-upstream-url", up.URL+"/r/{number}")
+	bigNumbers := seqNumbers(15580000000, 5000)
+	smallNumbers := seqNumbers(15590000000, 11)
+	bigResp := call(t, http.MethodPost, s.URL+"/v3/bulk_restore", "demo", "demo", map[string]any{"numbers": bigNumbers})
+	smallResp := call(t, http.MethodPost, s.URL+"/v3/bulk_restore", "demo", "demo", map[string]any{"numbers": smallNumbers})
+	if bigResp.Status != http.StatusAccepted || smallResp.Status != http.StatusAccepted {
+		t.Fatalf("submit: %d %s / %d %s", bigResp.Status, bigResp.Raw, smallResp.Status, smallResp.Raw)
+	}
+	bigID, smallID := bigResp.Body["job_uuid"].(string), smallResp.Body["job_uuid"].(string)
+
+	small := waitJobDone(t, s, "demo", "demo", smallID, time.Minute)
+	bigNow := call(t, http.MethodGet, s.URL+"/v3/bulk_restore_status?job_uuid="+bigID+"&limit=1", "demo", "demo", nil)
+	if bigNow.Body["status"] == "completed" {
+		t.Fatalf("the 11-number job completed only after the 5000-number job submitted just before it")
+	}
+	if small.Body["success_count"] != float64(11) {
+		t.Fatalf("small job success_count=%v, want 11", small.Body["success_count"])
+	}
+	big := waitJobDone(t, s, "demo", "demo", bigID, 2*time.Minute)
+	if big.Body["success_count"] != float64(5000) || big.Body["failure_count"] != float64(0) {
+		t.Fatalf("big job success=%v failure=%v, want 5000 and 0", big.Body["success_count"], big.Body["failure_count"])
+	}
+
+	// In the upstream's own order: the small job's last answer came well
+	// before the big job's last.
+	order := up.answerOrder()
+	lastSmall, lastBig := -1, -1
+	for i, n := range order {
+		if strings.HasPrefix(n, "1559") {
+			lastSmall = i
+		} else {
+			lastBig = i
+		}
+	}
+	if lastSmall < 0 || lastBig < 0 || lastSmall > lastBig {
+		t.Fatalf("small job's last answer at %d, big job's at %d of %d", lastSmall, lastBig, len(order))
+	}
+	t.Logf("small job finished after %d of %d upstream answers", lastSmall+1, len(order))
+}
+
+// TestWriterIsolatesFailingWrites queues many writes while the writer is busy,
+// so that they share one transaction; one returns an error and one panics:
+// only their changes are undone, the rest commit, and each caller gets its
+// own result.
+func TestWriterIsolatesFailingWrites(t *testing.T) {
+	store := newTestStore(t)
+	w := newWriter(store.w, slog.New(slog.DiscardHandler))
+	var mu sync.Mutex
+	var batches []int      // size of each committed group, in order
+	batchOf := map[int]int{} // op -> index of the group it ran in
+	w.observe = func(_ time.Duration, n int) {
+		mu.Lock()
+		batches = append(batches, n)
+		mu.Unlock()
+	}
+	t.Cleanup(w.stop)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	err := w.do(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.Exec("CREATE TABLE scratch (k INTEGER PRIMARY KEY, v TEXT NOT NULL) STRICT"); err != nil {
+			return err
+		}
+		_, err := tx.Exec("INSERT INTO scratch VALUES (0, 'seed')")
+		return err
+	})
+	if err != nil {
+		t.Fatalf("setup: %v", err)
+	}
+
+	// Hold the writer inside one write while the others queue up.
+	entered, release := make(chan struct{}), make(chan struct{})
+	blockerErr := make(chan error, 1)
+	go func() {
+		blockerErr <- w.do(ctx, func(tx *sql.Tx) error {
+			close(entered)
+			select {
+			case <-release:
+				return nil
+			case <-time.After(30 * time.Second):
+				return errors.New("never released")
+			}
+		})
+	}()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("blocking write never ran")
+	}
+
+	const ops, failing, panicking = 63, 17, 33
+	errBoom := errors.New("boom")
+	results := make([]error, ops+1)
+	var wg sync.WaitGroup
+	for i := 1; i <= ops; i++ {
+		wg.Go(func() {
+			results[i] = w.do(ctx, func(tx *sql.Tx) error {
+				mu.Lock()
+				batchOf[i] = len(batches)
+				mu.Unlock()
+				if _, err := tx.Exec("INSERT INTO scratch VALUES (?, ?), (?, ?)", i, fmt.Sprint("op ", i), 1000+i, "second row"); err != nil {
+					return err
+				}
+				switch i {
+				case failing:
+					if _, err := tx.Exec("UPDATE scratch SET v = 'clobbered' WHERE k = 0"); err != nil {
+						return err
+					}
+					return errBoom
+				case panicking:
+					if _, err := tx.Exec("UPDATE scratch SET v = 'clobbered by panic' WHERE k = 0"); err != nil {
+						return err
+					}
+					panic("write gone wrong")
+				}
+				return nil
+			})
+		})
+	}
+	// Every op goroutine is inside writer.do (parked on the send) before the
+	// writer is let go, so the next group carries all of them.
+	waitFor(t, 10*time.Second, "all writes to be queued", func() bool {
+		buf := make([]byte, 8<<20)
+		return strings.Count(string(buf[:runtime.Stack(buf, true)]), "(*writer).do(") >= ops+1
+	})
+	close(release)
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(30 * time.Second):
+		t.Fatal("queued writes did not finish within 30s")
+	}
+	if err := <-blockerErr; err != nil {
+		t.Fatalf("blocking write: %v", err)
+	}
+
+	for i := 1; i <= ops; i++ {
+		switch i {
+		case failing:
+			if !errors.Is(results[i], errBoom) {
+				t.Errorf("failing write got %v, want its own error", results[i])
+			}
+		case panicking:
+			if results[i] == nil {
+				t.Errorf("panicking write got no error")
+			}
+		default:
+			if results[i] != nil {
+				t.Errorf("write %d got %v, want nil", i, results[i])
+			}
+		}
+	}
+	mu.Lock()
+	group := batchOf[failing]
+	shared := 0
+	for i, b := range batchOf {
+		if b == group && i != failing && i != panicking {
+			shared++
+		}
+	}
+	sizes := append([]int(nil), batches...)
+	mu.Unlock()
+	if shared == 0 || batchOf[panicking] != group {
+		t.Fatalf("the failing writes did not share a transaction with good ones (groups %v): the test proves nothing", sizes)
+	}
+
+	rows, err := store.r.Query("SELECT k, v FROM scratch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	got := map[int]string{}
+	for rows.Next() {
+		var k int
+		var v string
+		if err := rows.Scan(&k, &v); err != nil {
+			t.Fatal(err)
+		}
+		got[k] = v
+	}
+	if got[0] != "seed" {
+		t.Errorf("row 0 is %q: a failed write's change was committed", got[0])
+	}
+	for i := 1; i <= ops; i++ {
+		_, first := got[i]
+		_, second := got[1000+i]
+		want := i != failing && i != panicking
+		if first != want || second != want {
+			t.Errorf("write %d: rows present %v/%v, want %v", i, first, second, want)
+		}
+	}
+	if len(got) != 1+2*(ops-2) {
+		t.Errorf("%d rows, want %d", len(got), 1+2*(ops-2))
+	}
+	t.Logf("commit groups: %v; %d good writes shared the failing writes' transaction", sizes, shared)
+}

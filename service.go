@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// service is everything the server runs besides its listener: the store,
+// the writer, the worker pool, the webhook sender, the janitor and the HTTP
+// handlers. Tests drive its handlers without a socket.
+type service struct {
+	store    *Store
+	writer   *writer
+	pool     *pool
+	webhooks *webhookSender
+	janitor  *janitor
+	app      *app
+	log      *slog.Logger
+}
+
+// startService opens the database and starts the background work.
+func startService(ctx context.Context, cfg serveConfig, log *slog.Logger) (*service, error) {
+	store, err := openStore(cfg.db)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.dev {
+		if err := seedDev(ctx, store); err != nil {
+			store.Close()
+			return nil, err
+		}
+		log.Warn("development mode: user demo with API key demo, private webhooks allowed")
+	}
+	w := newWriter(store.w, log)
+	var backend Restorer = &inventoryBackend{db: store.r, window: cfg.restoreWindow, now: time.Now, log: log}
+	if cfg.backend == "upstream" {
+		backend = newUpstreamBackend(cfg.upstreamURL, cfg.upstreamUser, cfg.upstreamPassword, cfg.restoreTimeout, userAgent())
+	}
+	retry := retryPolicy{maxAttempts: cfg.restoreMaxAttempts, base: cfg.restoreRetryBase, max: maxRestoreRetryWait}
+	p := newPool(store, w, backend, retry, cfg.workers, log)
+	p.grace = cfg.shutdownTimeout
+	sender := newWebhookSender(store, w,
+		newDeliverer(cfg.webhookTimeout, cfg.allowPrivateWebhooks(), userAgent()),
+		retryPolicy{maxAttempts: cfg.webhookMaxAttempts, base: cfg.webhookRetryBase, max: cfg.webhookRetryMax}, log)
+	p.onJobsCompleted = func([]int64) { sender.nudge() }
+	if err := p.start(ctx); err != nil {
+		w.stop()
+		store.Close()
+		return nil, err
+	}
+	sender.start(ctx)
+	jan := newJanitor(store, w, cfg.retention, log)
+	jan.start(ctx)
+
+	syncRetry := retry
+	syncRetry.max = min(retry.max, 30*time.Second) // a client is waiting
+	a := &app{store: store, writer: w, pool: p, webhooks: sender, backend: backend, retry: syncRetry,
+		cfg: cfg, log: log, now: time.Now, onCreated: func(int) {},
+		authFailures: newLimiterSet(authFailureRate, authFailureBurst)}
+	if cfg.rateLimit > 0 {
+		a.userLimits = newLimiterSet(rate.Limit(cfg.rateLimit), cfg.rateBurst)
+	}
+	return &service{store: store, writer: w, pool: p, webhooks: sender, janitor: jan, app: a, log: log}, nil
+}
+
+// stop lets the restores under way finish, records their results, stops
+// the sender and the janitor, and closes the database, in that order.
+func (s *service) stop() {
+	s.pool.stop()
+	s.webhooks.stop()
+	s.janitor.stop()
+	s.writer.stop()
+	s.store.Close()
+	s.log.Info("stopped")
+}
