@@ -194,7 +194,7 @@ func TestWriterIsolatesFailingWrites(t *testing.T) {
 	store := newTestStore(t)
 	w := newWriter(store.w, slog.New(slog.DiscardHandler))
 	var mu sync.Mutex
-	var batches []int      // size of each committed group, in order
+	var batches []int        // size of each committed group, in order
 	batchOf := map[int]int{} // op -> index of the group it ran in
 	w.observe = func(_ time.Duration, n int) {
 		mu.Lock()

@@ -55,6 +55,7 @@ Usage:
                                                import or update inventory numbers
   bulkrestore backup -db PATH OUT              consistent copy of a live database
   bulkrestore check -db PATH                   run SQLite's integrity check
+  bulkrestore bench [-json FILE|-] [flags]     benchmark an in-process server (bench -h)
   bulkrestore version                          print the version
 
 Every flag can also be set as BULKRESTORE_<FLAG> (upper case, - as _).
@@ -87,6 +88,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runBackup(ctx, args, getenv, stdout, stderr)
 	case "check":
 		return runCheck(ctx, args, getenv, stdout, stderr)
+	case "bench":
+		return runBench(ctx, args, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return nil

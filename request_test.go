@@ -272,6 +272,7 @@ func TestDecodeBulkBodyReportsMalformedJSONAndWrongTypes(t *testing.T) {
 		{"numbers as an object names numbers", `{"numbers":{"0":"15551230100"}}`, []string{"numbers", "array"}},
 		{"numbers with an integer element names the element", `{"numbers":["15551230100",15551230101]}`, []string{"numbers[1]", "string"}},
 		{"numbers with a nested array names the element", `{"numbers":[["15551230100"]]}`, []string{"numbers[0]"}},
+		{"numbers with a null element names the element", `{"numbers":["15551230100",null]}`, []string{"numbers[1]"}},
 		{"numbers with a boolean element names the element", `{"numbers":["15551230100","15551230101",true]}`, []string{"numbers[2]"}},
 		{"numbers_text as a number names numbers_text", `{"numbers_text":15551230100}`, []string{"numbers_text", "string"}},
 		{"numbers_text as an array names numbers_text", `{"numbers_text":["15551230100"]}`, []string{"numbers_text", "string"}},

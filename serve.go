@@ -49,6 +49,9 @@ type serveConfig struct {
 	maxActiveJobs      int
 	retention          time.Duration
 	readHeaderTimeout  time.Duration
+
+	// restorer, when set (by tests), replaces the backend the flags name.
+	restorer Restorer
 }
 
 // allowPrivateWebhooks reports whether webhooks may reach private and

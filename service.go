@@ -39,6 +39,9 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serv
 	if cfg.backend == "upstream" {
 		backend = newUpstreamBackend(cfg.upstreamURL, cfg.upstreamUser, cfg.upstreamPassword, cfg.restoreTimeout, userAgent())
 	}
+	if cfg.restorer != nil {
+		backend = cfg.restorer
+	}
 	retry := retryPolicy{maxAttempts: cfg.restoreMaxAttempts, base: cfg.restoreRetryBase, max: maxRestoreRetryWait}
 	p := newPool(store, w, backend, retry, cfg.workers, log)
 	p.grace = cfg.shutdownTimeout

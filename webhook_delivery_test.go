@@ -84,22 +84,6 @@ func whDemoSecret(t testing.TB, db *sql.DB) string {
 	return secret
 }
 
-// whHolds polls cond for the whole of d and fails the test the first time
-// it does not hold: the bounded way to check that nothing more happens.
-func whHolds(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		if !cond() {
-			t.Fatalf("%s stopped holding", what)
-		}
-		if time.Now().After(deadline) {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // whSubmit posts a bulk restore with a webhook.
 func whSubmit(t testing.TB, s *testServer, user, key string, numbers []string, hook string) apiResponse {
 	t.Helper()
@@ -115,38 +99,6 @@ func whStatus(t testing.TB, s *testServer, user, key, jobUUID string) apiRespons
 		t.Fatalf("status of %s: %d %s", jobUUID, r.Status, r.Raw)
 	}
 	return r
-}
-
-// whTopKeys lists the keys of a JSON object in the order they appear.
-func whTopKeys(t testing.TB, raw []byte) []string {
-	t.Helper()
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		t.Fatalf("not a JSON object: %s", raw)
-	}
-	var keys []string
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			t.Fatalf("read key: %v", err)
-		}
-		keys = append(keys, tok.(string))
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			t.Fatalf("read value: %v", err)
-		}
-	}
-	return keys
-}
-
-// whDecode decodes a webhook body into a map.
-func whDecode(t testing.TB, body []byte) map[string]any {
-	t.Helper()
-	var m map[string]any
-	if err := json.Unmarshal(body, &m); err != nil {
-		t.Fatalf("webhook body is not a JSON object: %v: %s", err, body)
-	}
-	return m
 }
 
 var whTimePattern = regexp.MustCompile(`^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$`)
@@ -522,7 +474,7 @@ func TestWebhookAddressPolicyWithoutDevMode(t *testing.T) {
 }
 
 func TestWebhookAttemptsAreStoredWithStatusErrorAndDuration(t *testing.T) {
-	s := startServer(t, whFlags("-webhook-max-attempts", "1")...)
+	s := startServer(t, whFlags("-webhook-max-attempts", "1", "-webhook-timeout", "1s")...)
 	db := whOpenDB(t, s.DB)
 	cases := []struct {
 		name       string
@@ -538,6 +490,16 @@ func TestWebhookAttemptsAreStoredWithStatusErrorAndDuration(t *testing.T) {
 			hook: func(t *testing.T) (string, string) {
 				p := whClosedPort(t)
 				return fmt.Sprintf("http://127.0.0.1:%d/hook", p), fmt.Sprintf("Failed to connect to 127.0.0.1 port %d: Connection refused", p)
+			}},
+		{name: "an unresolvable host is stored with its error and no status",
+			hook: func(t *testing.T) (string, string) {
+				return "http://nonexistent.invalid/hook", "Could not resolve host: nonexistent.invalid"
+			}},
+		{name: "a receiver that never answers is cut off at -webhook-timeout and stored as a timeout", minMs: 1000,
+			hook: func(t *testing.T) (string, string) {
+				h := newWHReceiver(t, 200)
+				h.delay.Store(int64(time.Minute)) // ends when the client gives up
+				return h.URL, "Operation timed out after"
 			}},
 		{name: "a 204 answer is stored with its status and no error", wantStatus: 204,
 			hook: func(t *testing.T) (string, string) {
@@ -559,7 +521,17 @@ func TestWebhookAttemptsAreStoredWithStatusErrorAndDuration(t *testing.T) {
 			if resp.Status != http.StatusOK {
 				t.Fatalf("status %d: %s", resp.Status, resp.Raw)
 			}
-			if got, _ := resp.Body["webhook_error"].(string); got != wantErr {
+			got, _ := resp.Body["webhook_error"].(string)
+			if timeout := strings.HasPrefix(wantErr, "Operation timed out"); timeout {
+				if !regexp.MustCompile(`^Operation timed out after \d+ milliseconds$`).MatchString(got) {
+					t.Fatalf("webhook_error = %q, want Operation timed out after <n> milliseconds", got)
+				}
+				if after-before > 5000 {
+					t.Fatalf("the answer took %d ms; the inline attempt must be bounded by -webhook-timeout 1s", after-before)
+				}
+				wantErr = got
+			}
+			if got != wantErr {
 				t.Fatalf("webhook_error = %q, want %q", got, wantErr)
 			}
 			rows := whAttemptRows(t, db, resp.Body["job_uuid"].(string))
@@ -580,5 +552,30 @@ func TestWebhookAttemptsAreStoredWithStatusErrorAndDuration(t *testing.T) {
 				t.Fatalf("stored time %d outside the request [%d, %d]", r.At, before, after)
 			}
 		})
+	}
+}
+
+func TestWebhookRetryWaitsNeverExceedRetryMax(t *testing.T) {
+	// Uncapped, the waits from a 10ms base would reach 1.28s by the 9th retry.
+	const attempts = 10
+	s := startServer(t, "-dev", "-webhook-retry-base", "10ms", "-webhook-retry-max", "20ms",
+		"-webhook-max-attempts", itoa(attempts))
+	db := whOpenDB(t, s.DB)
+	h := newWHReceiver(t, http.StatusInternalServerError)
+	resp := whSubmit(t, s, "demo", "demo", []string{"15551230108"}, h.URL)
+	id, _ := resp.Body["job_uuid"].(string)
+	waitFor(t, 20*time.Second, "every attempt", func() bool {
+		state, _ := whJobState(t, db, id)
+		return state == "failed"
+	})
+	rows := whAttemptRows(t, db, id)
+	if len(rows) != attempts {
+		t.Fatalf("%d stored attempts, want %d", len(rows), attempts)
+	}
+	for i := 1; i < len(rows); i++ {
+		wait := rows[i].At - rows[i-1].At - rows[i-1].DurationMs
+		if wait < 0 || wait > 20+500 { // 500ms of scheduling slack
+			t.Fatalf("wait before attempt %d was %d ms, want at most -webhook-retry-max 20ms", rows[i].Attempt, wait)
+		}
 	}
 }

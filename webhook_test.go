@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -162,6 +164,7 @@ func TestAddressAllowed(t *testing.T) {
 		{"IPv4-mapped private ::ffff:10.0.0.1 is refused", "::ffff:10.0.0.1", false},
 		{"IPv4-mapped metadata ::ffff:169.254.169.254 is refused", "::ffff:169.254.169.254", false},
 		{"broadcast 255.255.255.255 is refused", "255.255.255.255", false},
+		{"IPv4-mapped CGNAT ::ffff:100.64.0.1 is refused", "::ffff:100.64.0.1", false},
 		{"public 8.8.8.8 is allowed", "8.8.8.8", true},
 		{"public 1.1.1.1 is allowed", "1.1.1.1", true},
 		{"public 2606:4700::1111 is allowed", "2606:4700::1111", true},
@@ -204,6 +207,7 @@ func TestCheckWebhookURL(t *testing.T) {
 		{"a bare scheme is rejected", "https://", false, false},
 		{"a URL with credentials is rejected", "https://user:pass@example.com/hook", false, false},
 		{"an empty port-only host is rejected", "http://:8080/hook", false, false},
+		{"a non-numeric port is rejected", "http://example.com:abc/hook", false, false},
 		{"literal loopback 127.0.0.1 is rejected", "http://127.0.0.1:8080/hook", false, false},
 		{"literal loopback [::1] is rejected", "http://[::1]:8080/hook", false, false},
 		{"literal IPv4-mapped loopback is rejected", "http://[::ffff:127.0.0.1]/hook", false, false},
@@ -515,4 +519,52 @@ func TestWHVerifierAgreesWithTheSpecExample(t *testing.T) {
 	if err := whVerify("whsec_"+base64.StdEncoding.EncodeToString([]byte("other")), h, body); err == nil {
 		t.Fatal("a different key verified")
 	}
+}
+
+// whHolds polls cond for the whole of d and fails the test the first time
+// it does not hold: the bounded way to check that nothing more happens.
+func whHolds(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		if !cond() {
+			t.Fatalf("%s stopped holding", what)
+		}
+		if time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// whTopKeys lists the keys of a JSON object in the order they appear.
+func whTopKeys(t testing.TB, raw []byte) []string {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		t.Fatalf("not a JSON object: %s", raw)
+	}
+	var keys []string
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			t.Fatalf("read key: %v", err)
+		}
+		keys = append(keys, tok.(string))
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			t.Fatalf("read value: %v", err)
+		}
+	}
+	return keys
+}
+
+// whDecode decodes a webhook body into a map.
+func whDecode(t testing.TB, body []byte) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatalf("webhook body is not a JSON object: %v: %s", err, body)
+	}
+	return m
 }

@@ -1,0 +1,719 @@
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The shapes of the scenarios: what -scale leaves alone.
+const (
+	benchUserName    = "bench"
+	benchAPIKey      = "bench-0f6b2c8e4a1d9375c2e8b6a4f0d1e3c5"
+	benchSyncClients = 32   // concurrent clients of the sync scenario
+	benchSyncNumbers = 10   // numbers per synchronous request (the default -sync-limit)
+	benchSmallJob    = 11   // the smallest queued job
+	benchRawPerTx    = 1000 // updates per transaction of the raw SQLite rate
+	benchPollEvery   = 5 * time.Millisecond
+	benchFirstNumber = 15550000000 // the bench's numbers are 11 digits from here
+)
+
+// benchServer is a bulkrestore server run in-process by serve() on a fresh
+// database in a temp folder, and a client for it.
+type benchServer struct {
+	url    string
+	dir    string
+	client *http.Client
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startServer seeds a fresh database with the bench user and, as released
+// numbers, inventory; then serves it on a loopback port with the bench's
+// flags and extra.
+func (b *bench) startServer(ctx context.Context, inventory []string, extra ...string) (*benchServer, error) {
+	dir, err := os.MkdirTemp("", "bulkrestore-bench-*")
+	if err != nil {
+		return nil, err
+	}
+	db := filepath.Join(dir, "bench.db")
+	if err := benchSeed(ctx, db, inventory); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	args := append([]string{"-addr", "127.0.0.1:0", "-db", db, "-rate-limit", "0", "-max-active-jobs", "0",
+		"-max-numbers", strconv.Itoa(max(100000, b.count(100000, 1))), "-max-body", "64MiB",
+		"-allow-private-webhooks", "-log-level", "warn", "-shutdown-timeout", "10s"}, extra...)
+	// An empty environment: the user's BULKRESTORE_* settings are not the bench's.
+	cfg, err := parseServeFlags(args, func(string) string { return "" }, b.log)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	s := &benchServer{dir: dir, cancel: cancel, done: make(chan error, 1), client: newBenchClient()}
+	ready := make(chan string, 1)
+	go func() { s.done <- serve(sctx, cfg, b.log, func(addr string) { ready <- addr }) }()
+	select {
+	case addr := <-ready:
+		s.url = "http://" + addr
+		return s, nil
+	case err := <-s.done:
+		cancel()
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("server did not start: %v", err)
+	}
+}
+
+// stop shuts the server down, waits for it and removes its files.
+func (s *benchServer) stop() {
+	s.cancel()
+	<-s.done
+	s.client.CloseIdleConnections()
+	os.RemoveAll(s.dir)
+}
+
+// benchSeed creates the bench user and its released inventory.
+func benchSeed(ctx context.Context, db string, inventory []string) error {
+	store, err := openStore(db)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if err := store.createUser(ctx, benchUserName, benchAPIKey, newWebhookSecret()); err != nil {
+		return err
+	}
+	u, err := store.userByName(ctx, benchUserName)
+	if err != nil {
+		return err
+	}
+	rows := make([]InventoryRow, len(inventory))
+	now := time.Now()
+	for i, n := range inventory {
+		rows[i] = InventoryRow{Number: n, State: "released", ReleasedAt: now}
+	}
+	return store.importInventory(ctx, u.ID, rows, false)
+}
+
+// newBenchClient returns a client that keeps enough connections to the
+// server open for the bench's concurrency.
+func newBenchClient() *http.Client {
+	return &http.Client{
+		Timeout: 5 * time.Minute,
+		Transport: &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
+			MaxIdleConns:        256,
+			MaxIdleConnsPerHost: 256,
+			IdleConnTimeout:     90 * time.Second,
+		},
+	}
+}
+
+// call makes an authenticated request and returns the status and body.
+func (s *benchServer) call(ctx context.Context, method, path string, body []byte) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, s.url+path, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.SetBasicAuth(benchUserName, benchAPIKey)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, data, err
+}
+
+// submit posts a body that must be queued and returns the job's UUID.
+func (s *benchServer) submit(ctx context.Context, body []byte) (string, error) {
+	status, data, err := s.call(ctx, http.MethodPost, "/v3/bulk_restore", body)
+	if err != nil {
+		return "", fmt.Errorf("submit: %w", err)
+	}
+	if status != http.StatusAccepted {
+		return "", fmt.Errorf("submit: HTTP %d, want 202: %.300s", status, data)
+	}
+	var queued struct {
+		JobUUID string `json:"job_uuid"`
+	}
+	if err := json.Unmarshal(data, &queued); err != nil || queued.JobUUID == "" {
+		return "", fmt.Errorf("submit: no job_uuid in %.300s", data)
+	}
+	return queued.JobUUID, nil
+}
+
+// benchJob is the part of a status answer the bench reads.
+type benchJob struct {
+	Status  string `json:"status"`
+	Total   int    `json:"total_numbers"`
+	Success int    `json:"success_count"`
+	Failure int    `json:"failure_count"`
+}
+
+// finished reports whether the job has ended.
+func (j benchJob) finished() bool { return j.Status == "completed" || j.Status == "cancelled" }
+
+// status reads a job's summary (limit=0: no results, so it is cheap).
+func (s *benchServer) status(ctx context.Context, id string) (benchJob, error) {
+	var j benchJob
+	status, data, err := s.call(ctx, http.MethodGet, "/v3/bulk_restore_status?limit=0&job_uuid="+id, nil)
+	if err != nil {
+		return j, fmt.Errorf("status: %w", err)
+	}
+	if status != http.StatusOK {
+		return j, fmt.Errorf("status: HTTP %d: %.300s", status, data)
+	}
+	return j, json.Unmarshal(data, &j)
+}
+
+// waitJob polls a job's status every few milliseconds until cond holds,
+// for at most timeout.
+func (s *benchServer) waitJob(ctx context.Context, id string, timeout time.Duration, cond func(benchJob) bool) (benchJob, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		j, err := s.status(ctx, id)
+		if err != nil || cond(j) {
+			return j, err
+		}
+		if time.Now().After(deadline) {
+			return j, fmt.Errorf("job %s still %s (%d of %d done) after %s", id, j.Status, j.Success+j.Failure, j.Total, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return j, ctx.Err()
+		case <-time.After(benchPollEvery):
+		}
+	}
+}
+
+// waitCompleted waits for a job to finish and checks that every number was
+// restored.
+func (s *benchServer) waitCompleted(ctx context.Context, id string, timeout time.Duration) error {
+	j, err := s.waitJob(ctx, id, timeout, benchJob.finished)
+	if err == nil && (j.Status != "completed" || j.Success != j.Total) {
+		err = fmt.Errorf("job %s ended %s with %d of %d restored", id, j.Status, j.Success, j.Total)
+	}
+	return err
+}
+
+// benchNumbers returns n distinct valid numbers from first on.
+func benchNumbers(first int64, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = strconv.FormatInt(first+int64(i), 10)
+	}
+	return out
+}
+
+// benchBody is a POST /v3/bulk_restore body.
+func benchBody(numbers []string, webhookURL string) []byte {
+	body, err := json.Marshal(struct {
+		Numbers    []string `json:"numbers"`
+		WebhookURL string   `json:"webhook_url,omitempty"`
+	}{numbers, webhookURL})
+	if err != nil {
+		panic(err) // strings always marshal
+	}
+	return body
+}
+
+// benchPercentile returns the p-th percentile (0-100) of sorted durations,
+// in milliseconds, by the nearest-rank method.
+func benchPercentile(sorted []time.Duration, p float64) float64 {
+	rank := max(0, min(len(sorted)-1, int(float64(len(sorted))*p/100+0.999999)-1))
+	return float64(sorted[rank]) / float64(time.Millisecond)
+}
+
+// benchUpstream is the fake provider: it answers every restore with
+// success after its latency.
+type benchUpstream struct {
+	url      string // the -upstream-url template
+	latency  time.Duration
+	srv      *http.Server
+	inFlight atomic.Int64
+	peak     atomic.Int64 // most calls under way at once
+}
+
+// startBenchUpstream serves a fake upstream on a loopback port.
+func startBenchUpstream(latency time.Duration) (*benchUpstream, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	u := &benchUpstream{url: "http://" + ln.Addr().String() + "/v3/restore/{number}", latency: latency}
+	u.srv = &http.Server{Handler: http.HandlerFunc(u.restore), ReadHeaderTimeout: 10 * time.Second}
+	go u.srv.Serve(ln)
+	return u, nil
+}
+
+// restore answers one call after the latency.
+func (u *benchUpstream) restore(w http.ResponseWriter, r *http.Request) {
+	n := u.inFlight.Add(1)
+	defer u.inFlight.Add(-1)
+	for p := u.peak.Load(); n > p && !u.peak.CompareAndSwap(p, n); p = u.peak.Load() {
+	}
+	t := time.NewTimer(u.latency)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-r.Context().Done():
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	io.WriteString(w, `{"message":"Number restored","requires_identity_update":0}`)
+}
+
+// close stops the fake upstream and cuts its connections.
+func (u *benchUpstream) close() { u.srv.Close() }
+
+// upstreamArgs are the serve flags that point a server at the fake upstream.
+func (b *bench) upstreamArgs(u *benchUpstream) []string {
+	return []string{"-backend", "upstream", "-upstream-url", u.url, "-workers", strconv.Itoa(b.cfg.workersUpstream)}
+}
+
+// rawSQLiteRate measures batched primary-key updates on a fresh file with
+// the service's pragmas: a STRICT table of rows rows, updated perTx to a
+// transaction. It returns updates a second.
+func rawSQLiteRate(ctx context.Context, rows, perTx int) (float64, error) {
+	dir, err := os.MkdirTemp("", "bulkrestore-bench-raw-*")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, "raw.db"), "_txlock", "immediate"))
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	if _, err := db.ExecContext(ctx, `CREATE TABLE raw_rows (id INTEGER PRIMARY KEY, status TEXT NOT NULL,
+		attempts INTEGER NOT NULL, completed_at INTEGER) STRICT`); err != nil {
+		return 0, err
+	}
+	batch := func(first, last int, query string, args func(id int) []any) error {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		stmt, err := tx.PrepareContext(ctx, query)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for id := first; id <= last; id++ {
+			if _, err := stmt.ExecContext(ctx, args(id)...); err != nil {
+				return err
+			}
+		}
+		return tx.Commit()
+	}
+	if err := batch(1, rows, "INSERT INTO raw_rows (id, status, attempts) VALUES (?, 'pending', 0)",
+		func(id int) []any { return []any{id} }); err != nil {
+		return 0, fmt.Errorf("raw sqlite: fill: %w", err)
+	}
+	now := ms(time.Now())
+	start := time.Now()
+	for first := 1; first <= rows; first += perTx {
+		if err := batch(first, min(first+perTx-1, rows),
+			"UPDATE raw_rows SET status = 'success', attempts = attempts + 1, completed_at = ? WHERE id = ?",
+			func(id int) []any { return []any{now, id} }); err != nil {
+			return 0, fmt.Errorf("raw sqlite: update: %w", err)
+		}
+	}
+	return float64(rows) / time.Since(start).Seconds(), nil
+}
+
+// runThroughput times one queued job of all-released inventory numbers from
+// submit to completed, and the raw SQLite update rate on the same kind of
+// file.
+func (b *bench) runThroughput(ctx context.Context) (benchFigures, error) {
+	raw, err := rawSQLiteRate(ctx, b.count(100000, benchRawPerTx), benchRawPerTx)
+	if err != nil {
+		return nil, err
+	}
+	n := b.count(100000, benchSmallJob)
+	numbers := benchNumbers(benchFirstNumber, n)
+	s, err := b.startServer(ctx, numbers)
+	if err != nil {
+		return nil, err
+	}
+	defer s.stop()
+	body := benchBody(numbers, "")
+	start := time.Now()
+	id, err := s.submit(ctx, body)
+	if err != nil {
+		return nil, err
+	}
+	accepted := time.Since(start)
+	if err := s.waitCompleted(ctx, id, b.deadline(n)); err != nil {
+		return nil, err
+	}
+	rate := float64(n) / time.Since(start).Seconds()
+	return benchFigures{"numbers_per_s": rate, "raw_updates_per_s": raw, "ratio": rate / raw,
+		"numbers": float64(n), "submit_ms": float64(accepted) / float64(time.Millisecond)}, nil
+}
+
+// runUpstream drains one job through the fake upstream and compares the
+// rate with what the workers could do at its latency.
+func (b *bench) runUpstream(ctx context.Context) (benchFigures, error) {
+	up, err := startBenchUpstream(b.cfg.latency)
+	if err != nil {
+		return nil, err
+	}
+	defer up.close()
+	s, err := b.startServer(ctx, nil, b.upstreamArgs(up)...)
+	if err != nil {
+		return nil, err
+	}
+	defer s.stop()
+	n := b.count(20000, benchSmallJob)
+	id, err := s.submit(ctx, benchBody(benchNumbers(benchFirstNumber, n), ""))
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if err := s.waitCompleted(ctx, id, b.deadline(n)); err != nil {
+		return nil, err
+	}
+	rate := float64(n) / time.Since(start).Seconds()
+	ideal := float64(b.cfg.workersUpstream) / b.cfg.latency.Seconds()
+	return benchFigures{"efficiency": rate / ideal, "numbers_per_s": rate, "ideal_per_s": ideal,
+		"numbers": float64(n), "upstream_peak_concurrency": float64(up.peak.Load())}, nil
+}
+
+// runSync has concurrent clients post small synchronous requests for the
+// -duration and reports the request rate and latencies.
+func (b *bench) runSync(ctx context.Context) (benchFigures, error) {
+	pool := benchNumbers(benchFirstNumber, b.count(100000, benchSyncClients*benchSyncNumbers))
+	s, err := b.startServer(ctx, pool)
+	if err != nil {
+		return nil, err
+	}
+	defer s.stop()
+	bodies := make([][]byte, 0, len(pool)/benchSyncNumbers)
+	for i := 0; i+benchSyncNumbers <= len(pool); i += benchSyncNumbers {
+		bodies = append(bodies, benchBody(pool[i:i+benchSyncNumbers], ""))
+	}
+	var next atomic.Int64
+	var firstErr error
+	var mu sync.Mutex
+	var latencies []time.Duration
+	start := time.Now()
+	end := start.Add(b.cfg.duration)
+	var wg sync.WaitGroup
+	for range benchSyncClients {
+		wg.Go(func() {
+			var mine []time.Duration
+			for time.Now().Before(end) && ctx.Err() == nil {
+				body := bodies[int(next.Add(1)-1)%len(bodies)]
+				t := time.Now()
+				status, data, err := s.call(ctx, http.MethodPost, "/v3/bulk_restore", body)
+				if err == nil && status != http.StatusOK {
+					err = fmt.Errorf("sync request: HTTP %d, want 200: %.300s", status, data)
+				}
+				if err != nil {
+					mu.Lock()
+					firstErr = cmp.Or(firstErr, err)
+					mu.Unlock()
+					break
+				}
+				mine = append(mine, time.Since(t))
+			}
+			mu.Lock()
+			latencies = append(latencies, mine...)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	if len(latencies) == 0 {
+		return nil, errors.New("sync: no request finished")
+	}
+	slices.Sort(latencies)
+	return benchFigures{"requests_per_s": float64(len(latencies)) / elapsed.Seconds(),
+		"p50_ms": benchPercentile(latencies, 50), "p99_ms": benchPercentile(latencies, 99),
+		"requests": float64(len(latencies))}, nil
+}
+
+// runSubmit times queued submissions, one after another, to their 202,
+// while the workers drain the earlier ones.
+func (b *bench) runSubmit(ctx context.Context) (benchFigures, error) {
+	n, requests := b.count(10000, benchSmallJob), b.count(100, 5)
+	numbers := benchNumbers(benchFirstNumber, n)
+	s, err := b.startServer(ctx, numbers)
+	if err != nil {
+		return nil, err
+	}
+	defer s.stop()
+	body := benchBody(numbers, "")
+	latencies := make([]time.Duration, 0, requests)
+	for range requests {
+		t := time.Now()
+		if _, err := s.submit(ctx, body); err != nil {
+			return nil, err
+		}
+		latencies = append(latencies, time.Since(t))
+	}
+	slices.Sort(latencies)
+	return benchFigures{"p50_ms": benchPercentile(latencies, 50), "p99_ms": benchPercentile(latencies, 99),
+		"requests": float64(requests), "numbers": float64(n)}, nil
+}
+
+// runFairness times a small job sent while a big one drains through the
+// fake upstream, then cancels the big one.
+func (b *bench) runFairness(ctx context.Context) (benchFigures, error) {
+	up, err := startBenchUpstream(b.cfg.latency)
+	if err != nil {
+		return nil, err
+	}
+	defer up.close()
+	s, err := b.startServer(ctx, nil, b.upstreamArgs(up)...)
+	if err != nil {
+		return nil, err
+	}
+	defer s.stop()
+	n := b.count(100000, benchSmallJob)
+	bigID, err := s.submit(ctx, benchBody(benchNumbers(benchFirstNumber, n), ""))
+	if err != nil {
+		return nil, err
+	}
+	draining := func(j benchJob) bool { return j.Success+j.Failure > 0 || j.finished() }
+	if _, err := s.waitJob(ctx, bigID, b.deadline(n), draining); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	smallID, err := s.submit(ctx, benchBody(benchNumbers(benchFirstNumber+int64(n), benchSmallJob), ""))
+	if err != nil {
+		return nil, err
+	}
+	if err := s.waitCompleted(ctx, smallID, b.deadline(n)); err != nil {
+		return nil, err
+	}
+	seconds := time.Since(start).Seconds()
+	big, err := s.status(ctx, bigID)
+	if err != nil {
+		return nil, err
+	}
+	status, data, err := s.call(ctx, http.MethodPost, "/v3/bulk_restore_cancel?job_uuid="+bigID, nil)
+	if err == nil && status != http.StatusOK && status != http.StatusConflict { // 409: it had finished
+		err = fmt.Errorf("cancel: HTTP %d: %.300s", status, data)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return benchFigures{"seconds": seconds, "big_numbers": float64(n),
+		"big_done_fraction": float64(big.Success+big.Failure) / float64(n)}, nil
+}
+
+// runMemory measures the peak RSS of the process through one big job and
+// one full read of its status.
+func (b *bench) runMemory(ctx context.Context) (benchFigures, error) {
+	n := b.count(100000, benchSmallJob)
+	numbers := benchNumbers(benchFirstNumber, n)
+	s, err := b.startServer(ctx, numbers)
+	if err != nil {
+		return nil, err
+	}
+	defer s.stop()
+	body := benchBody(numbers, "")
+	runtime.GC()
+	debug.FreeOSMemory()
+	// Writing 5 to clear_refs resets the peak (VmHWM) to the current RSS.
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		return nil, fmt.Errorf("reset peak RSS: %w", err)
+	}
+	startKB, err := benchProcStatusKB("VmHWM")
+	if err != nil {
+		return nil, err
+	}
+	id, err := s.submit(ctx, body)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.waitCompleted(ctx, id, b.deadline(n)); err != nil {
+		return nil, err
+	}
+	size, err := s.readFullStatus(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	peakKB, err := benchProcStatusKB("VmHWM")
+	if err != nil {
+		return nil, err
+	}
+	return benchFigures{"peak_mb": float64(peakKB) * 1024 / 1e6, "start_mb": float64(startKB) * 1024 / 1e6,
+		"status_mb": float64(size) / 1e6, "numbers": float64(n)}, nil
+}
+
+// readFullStatus reads a job's whole status answer, every result, as a
+// client streaming it would, and returns its size in bytes.
+func (s *benchServer) readFullStatus(ctx context.Context, id string) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url+"/v3/bulk_restore_status?job_uuid="+id, nil)
+	if err != nil {
+		return 0, err
+	}
+	req.SetBasicAuth(benchUserName, benchAPIKey)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("full status: HTTP %d", resp.StatusCode)
+	}
+	return io.Copy(io.Discard, resp.Body)
+}
+
+// benchProcStatusKB reads one kB figure of /proc/self/status, such as VmHWM.
+func benchProcStatusKB(field string) (int64, error) {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, fmt.Errorf("read peak RSS: %w", err)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if value, ok := strings.CutPrefix(line, field+":"); ok {
+			return strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(value), "kB")), 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no %s in /proc/self/status", field)
+}
+
+// benchReceiver is a webhook receiver on loopback that notes when each
+// job's first delivery arrived.
+type benchReceiver struct {
+	url         string
+	srv         *http.Server
+	want        int
+	mu          sync.Mutex
+	seen        map[string]bool
+	first, last time.Time
+	done        chan struct{} // closed when want jobs have been delivered
+}
+
+// startBenchReceiver serves a receiver that expects want jobs.
+func startBenchReceiver(want int) (*benchReceiver, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	r := &benchReceiver{url: "http://" + ln.Addr().String() + "/hook", want: want, seen: map[string]bool{}, done: make(chan struct{})}
+	r.srv = &http.Server{Handler: http.HandlerFunc(r.receive), ReadHeaderTimeout: 10 * time.Second}
+	go r.srv.Serve(ln)
+	return r, nil
+}
+
+// receive takes one delivery; repeats of a job are answered but not counted.
+func (r *benchReceiver) receive(w http.ResponseWriter, req *http.Request) {
+	var msg struct {
+		JobUUID string `json:"job_uuid"`
+	}
+	if err := json.NewDecoder(req.Body).Decode(&msg); err != nil || msg.JobUUID == "" {
+		http.Error(w, "not a job payload", http.StatusBadRequest)
+		return
+	}
+	now := time.Now()
+	r.mu.Lock()
+	if !r.seen[msg.JobUUID] {
+		r.seen[msg.JobUUID] = true
+		if len(r.seen) == 1 {
+			r.first = now
+		}
+		r.last = now
+		if len(r.seen) == r.want {
+			close(r.done)
+		}
+	}
+	r.mu.Unlock()
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// runWebhooks queues many small jobs with a webhook each and measures the
+// rate at which their deliveries reach the receiver.
+func (b *bench) runWebhooks(ctx context.Context) (benchFigures, error) {
+	jobs := b.count(1000, 4)
+	numbers := benchNumbers(benchFirstNumber, jobs*benchSmallJob)
+	recv, err := startBenchReceiver(jobs)
+	if err != nil {
+		return nil, err
+	}
+	defer recv.srv.Close()
+	s, err := b.startServer(ctx, numbers)
+	if err != nil {
+		return nil, err
+	}
+	defer s.stop()
+	bodies := make(chan []byte, jobs)
+	for j := range jobs {
+		bodies <- benchBody(numbers[j*benchSmallJob:(j+1)*benchSmallJob], recv.url)
+	}
+	close(bodies)
+	var mu sync.Mutex
+	var lastSubmit time.Time
+	var firstErr error
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range benchSyncClients {
+		wg.Go(func() {
+			for body := range bodies {
+				_, err := s.submit(ctx, body)
+				now := time.Now()
+				mu.Lock()
+				firstErr = cmp.Or(firstErr, err)
+				lastSubmit = maxTime(lastSubmit, now)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	select {
+	case <-recv.done:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-time.After(b.deadline(jobs * benchSmallJob)):
+		recv.mu.Lock()
+		defer recv.mu.Unlock()
+		return nil, fmt.Errorf("webhooks: %d of %d delivered in time", len(recv.seen), jobs)
+	}
+	recv.mu.Lock()
+	first, last := recv.first, recv.last
+	recv.mu.Unlock()
+	span := last.Sub(first)
+	if span <= 0 {
+		return nil, errors.New("webhooks: every delivery arrived at the same instant; use a larger -scale")
+	}
+	return benchFigures{"deliveries_per_s": float64(jobs) / span.Seconds(), "jobs": float64(jobs),
+		"tail_ms":          float64(last.Sub(lastSubmit)) / float64(time.Millisecond),
+		"end_to_end_per_s": float64(jobs) / last.Sub(start).Seconds()}, nil
+}
