@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -100,6 +102,7 @@ func (a *app) bulkRestoreCancel(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	a.pool.jobCancelled(job.ID)
+	a.metrics.jobsFinished.WithLabelValues("cancelled").Inc()
 	a.webhooks.nudge()
 	a.log.Info("job cancelled", "job", job.UUID, "numbers_cancelled", cancelled)
 	if job, err = a.store.jobByID(r.Context(), job.ID); err != nil {
@@ -202,4 +205,93 @@ func (s *Store) webhookAttemptLog(ctx context.Context, jobID int64, n int) ([]we
 		log = append(log, e)
 	}
 	return log, rows.Err()
+}
+
+// jobListJSON is the body of GET /v3/bulk_restore_jobs.
+type jobListJSON struct {
+	Jobs       []jobHeadJSON `json:"jobs"`
+	NextBefore *string       `json:"next_before"` // pass as before= for the next page; null on the last
+}
+
+// listJobsMax caps one page of the job list.
+const listJobsMax = 500
+
+// bulkRestoreJobs is GET /v3/bulk_restore_jobs?status=&limit=&before=: the
+// user's jobs, newest first, a page at a time.
+func (a *app) bulkRestoreJobs(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	status := q.Get("status")
+	switch status {
+	case "", "pending", "processing", "completed", "cancelled":
+	default:
+		writeError(w, r, a.log, newAPIError(codeInvalid, "status must be pending, processing, completed or cancelled"))
+		return
+	}
+	limit := 50
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > listJobsMax {
+			writeError(w, r, a.log, newAPIError(codeInvalid, fmt.Sprintf("limit must be an integer from 1 to %d", listJobsMax)))
+			return
+		}
+		limit = n
+	}
+	user := currentUser(r)
+	var beforeID int64 = math.MaxInt64
+	if s := q.Get("before"); s != "" {
+		id, err := uuid.Parse(s)
+		if err != nil {
+			writeError(w, r, a.log, newAPIError(codeInvalid, "before must be a job_uuid from an earlier page"))
+			return
+		}
+		job, err := a.store.jobForUser(r.Context(), user.ID, id.String())
+		if errors.Is(err, errNotFound) {
+			writeError(w, r, a.log, newAPIError(codeNotFound, "before names no job of yours"))
+			return
+		}
+		if err != nil {
+			writeError(w, r, a.log, err)
+			return
+		}
+		beforeID = job.ID
+	}
+	jobs, err := a.store.listJobs(r.Context(), user.ID, status, beforeID, limit+1)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	out := jobListJSON{Jobs: []jobHeadJSON{}}
+	for i, j := range jobs {
+		if i == limit {
+			out.NextBefore = &jobs[i-1].UUID
+			break
+		}
+		out.Jobs = append(out.Jobs, jobHead(j))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// listJobs returns up to limit of a user's jobs with ids below beforeID,
+// newest first, optionally of one status.
+func (s *Store) listJobs(ctx context.Context, userID int64, status string, beforeID int64, limit int) ([]Job, error) {
+	query := "SELECT " + jobColumns + " FROM jobs WHERE user_id = ? AND id < ?"
+	args := []any{userID, beforeID}
+	if status != "" {
+		query += " AND status = ?"
+		args = append(args, status)
+	}
+	rows, err := s.r.QueryContext(ctx, query+" ORDER BY id DESC LIMIT ?", append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	defer rows.Close()
+	var jobs []Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list jobs: %w", err)
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs, rows.Err()
 }

@@ -35,6 +35,16 @@ type jobHeadJSON struct {
 	FilteredNumber string  `json:"filtered_number,omitempty"`
 }
 
+// jobHead is a job's summary.
+func jobHead(j Job) jobHeadJSON {
+	return jobHeadJSON{
+		JobUUID: j.UUID, Status: j.Status, TotalNumbers: j.Total,
+		SuccessCount: j.SuccessCount, FailureCount: j.FailureCount, CancelledCount: j.CancelledCount,
+		WebhookURL: nullableString(j.WebhookURL),
+		CreatedAt:  jsonTime(j.CreatedAt), StartedAt: jsonTime(j.StartedAt), CompletedAt: jsonTime(j.CompletedAt),
+	}
+}
+
 // finalResultJSON is one number in the final payload (synchronous answer
 // and webhook), exactly as the contract shows it.
 type finalResultJSON struct {
@@ -114,16 +124,9 @@ type jobPayload struct {
 func (p jobPayload) write(w io.Writer) error {
 	bw := bufio.NewWriterSize(w, 32<<10)
 	j := p.job
-	var url *string
-	if j.WebhookURL != "" {
-		url = &j.WebhookURL
-	}
-	head, err := json.Marshal(jobHeadJSON{
-		JobUUID: j.UUID, Status: j.Status, TotalNumbers: j.Total,
-		SuccessCount: j.SuccessCount, FailureCount: j.FailureCount, CancelledCount: j.CancelledCount, WebhookURL: url,
-		CreatedAt: jsonTime(j.CreatedAt), StartedAt: jsonTime(j.StartedAt), CompletedAt: jsonTime(j.CompletedAt),
-		FilteredNumber: p.filteredNumber,
-	})
+	h := jobHead(j)
+	h.FilteredNumber = p.filteredNumber
+	head, err := json.Marshal(h)
 	if err != nil {
 		return err
 	}

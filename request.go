@@ -109,7 +109,7 @@ func decodeJSONBody(body []byte) (rawBulkRequest, error) {
 		}
 		for i, item := range items {
 			var s string
-			if err := json.Unmarshal(item, &s); err != nil {
+			if string(item) == "null" || json.Unmarshal(item, &s) != nil {
 				return raw, newAPIError(codeInvalid, fmt.Sprintf("numbers[%d] must be a string of digits, not %s", i, item))
 			}
 			raw.numbers = append(raw.numbers, s)

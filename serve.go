@@ -49,6 +49,7 @@ type serveConfig struct {
 	maxActiveJobs      int
 	retention          time.Duration
 	readHeaderTimeout  time.Duration
+	metricsAddr        string
 
 	// restorer, when set (by tests), replaces the backend the flags name.
 	restorer Restorer
@@ -123,6 +124,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.Float64Var(&c.rateLimit, "rate-limit", 200, "requests a second per user (0: no limit)")
 	fs.IntVar(&c.rateBurst, "rate-burst", 400, "requests a user may make at once above -rate-limit")
 	fs.IntVar(&c.maxActiveJobs, "max-active-jobs", 100, "queued jobs a user may have unfinished at once (0: no limit)")
+	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve /metrics on this address instead of the API listener")
 	fs.DurationVar(&c.readHeaderTimeout, "read-header-timeout", 10*time.Second, "how long a client may take to send its request headers")
 	fs.DurationVar(&c.retention, "retention", 720*time.Hour, "finished jobs older than this are deleted (0: keep forever)")
 	rest, err := parseArgs(fs, args, getenv)
@@ -216,8 +218,18 @@ func serve(ctx context.Context, cfg serveConfig, stderr io.Writer, ready func(ad
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	serveErr := make(chan error, 1)
+	serveErr := make(chan error, 2)
 	go func() { serveErr <- srv.Serve(ln) }()
+	if cfg.metricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.metricsAddr)
+		if err != nil {
+			return fmt.Errorf("listen for metrics: %w", err)
+		}
+		msrv := &http.Server{Handler: svc.app.metrics.handler(), ReadHeaderTimeout: cfg.readHeaderTimeout}
+		go func() { serveErr <- msrv.Serve(mln) }()
+		defer msrv.Close()
+		log.Info("metrics listening", "addr", mln.Addr().String())
+	}
 	log.Info("bulkrestore listening", "addr", ln.Addr().String(), "db", cfg.db, "backend", cfg.backend,
 		"workers", cfg.workers, "version", version)
 	if ready != nil {

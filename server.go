@@ -14,16 +14,16 @@ import (
 
 // app holds what the HTTP handlers need.
 type app struct {
-	store     *Store
-	writer    *writer
-	pool      *pool
-	webhooks  *webhookSender
-	backend   Restorer
-	retry     retryPolicy
-	cfg       serveConfig
-	log       *slog.Logger
-	now       func() time.Time
-	onCreated func(n int) // told how many numbers each new job has
+	store    *Store
+	writer   *writer
+	pool     *pool
+	webhooks *webhookSender
+	backend  Restorer
+	retry    retryPolicy
+	cfg      serveConfig
+	log      *slog.Logger
+	now      func() time.Time
+	metrics  *metrics
 
 	userLimits   *limiterSet // requests per user; nil when -rate-limit is 0
 	authFailures *limiterSet // failed authentications per client address
@@ -32,19 +32,26 @@ type app struct {
 // userKey is the context key of the authenticated user.
 type userKey struct{}
 
-// routes registers every endpoint.
+// routes registers every endpoint. The /v3 routes are registered whole on
+// the root router (not on a subrouter), so a wrong method is a 405 and not
+// a 404.
 func (a *app) routes() http.Handler {
 	r := mux.NewRouter()
+	r.Use(a.nameRoute)
 	r.HandleFunc("/healthz", a.healthz).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/readyz", a.readyz).Methods(http.MethodGet, http.MethodHead)
-
-	api := r.PathPrefix("/v3").Subrouter()
-	api.Use(a.authenticate)
-	api.HandleFunc("/bulk_restore", a.bulkRestore).Methods(http.MethodPost)
-	api.HandleFunc("/bulk_restore_status", a.bulkRestoreStatus).Methods(http.MethodGet, http.MethodHead)
-	api.HandleFunc("/restore/{number}", a.restoreOne).Methods(http.MethodGet, http.MethodPost)
-	api.HandleFunc("/bulk_restore_cancel", a.bulkRestoreCancel).Methods(http.MethodPost)
-	api.HandleFunc("/bulk_restore_webhook", a.bulkRestoreWebhook).Methods(http.MethodPost)
+	if a.metrics != nil && a.cfg.metricsAddr == "" {
+		r.Handle("/metrics", a.metrics.handler()).Methods(http.MethodGet)
+	}
+	api := func(path string, h http.HandlerFunc, methods ...string) {
+		r.Handle(path, a.authenticate(h)).Methods(methods...)
+	}
+	api("/v3/bulk_restore", a.bulkRestore, http.MethodPost)
+	api("/v3/bulk_restore_status", a.bulkRestoreStatus, http.MethodGet, http.MethodHead)
+	api("/v3/restore/{number}", a.restoreOne, http.MethodGet, http.MethodPost)
+	api("/v3/bulk_restore_cancel", a.bulkRestoreCancel, http.MethodPost)
+	api("/v3/bulk_restore_webhook", a.bulkRestoreWebhook, http.MethodPost)
+	api("/v3/bulk_restore_jobs", a.bulkRestoreJobs, http.MethodGet, http.MethodHead)
 
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, newAPIError(codeNotFound, "no such endpoint: "+r.URL.Path))
@@ -52,7 +59,7 @@ func (a *app) routes() http.Handler {
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, newAPIError(codeMethodNotAllowed, "method "+r.Method+" is not allowed on "+r.URL.Path))
 	})
-	return a.recoverPanics(r)
+	return a.observeRequests(a.recoverPanics(r))
 }
 
 // recoverPanics turns a handler panic into a logged 500.
@@ -100,6 +107,7 @@ func (a *app) authenticate(next http.Handler) http.Handler {
 				return
 			}
 		}
+		noteUser(r, u.Name)
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), userKey{}, u)))
 	})
 }

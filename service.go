@@ -34,7 +34,9 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serv
 		}
 		log.Warn("development mode: user demo with API key demo, private webhooks allowed")
 	}
+	m := newMetrics(store.queuedNumbers)
 	w := newWriter(store.w, log)
+	w.observe = m.commit
 	var backend Restorer = &inventoryBackend{db: store.r, window: cfg.restoreWindow, now: time.Now, log: log}
 	if cfg.backend == "upstream" {
 		backend = newUpstreamBackend(cfg.upstreamURL, cfg.upstreamUser, cfg.upstreamPassword, cfg.restoreTimeout, userAgent())
@@ -42,13 +44,23 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serv
 	if cfg.restorer != nil {
 		backend = cfg.restorer
 	}
+	backend = m.instrument(backend, cfg.backend)
 	retry := retryPolicy{maxAttempts: cfg.restoreMaxAttempts, base: cfg.restoreRetryBase, max: maxRestoreRetryWait}
 	p := newPool(store, w, backend, retry, cfg.workers, log)
 	p.grace = cfg.shutdownTimeout
 	sender := newWebhookSender(store, w,
 		newDeliverer(cfg.webhookTimeout, cfg.allowPrivateWebhooks(), userAgent()),
 		retryPolicy{maxAttempts: cfg.webhookMaxAttempts, base: cfg.webhookRetryBase, max: cfg.webhookRetryMax}, log)
-	p.onJobsCompleted = func([]int64) { sender.nudge() }
+	sender.observe = m.webhookAttempt
+	p.onRecorded = func(out recordOutcome) {
+		for o, n := range out.finals {
+			m.numbersFinishedAs(o, n)
+		}
+		m.jobsFinished.WithLabelValues("completed").Add(float64(out.jobsCompleted))
+		if len(out.completedJobs) > 0 {
+			sender.nudge()
+		}
+	}
 	if err := p.start(ctx); err != nil {
 		w.stop()
 		store.Close()
@@ -61,7 +73,7 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serv
 	syncRetry := retry
 	syncRetry.max = min(retry.max, 30*time.Second) // a client is waiting
 	a := &app{store: store, writer: w, pool: p, webhooks: sender, backend: backend, retry: syncRetry,
-		cfg: cfg, log: log, now: time.Now, onCreated: func(int) {},
+		cfg: cfg, log: log, now: time.Now, metrics: m,
 		authFailures: newLimiterSet(authFailureRate, authFailureBurst)}
 	if cfg.rateLimit > 0 {
 		a.userLimits = newLimiterSet(rate.Limit(cfg.rateLimit), cfg.rateBurst)

@@ -177,12 +177,14 @@ const jobCountsSQL = `UPDATE jobs SET
 		AND webhook_state = 'waiting' THEN 'pending' ELSE webhook_state END,
 	webhook_next_at = CASE WHEN success_count + failure_count + cancelled_count + ?1 + ?2 + ?3 >= total
 		AND webhook_state = 'waiting' THEN ?4 ELSE webhook_next_at END
-	WHERE id = ?5 RETURNING success_count + failure_count + cancelled_count >= total`
+	WHERE id = ?5 RETURNING success_count + failure_count + cancelled_count >= total, status`
 
 // recordOutcome is what recordResults learned while writing.
 type recordOutcome struct {
-	completedJobs []int64 // jobs that became completed
-	retries       int     // numbers put back to wait for another try
+	completedJobs []int64         // jobs whose every number is now final
+	jobsCompleted int             // of those, how many ended as 'completed'
+	retries       int             // numbers put back to wait for another try
+	finals        map[Outcome]int // final outcomes (status, code), for metrics
 }
 
 // recordResults writes a batch of worker results: an attempt row each, the
@@ -190,7 +192,7 @@ type recordOutcome struct {
 // activations, and per job the counts and, when its last number became
 // final, its completion and its webhook falling due.
 func recordResults(tx *sql.Tx, results []workResult, policy retryPolicy, now time.Time) (recordOutcome, error) {
-	var out recordOutcome
+	out := recordOutcome{finals: map[Outcome]int{}}
 	attemptStmt, err := tx.Prepare(`INSERT INTO attempts (job_id, position, attempt, started_at, finished_at, status_code, message)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`)
 	if err != nil {
@@ -265,6 +267,7 @@ func recordResults(tx *sql.Tx, results []workResult, policy retryPolicy, now tim
 				return out, fmt.Errorf("activate %s: %w", r.Number, err)
 			}
 		}
+		out.finals[Outcome{Success: o.Success, StatusCode: o.StatusCode}]++
 		c := count(r.JobID)
 		if o.Success {
 			c.success++
@@ -275,12 +278,16 @@ func recordResults(tx *sql.Tx, results []workResult, policy retryPolicy, now tim
 	for _, id := range jobOrder {
 		c := perJob[id]
 		var done bool
-		err := tx.QueryRow(jobCountsSQL, c.success, c.failure, c.cancelled, ms(now), id).Scan(&done)
+		var status string
+		err := tx.QueryRow(jobCountsSQL, c.success, c.failure, c.cancelled, ms(now), id).Scan(&done, &status)
 		if err != nil {
 			return out, fmt.Errorf("update job %d counts: %w", id, err)
 		}
 		if done {
 			out.completedJobs = append(out.completedJobs, id)
+			if status == "completed" {
+				out.jobsCompleted++
+			}
 		}
 	}
 	return out, nil

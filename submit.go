@@ -134,7 +134,6 @@ func (a *app) enqueue(ctx context.Context, user User, numbers []string, webhookU
 	if err != nil {
 		return Job{}, fmt.Errorf("queue job: %w", err)
 	}
-	a.onCreated(len(numbers))
 	a.log.Info("job queued", "job", job.UUID, "user", user.Name, "numbers", len(numbers))
 	a.pool.nudge()
 	return job, nil
@@ -170,7 +169,12 @@ func (a *app) runSync(ctx context.Context, user User, numbers []string, webhookU
 	if err != nil {
 		return Job{}, nil, "", fmt.Errorf("store job: %w", err)
 	}
-	a.onCreated(len(numbers))
+	a.metrics.jobsFinished.WithLabelValues("completed").Inc()
+	for _, d := range done {
+		a.metrics.numbersFinishedAs(d.outcome(), 1)
+	}
+	a.log.Info("job completed", "job", job.UUID, "user", user.Name, "numbers", len(numbers),
+		"succeeded", job.SuccessCount, "failed", job.FailureCount)
 	results := make([]NumberResult, len(done))
 	for i, d := range done {
 		o := d.outcome()

@@ -31,8 +31,8 @@ type pool struct {
 	maxInFlight int
 	inFlight    atomic.Int64
 
-	// onJobsCompleted is told which jobs a commit completed.
-	onJobsCompleted func(ids []int64)
+	// onRecorded is told what each group of results did once committed.
+	onRecorded func(out recordOutcome)
 
 	// cancelledJobs holds the ids of jobs cancelled while this process
 	// runs: their claimed numbers are cancelled rather than tried.
@@ -56,12 +56,12 @@ func newPool(store *Store, w *writer, backend Restorer, policy retryPolicy, work
 	return &pool{
 		store: store, writer: w, backend: backend, policy: policy, workers: workers, log: log,
 		now: time.Now, grace: 30 * time.Second, maxBatch: 2000, maxInFlight: inFlight,
-		onJobsCompleted: func([]int64) {},
-		wake:            make(chan struct{}, 1),
-		work:            make(chan claim, inFlight),
-		results:         make(chan workResult, inFlight),
-		stopWorkers:     make(chan struct{}),
-		recorderDone:    make(chan struct{}),
+		onRecorded:   func(recordOutcome) {},
+		wake:         make(chan struct{}, 1),
+		work:         make(chan claim, inFlight),
+		results:      make(chan workResult, inFlight),
+		stopWorkers:  make(chan struct{}),
+		recorderDone: make(chan struct{}),
 	}
 }
 
@@ -276,12 +276,10 @@ func (p *pool) recordBatch(batch []workResult) {
 		if err == nil {
 			p.inFlight.Add(-int64(len(batch)))
 			p.nudge()
-			if len(out.completedJobs) > 0 {
-				for _, id := range out.completedJobs {
-					p.cancelledJobs.Delete(id)
-				}
-				p.onJobsCompleted(out.completedJobs)
+			for _, id := range out.completedJobs {
+				p.cancelledJobs.Delete(id)
 			}
+			p.onRecorded(out)
 			return
 		}
 		p.log.Error("record results; will try again", "err", err, "results", len(batch))

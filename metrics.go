@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// metrics are the Prometheus series the service exports, on a registry of
+// its own (no globals: two services in one test process do not collide).
+type metrics struct {
+	registry         *prometheus.Registry
+	jobsFinished     *prometheus.CounterVec
+	numbersFinished  *prometheus.CounterVec
+	restoreDuration  *prometheus.HistogramVec
+	restoresInFlight prometheus.Gauge
+	webhookAttempts  *prometheus.CounterVec
+	webhookDuration  prometheus.Histogram
+	commitDuration   prometheus.Histogram
+	commitWrites     prometheus.Histogram
+	httpRequests     *prometheus.CounterVec
+	httpDuration     *prometheus.HistogramVec
+}
+
+// newMetrics registers every series; queued reports the numbers waiting in
+// the queue at scrape time.
+func newMetrics(queued func() float64) *metrics {
+	m := &metrics{registry: prometheus.NewRegistry()}
+	f := func(c prometheus.Collector) { m.registry.MustRegister(c) }
+	m.jobsFinished = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "bulkrestore_jobs_finished_total", Help: "Jobs that reached a final status, by status.",
+	}, []string{"status"})
+	m.numbersFinished = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "bulkrestore_numbers_finished_total", Help: "Numbers that reached a final result, by outcome and status code.",
+	}, []string{"outcome", "status_code"})
+	m.restoreDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "bulkrestore_restore_duration_seconds", Help: "Time of one restore attempt, by backend.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10),
+	}, []string{"backend"})
+	m.restoresInFlight = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "bulkrestore_restores_in_flight", Help: "Restore attempts under way.",
+	})
+	m.webhookAttempts = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "bulkrestore_webhook_attempts_total", Help: "Webhook delivery attempts, by outcome (delivered, failed, refused).",
+	}, []string{"outcome"})
+	m.webhookDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "bulkrestore_webhook_attempt_duration_seconds", Help: "Time of one webhook delivery attempt.",
+		Buckets: prometheus.ExponentialBuckets(0.001, 4, 9),
+	})
+	m.commitDuration = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "bulkrestore_sqlite_commit_duration_seconds", Help: "Time of one group commit of the database writer.",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 3, 10),
+	})
+	m.commitWrites = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "bulkrestore_sqlite_commit_writes", Help: "Writes carried by one group commit.",
+		Buckets: prometheus.ExponentialBuckets(1, 4, 7),
+	})
+	m.httpRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "bulkrestore_http_requests_total", Help: "HTTP requests, by route, method and status code.",
+	}, []string{"route", "method", "code"})
+	m.httpDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "bulkrestore_http_request_duration_seconds", Help: "Time to answer an HTTP request, by route.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 3, 10),
+	}, []string{"route"})
+	for _, c := range []prometheus.Collector{m.jobsFinished, m.numbersFinished, m.restoreDuration, m.restoresInFlight,
+		m.webhookAttempts, m.webhookDuration, m.commitDuration, m.commitWrites, m.httpRequests, m.httpDuration,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		f(c)
+	}
+	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "bulkrestore_queued_numbers", Help: "Numbers of queued jobs waiting to be restored.",
+	}, queued))
+	return m
+}
+
+// handler serves the registry in the Prometheus text format.
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// numbersFinishedAs counts n numbers that ended with outcome o.
+func (m *metrics) numbersFinishedAs(o Outcome, n int) {
+	m.numbersFinished.WithLabelValues(o.status(), strconv.Itoa(o.StatusCode)).Add(float64(n))
+}
+
+// webhookAttempt counts one delivery attempt.
+func (m *metrics) webhookAttempt(r deliveryResult) {
+	outcome := "delivered"
+	switch {
+	case r.Final && !r.ok():
+		outcome = "refused"
+	case !r.ok():
+		outcome = "failed"
+	}
+	m.webhookAttempts.WithLabelValues(outcome).Inc()
+	m.webhookDuration.Observe(r.Duration.Seconds())
+}
+
+// commit observes one group commit.
+func (m *metrics) commit(d time.Duration, writes int) {
+	m.commitDuration.Observe(d.Seconds())
+	m.commitWrites.Observe(float64(writes))
+}
+
+// instrumentedRestorer times every restore and counts those under way.
+type instrumentedRestorer struct {
+	next     Restorer
+	duration prometheus.Observer
+	inFlight prometheus.Gauge
+	active   atomic.Int64
+}
+
+// instrument wraps a backend.
+func (m *metrics) instrument(next Restorer, backend string) Restorer {
+	return &instrumentedRestorer{next: next, duration: m.restoreDuration.WithLabelValues(backend), inFlight: m.restoresInFlight}
+}
+
+// Restore implements Restorer.
+func (r *instrumentedRestorer) Restore(ctx context.Context, userID int64, number string) Outcome {
+	r.inFlight.Inc()
+	defer r.inFlight.Dec()
+	start := time.Now()
+	defer func() { r.duration.Observe(time.Since(start).Seconds()) }()
+	return r.next.Restore(ctx, userID, number)
+}
+
+// queuedNumbers counts the pending numbers, for the gauge.
+func (s *Store) queuedNumbers() float64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var n int64
+	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM job_numbers WHERE status = 'pending'").Scan(&n); err != nil {
+		return -1
+	}
+	return float64(n)
+}
