@@ -29,8 +29,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	var exit *exitError
 	switch {
 	case err == nil:
+	case errors.As(err, &exit):
+		fmt.Fprintln(os.Stderr, "bulkrestore:", err)
+		os.Exit(exit.code)
 	case errors.Is(err, errUsage) || errors.Is(err, flag.ErrHelp):
 		if !errors.Is(err, flag.ErrHelp) && err.Error() != errUsage.Error() {
 			fmt.Fprintln(os.Stderr, "bulkrestore:", err)
@@ -56,6 +60,11 @@ Usage:
   bulkrestore backup -db PATH OUT              consistent copy of a live database
   bulkrestore check -db PATH                   run SQLite's integrity check
   bulkrestore bench [-json FILE|-] [flags]     benchmark an in-process server (bench -h)
+  bulkrestore submit -server URL -user U [-key K] [-webhook URL] [-wait] [-o FILE.csv|FILE.json|-] FILE|-
+                                               client: submit numbers in jobs; -wait shows progress
+                                               and writes every result (submit -h)
+  bulkrestore status -server URL -user U [-key K] [-json] JOB_UUID
+                                               client: print one job's summary
   bulkrestore version                          print the version
 
 Every flag can also be set as BULKRESTORE_<FLAG> (upper case, - as _).
@@ -90,6 +99,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runCheck(ctx, args, getenv, stdout, stderr)
 	case "bench":
 		return runBench(ctx, args, getenv, stdout, stderr)
+	case "submit":
+		return runSubmit(ctx, args, getenv, stdin, stdout, stderr)
+	case "status":
+		return runStatus(ctx, args, getenv, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return nil

@@ -1,0 +1,639 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// maxInvalidShown caps how many bad input lines submit lists.
+const maxInvalidShown = 20
+
+// submitUsage is the synopsis of `bulkrestore submit`.
+const submitUsage = `Usage: bulkrestore submit -server URL -user U [-key K] [-webhook URL] [-wait] [-o FILE|-] FILE|-
+
+Reads numbers (one a line, or the first column of a CSV; a first row with no
+digits is a header) from FILE or standard input (-), submits them in jobs of
+at most -batch numbers and prints each job_uuid. With -wait it waits for every
+job and writes every number's result (CSV, or JSON for -o *.json; standard
+output when -o is not given). The key may come from BULKRESTORE_API_KEY.
+Exit status: 0 all restored, 1 some not restored, 2 usage, auth or server error.
+
+`
+
+// statusUsage is the synopsis of `bulkrestore status`.
+const statusUsage = `Usage: bulkrestore status -server URL -user U [-key K] [-json] JOB_UUID
+
+Prints one job's summary; -json prints the server's answer as it is.
+
+`
+
+// submitOptions are the flags of `bulkrestore submit`, parsed.
+type submitOptions struct {
+	conn        connFlags
+	webhook     string
+	wait        bool
+	out         string
+	format      string
+	batch       int
+	poll        time.Duration
+	waitTimeout time.Duration
+	progress    string
+}
+
+// runSubmit is `bulkrestore submit`.
+func runSubmit(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	var o submitOptions
+	fs := flag.NewFlagSet("submit", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, submitUsage); fs.PrintDefaults() }
+	o.conn.register(fs)
+	fs.StringVar(&o.webhook, "webhook", "", "webhook_url for every job")
+	fs.BoolVar(&o.wait, "wait", false, "wait for every job, show progress and write every result")
+	fs.StringVar(&o.out, "o", "", "write results to this file (.csv or .json), or - for standard output")
+	fs.StringVar(&o.format, "format", "", "results format, csv or json (default: from -o's extension, else csv)")
+	fs.IntVar(&o.batch, "batch", 10000, "most numbers per job (halved while the server answers 413)")
+	fs.DurationVar(&o.poll, "poll", time.Second, "how often -wait asks for progress")
+	fs.DurationVar(&o.waitTimeout, "wait-timeout", 24*time.Hour, "how long -wait waits at most")
+	fs.StringVar(&o.progress, "progress", "auto", "progress display of -wait: auto, bar, plain or none")
+	rest, err := parseArgs(fs, args, getenv)
+	if err != nil {
+		return err
+	}
+	api, err := o.conn.client(getenv, stderr)
+	if err != nil {
+		return err
+	}
+	if err := o.check(rest); err != nil {
+		return err
+	}
+	numbers, err := readInput(rest[0], stdin, stderr)
+	if err != nil {
+		return err
+	}
+	s := &submission{opts: o, api: api, numbers: numbers, stdout: stdout, stderr: stderr}
+	return serverTrouble(s.run(ctx))
+}
+
+// check validates the submit flags other than the connection's.
+func (o *submitOptions) check(rest []string) error {
+	if len(rest) != 1 {
+		return fmt.Errorf("%w: submit takes one FILE (or - for standard input), got %d arguments", errUsage, len(rest))
+	}
+	if o.format == "" {
+		o.format = "csv"
+		if strings.EqualFold(filepath.Ext(o.out), ".json") {
+			o.format = "json"
+		}
+	}
+	switch {
+	case o.format != "csv" && o.format != "json":
+		return fmt.Errorf("%w: -format must be csv or json", errUsage)
+	case o.batch < 1:
+		return fmt.Errorf("%w: -batch must be at least 1", errUsage)
+	case o.poll < time.Millisecond || o.poll > time.Hour:
+		return fmt.Errorf("%w: -poll must be between 1ms and 1h", errUsage)
+	case o.waitTimeout <= 0:
+		return fmt.Errorf("%w: -wait-timeout must be positive", errUsage)
+	case !progressModes[o.progress]:
+		return fmt.Errorf("%w: -progress must be auto, bar, plain or none", errUsage)
+	}
+	return nil
+}
+
+// readInput reads and checks the numbers of FILE (- for stdin); any bad
+// line is reported and nothing is sent.
+func readInput(name string, stdin io.Reader, stderr io.Writer) ([]string, error) {
+	var r io.Reader = stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
+		}
+		defer f.Close()
+		r = f
+	}
+	in, err := readNumbers(r)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", errUsage, name, err)
+	}
+	for i, bad := range in.invalid {
+		if i == maxInvalidShown {
+			fmt.Fprintf(stderr, "… and %d more\n", len(in.invalid)-maxInvalidShown)
+			break
+		}
+		fmt.Fprintf(stderr, "line %d: %q is not a number (7 to 15 digits)\n", bad.line, bad.text)
+	}
+	switch {
+	case len(in.invalid) > 0:
+		return nil, fmt.Errorf("%w: %s: %d invalid line(s); nothing was sent", errUsage, name, len(in.invalid))
+	case len(in.numbers) == 0:
+		return nil, fmt.Errorf("%w: %s holds no numbers", errUsage, name)
+	}
+	if in.duplicates > 0 {
+		fmt.Fprintf(stderr, "%d duplicate number(s) dropped\n", in.duplicates)
+	}
+	return in.numbers, nil
+}
+
+// numberInput is what readNumbers found.
+type numberInput struct {
+	numbers    []string // unique, in input order
+	duplicates int
+	invalid    []badLine
+}
+
+// badLine is an input line that is not a number.
+type badLine struct {
+	line int
+	text string
+}
+
+// readNumbers reads one number a line, or the first column of a CSV, the
+// way the server reads numbers_text: blanks trimmed, blank lines skipped,
+// a number being 7 to 15 digits, duplicates dropped (the first kept). A
+// first row whose first field holds no digit is a header and skipped.
+func readNumbers(r io.Reader) (numberInput, error) {
+	cr := csv.NewReader(r)
+	cr.FieldsPerRecord = -1
+	cr.LazyQuotes = true
+	cr.ReuseRecord = true
+	var in numberInput
+	seen := map[string]bool{}
+	first := true
+	for {
+		rec, err := cr.Read()
+		if errors.Is(err, io.EOF) {
+			return in, nil
+		}
+		if err != nil {
+			return in, err
+		}
+		line, _ := cr.FieldPos(0)
+		field := strings.TrimSpace(strings.TrimPrefix(rec[0], "\ufeff"))
+		if field == "" {
+			continue
+		}
+		if first && !strings.ContainsAny(field, "0123456789") {
+			first = false
+			continue // a header row
+		}
+		first = false
+		switch {
+		case !validNumber(field):
+			in.invalid = append(in.invalid, badLine{line: line, text: field})
+		case seen[field]:
+			in.duplicates++
+		default:
+			seen[field] = true
+			in.numbers = append(in.numbers, field)
+		}
+	}
+}
+
+// submission is one run of submit: its jobs, in the order they were sent.
+type submission struct {
+	opts    submitOptions
+	api     *apiClient
+	numbers []string
+	stdout  io.Writer
+	stderr  io.Writer
+	jobs    []*clientJob
+}
+
+// clientJob is one job the client created.
+type clientJob struct {
+	numbers []string
+	sync    bool // answered at once, with its results
+	summary jobSummary
+}
+
+// resultsToStdout reports whether results take standard output, in which
+// case job UUIDs go to standard error.
+func (s *submission) resultsToStdout() bool {
+	return s.opts.out == "-" || (s.opts.out == "" && s.opts.wait)
+}
+
+// run submits every number, waits when asked, writes the results and
+// turns the outcome into the exit status.
+func (s *submission) run(ctx context.Context) error {
+	if err := s.submitAll(ctx); err != nil {
+		return err
+	}
+	if s.opts.wait {
+		if err := s.waitAll(ctx); err != nil {
+			return err
+		}
+	}
+	tally := resultTally{}
+	if s.opts.out != "" || s.opts.wait {
+		if err := s.writeResults(ctx, &tally); err != nil {
+			return err
+		}
+	} else {
+		for _, j := range s.jobs {
+			tally.addSummary(j)
+		}
+	}
+	fmt.Fprintf(s.stderr, "%d number(s) in %d job(s): %s\n", len(s.numbers), len(s.jobs), tally)
+	if bad := tally.failed + tally.cancelled + tally.other; bad > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("%d of %d number(s) not restored", bad, len(s.numbers))}
+	}
+	return nil
+}
+
+// submitAll sends the numbers in batches; a 413 halves the batch and the
+// same numbers are sent again.
+func (s *submission) submitAll(ctx context.Context) error {
+	batch := s.opts.batch
+	for start := 0; start < len(s.numbers); {
+		chunk := s.numbers[start:min(start+batch, len(s.numbers))]
+		job, err := s.submitOne(ctx, chunk)
+		var fail *apiFailure
+		if errors.As(err, &fail) && fail.status == http.StatusRequestEntityTooLarge && len(chunk) > 1 {
+			batch = len(chunk) / 2
+			fmt.Fprintf(s.stderr, "server refused %d numbers in one job (%s); trying %d\n", len(chunk), fail.message, batch)
+			continue
+		}
+		if err != nil {
+			if len(s.jobs) > 0 {
+				fmt.Fprintf(s.stderr, "%d job(s) were submitted before this error; see their job_uuid above\n", len(s.jobs))
+			}
+			return err
+		}
+		s.jobs = append(s.jobs, job)
+		s.announce(job)
+		start += len(chunk)
+	}
+	return nil
+}
+
+// submitOne creates one job. The Idempotency-Key makes a retry after a
+// lost answer return the same job instead of creating another.
+func (s *submission) submitOne(ctx context.Context, numbers []string) (*clientJob, error) {
+	req := struct {
+		Numbers    []string `json:"numbers"`
+		WebhookURL string   `json:"webhook_url,omitempty"`
+	}{numbers, s.opts.webhook}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, err
+	}
+	header := http.Header{"Idempotency-Key": {uuid.NewString()}}
+	reply, err := s.api.do(ctx, http.MethodPost, "/v3/bulk_restore", nil, body, header)
+	if err != nil {
+		return nil, err
+	}
+	if reply.status != http.StatusOK && reply.status != http.StatusAccepted {
+		return nil, reply.failure()
+	}
+	job := &clientJob{numbers: numbers, sync: reply.status == http.StatusOK}
+	if err := reply.decode(&job.summary); err != nil {
+		return nil, err
+	}
+	if job.summary.JobUUID == "" {
+		return nil, fmt.Errorf("server answered %d without a job_uuid", reply.status)
+	}
+	if job.sync && job.summary.WebhookError != nil {
+		fmt.Fprintf(s.stderr, "job %s: webhook failed: %s (the server keeps retrying)\n", job.summary.JobUUID, *job.summary.WebhookError)
+	}
+	return job, nil
+}
+
+// announce prints a new job: its UUID alone on standard output, or a line
+// on standard error when results take standard output.
+func (s *submission) announce(j *clientJob) {
+	if !s.resultsToStdout() {
+		fmt.Fprintln(s.stdout, j.summary.JobUUID)
+		return
+	}
+	state := "queued"
+	if j.sync {
+		state = fmt.Sprintf("done: %d succeeded, %d failed", j.summary.SuccessCount, j.summary.FailureCount)
+	}
+	fmt.Fprintf(s.stderr, "job %s: %d number(s), %s\n", j.summary.JobUUID, len(j.numbers), state)
+}
+
+// waitAll polls every unfinished job, with limit=0, until all are
+// finished or -wait-timeout passes, showing progress on the way.
+func (s *submission) waitAll(ctx context.Context) error {
+	var waiting []*clientJob
+	total := 0
+	for _, j := range s.jobs {
+		if !j.summary.finished() {
+			waiting = append(waiting, j)
+			total += j.summary.TotalNumbers
+		}
+	}
+	if len(waiting) == 0 {
+		return nil
+	}
+	prog := newProgress(s.opts.progress, s.stderr, total)
+	defer prog.finish()
+	deadline := time.Now().Add(s.opts.waitTimeout)
+	for {
+		done, open := 0, 0
+		for _, j := range waiting {
+			if !j.summary.finished() {
+				sum, err := s.api.jobStatus(ctx, j.summary.JobUUID, 0, 0)
+				if err != nil {
+					return fmt.Errorf("job %s: %w", j.summary.JobUUID, err)
+				}
+				j.summary = sum
+			}
+			done += j.summary.done()
+			if !j.summary.finished() {
+				open++
+			}
+		}
+		prog.update(done, total, time.Now())
+		if open == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%d job(s) still unfinished after -wait-timeout %s; check them later with bulkrestore status", open, s.opts.waitTimeout)
+		}
+		if err := sleepCtx(ctx, s.opts.poll); err != nil {
+			return fmt.Errorf("stopped waiting (%w); the jobs go on on the server", err)
+		}
+	}
+}
+
+// resultTally counts results by outcome.
+type resultTally struct {
+	succeeded, failed, cancelled, pending, other int
+}
+
+// add counts one result.
+func (t *resultTally) add(status string) {
+	switch status {
+	case "success":
+		t.succeeded++
+	case "failed":
+		t.failed++
+	case "cancelled":
+		t.cancelled++
+	case "pending", "processing":
+		t.pending++
+	default:
+		t.other++
+	}
+}
+
+// addSummary counts a job from its summary alone.
+func (t *resultTally) addSummary(j *clientJob) {
+	s := j.summary
+	t.succeeded += s.SuccessCount
+	t.failed += s.FailureCount
+	t.cancelled += s.CancelledCount
+	t.pending += max(0, s.TotalNumbers-s.done())
+}
+
+// String says what the tally holds, e.g. "9 succeeded, 1 failed".
+func (t resultTally) String() string {
+	parts := []string{fmt.Sprintf("%d succeeded", t.succeeded), fmt.Sprintf("%d failed", t.failed)}
+	if t.cancelled > 0 {
+		parts = append(parts, fmt.Sprintf("%d cancelled", t.cancelled))
+	}
+	if t.pending > 0 {
+		parts = append(parts, fmt.Sprintf("%d not finished", t.pending))
+	}
+	if t.other > 0 {
+		parts = append(parts, fmt.Sprintf("%d in an unknown state", t.other))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// writeResults writes one row per number, job by job in input order: the
+// results of finished jobs, fetched page by page, and "pending" rows for
+// jobs not waited for.
+func (s *submission) writeResults(ctx context.Context, tally *resultTally) error {
+	out, err := openOutput(s.opts.out, s.stdout)
+	if err != nil {
+		return err
+	}
+	defer out.abort()
+	w := newResultWriter(out.w, s.opts.format)
+	for _, j := range s.jobs {
+		if !j.summary.finished() {
+			for _, n := range j.numbers {
+				tally.add("pending")
+				if err := w.write(clientResult{Number: n, Status: "pending", JobUUID: j.summary.JobUUID}); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		err := s.api.eachResult(ctx, j.summary, func(r clientResult) error {
+			tally.add(r.Status)
+			return w.write(r)
+		})
+		if err != nil {
+			return fmt.Errorf("job %s: %w", j.summary.JobUUID, err)
+		}
+	}
+	if err := w.close(); err != nil {
+		return err
+	}
+	return out.commit()
+}
+
+// runStatus is `bulkrestore status`: one job's summary.
+func runStatus(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var conn connFlags
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, statusUsage); fs.PrintDefaults() }
+	conn.register(fs)
+	raw := fs.Bool("json", false, "print the server's JSON answer as it is")
+	rest, err := parseArgs(fs, args, getenv)
+	if err != nil {
+		return err
+	}
+	api, err := conn.client(getenv, stderr)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		return fmt.Errorf("%w: status takes one JOB_UUID, got %d arguments", errUsage, len(rest))
+	}
+	if _, err := uuid.Parse(rest[0]); err != nil || len(rest[0]) != 36 {
+		return fmt.Errorf("%w: %q is not a job_uuid", errUsage, rest[0])
+	}
+	s, err := api.jobStatus(ctx, rest[0], 0, 0)
+	if err != nil {
+		return serverTrouble(err)
+	}
+	if *raw {
+		_, err := stdout.Write(s.Raw)
+		return err
+	}
+	printSummary(stdout, s)
+	return nil
+}
+
+// printSummary writes a job summary for people, one "name  value" a line.
+func printSummary(w io.Writer, s jobSummary) {
+	or := func(p *string, none string) string {
+		if p == nil || *p == "" {
+			return none
+		}
+		return *p
+	}
+	counts := fmt.Sprintf("%d: %d succeeded, %d failed", s.TotalNumbers, s.SuccessCount, s.FailureCount)
+	if s.CancelledCount > 0 {
+		counts += fmt.Sprintf(", %d cancelled", s.CancelledCount)
+	}
+	if left := s.TotalNumbers - s.done(); left > 0 {
+		counts += fmt.Sprintf(", %d to go", left)
+	}
+	webhook := "none"
+	if s.WebhookURL != nil {
+		switch {
+		case s.WebhookDeliveredAt != nil:
+			webhook = "delivered at " + *s.WebhookDeliveredAt
+		case s.WebhookError != nil:
+			webhook = fmt.Sprintf("not delivered after %d attempt(s): %s", s.WebhookAttempts, *s.WebhookError)
+		default:
+			webhook = fmt.Sprintf("not delivered yet (%d attempt(s))", s.WebhookAttempts)
+		}
+	}
+	rows := [][2]string{
+		{"job_uuid", s.JobUUID}, {"status", s.Status}, {"numbers", counts},
+		{"created_at", or(s.CreatedAt, "-")}, {"started_at", or(s.StartedAt, "-")}, {"completed_at", or(s.CompletedAt, "-")},
+		{"webhook_url", or(s.WebhookURL, "-")}, {"webhook", webhook},
+	}
+	for _, r := range rows {
+		fmt.Fprintf(w, "%-13s %s\n", r[0], r[1])
+	}
+}
+
+// output is where results go: standard output, or a temporary file that
+// becomes -o only once it is written whole.
+type output struct {
+	w    io.Writer
+	file *os.File // nil for standard output
+	dest string
+	done bool
+}
+
+// openOutput opens the destination of -o ("-" or "" is stdout).
+func openOutput(dest string, stdout io.Writer) (*output, error) {
+	if dest == "" || dest == "-" {
+		return &output{w: stdout}, nil
+	}
+	f, err := os.CreateTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".*.tmp")
+	if err != nil {
+		return nil, fmt.Errorf("%w: -o %s: %v", errUsage, dest, err)
+	}
+	return &output{w: f, file: f, dest: dest}, nil
+}
+
+// commit closes the temporary file and moves it into place.
+func (o *output) commit() error {
+	if o.file == nil {
+		return nil
+	}
+	if err := o.file.Close(); err != nil {
+		return err
+	}
+	o.done = true
+	if err := os.Rename(o.file.Name(), o.dest); err != nil {
+		os.Remove(o.file.Name())
+		return err
+	}
+	return nil
+}
+
+// abort removes the temporary file unless it was committed.
+func (o *output) abort() {
+	if o.file != nil && !o.done {
+		o.file.Close()
+		os.Remove(o.file.Name())
+	}
+}
+
+// resultColumnsCSV is the CSV header of the results.
+var resultColumnsCSV = []string{"number", "status", "status_code", "message", "requires_identity_update", "needs_registration", "attempts", "job_uuid"}
+
+// resultWriter writes results as CSV rows or as a JSON array, streaming.
+type resultWriter struct {
+	w      io.Writer
+	csv    *csv.Writer // nil for JSON
+	count  int
+	failed error
+}
+
+// newResultWriter starts writing results in a format, csv or json.
+func newResultWriter(w io.Writer, format string) *resultWriter {
+	rw := &resultWriter{w: w}
+	if format == "csv" {
+		rw.csv = csv.NewWriter(w)
+		rw.failed = rw.csv.Write(resultColumnsCSV)
+	} else {
+		_, rw.failed = io.WriteString(w, "[")
+	}
+	return rw
+}
+
+// write adds one result.
+func (rw *resultWriter) write(r clientResult) error {
+	if rw.failed != nil {
+		return rw.failed
+	}
+	rw.count++
+	if rw.csv != nil {
+		optInt := func(p *int) string {
+			if p == nil {
+				return ""
+			}
+			return strconv.Itoa(*p)
+		}
+		msg := ""
+		if r.Message != nil {
+			msg = *r.Message
+		}
+		rw.failed = rw.csv.Write([]string{r.Number, r.Status, optInt(r.StatusCode), msg,
+			strconv.Itoa(r.RequiresIdentityUpdate), strconv.Itoa(r.NeedsRegistration), optInt(r.Attempts), r.JobUUID})
+		return rw.failed
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	sep := ",\n"
+	if rw.count == 1 {
+		sep = "\n"
+	}
+	_, rw.failed = io.WriteString(rw.w, sep+string(b))
+	return rw.failed
+}
+
+// close ends the CSV or the JSON array.
+func (rw *resultWriter) close() error {
+	if rw.failed != nil {
+		return rw.failed
+	}
+	if rw.csv != nil {
+		rw.csv.Flush()
+		return rw.csv.Error()
+	}
+	end := "\n]\n"
+	if rw.count == 0 {
+		end = "]\n"
+	}
+	_, err := io.WriteString(rw.w, end)
+	return err
+}

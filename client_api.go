@@ -1,0 +1,346 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The client's fixed knobs.
+const (
+	// defaultServerURL is where the client looks without -server: the
+	// address `bulkrestore serve` listens on by default.
+	defaultServerURL = "http://localhost:8080"
+	// clientRequestTimeout bounds one HTTP exchange with the server.
+	clientRequestTimeout = 2 * time.Minute
+	// clientMaxReply caps how much of one answer the client reads.
+	clientMaxReply = 64 << 20
+	// clientRetryBase is the first wait before retrying a transient failure;
+	// it doubles with each retry.
+	clientRetryBase = time.Second
+	// clientRetryAfterMax caps how long a Retry-After may make the client wait.
+	clientRetryAfterMax = 2 * time.Minute
+)
+
+// exitError ends the program with a chosen exit code: submit exits 1 when
+// some numbers were not restored and 2 when the server could not be used.
+type exitError struct {
+	code int
+	err  error
+}
+
+// Error implements error.
+func (e *exitError) Error() string { return e.err.Error() }
+
+// Unwrap lets errors.Is and errors.As see the cause.
+func (e *exitError) Unwrap() error { return e.err }
+
+// serverTrouble marks err as exit code 2 (auth failure, server error,
+// network), unless it already carries a code or is a usage error (also 2).
+func serverTrouble(err error) error {
+	var ee *exitError
+	if err == nil || errors.As(err, &ee) || errors.Is(err, errUsage) || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return &exitError{code: 2, err: err}
+}
+
+// connFlags are the flags every client command shares.
+type connFlags struct {
+	server  string
+	user    string
+	key     string
+	retries int
+}
+
+// register adds the shared flags to fs.
+func (c *connFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.server, "server", defaultServerURL, "base URL of the bulkrestore server")
+	fs.StringVar(&c.user, "user", "", "API user name")
+	fs.StringVar(&c.key, "key", "", "API key (better: the BULKRESTORE_API_KEY environment variable)")
+	fs.IntVar(&c.retries, "retries", 5, "retries of a request that failed transiently (network, 429, 502, 503, 504)")
+}
+
+// client checks the shared flags, after parseArgs, and returns an API
+// client. The key falls back to BULKRESTORE_API_KEY.
+func (c *connFlags) client(getenv func(string) string, notes io.Writer) (*apiClient, error) {
+	if c.key == "" {
+		c.key = getenv("BULKRESTORE_API_KEY")
+	}
+	switch {
+	case c.user == "":
+		return nil, fmt.Errorf("%w: -user is required (or BULKRESTORE_USER)", errUsage)
+	case c.key == "":
+		return nil, fmt.Errorf("%w: an API key is required: BULKRESTORE_API_KEY or -key", errUsage)
+	case c.retries < 0 || c.retries > 20:
+		return nil, fmt.Errorf("%w: -retries must be 0 to 20", errUsage)
+	}
+	raw := strings.TrimSpace(c.server)
+	if !strings.Contains(raw, "://") {
+		raw = "http://" + raw
+	}
+	base, err := url.Parse(raw)
+	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" || base.User != nil {
+		return nil, fmt.Errorf("%w: -server %q must be an http or https URL like %s", errUsage, c.server, defaultServerURL)
+	}
+	base.RawQuery, base.Fragment = "", ""
+	return &apiClient{
+		base: base, user: c.user, key: c.key, retries: c.retries, retryBase: clientRetryBase, notes: notes,
+		hc: &http.Client{Timeout: clientRequestTimeout},
+	}, nil
+}
+
+// apiClient talks to one bulkrestore server as one user.
+type apiClient struct {
+	base      *url.URL
+	user, key string
+	hc        *http.Client
+	retries   int
+	retryBase time.Duration
+	notes     io.Writer // where retries are announced
+}
+
+// apiReply is one answer from the server, read whole.
+type apiReply struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// apiFailure is an answer the client cannot use: its HTTP status (0 for a
+// network error) and the server's message.
+type apiFailure struct {
+	status  int
+	message string
+	invalid []string // invalid_numbers of a 400
+}
+
+// Error implements error.
+func (e *apiFailure) Error() string {
+	msg := e.message
+	if e.status == http.StatusUnauthorized {
+		msg = "authentication failed: " + msg
+	}
+	if e.status != 0 {
+		msg = fmt.Sprintf("server answered %d: %s", e.status, msg)
+	}
+	if len(e.invalid) > 0 {
+		msg += " (" + strings.Join(e.invalid, ", ") + ")"
+	}
+	return msg
+}
+
+// failure describes a reply that is not what the caller wanted.
+func (r apiReply) failure() *apiFailure {
+	var body struct {
+		Message        string   `json:"message"`
+		InvalidNumbers []string `json:"invalid_numbers"`
+	}
+	if err := json.Unmarshal(r.body, &body); err != nil || body.Message == "" {
+		text := strings.TrimSpace(string(r.body))
+		if len(text) > 200 {
+			text = text[:200] + "…"
+		}
+		if text == "" {
+			text = http.StatusText(r.status)
+		}
+		body.Message = text
+	}
+	return &apiFailure{status: r.status, message: body.Message, invalid: body.InvalidNumbers}
+}
+
+// decode unmarshals a 2xx reply into v.
+func (r apiReply) decode(v any) error {
+	if err := json.Unmarshal(r.body, v); err != nil {
+		return fmt.Errorf("server answered %d with a body that is not the expected JSON: %v", r.status, err)
+	}
+	return nil
+}
+
+// clientRetryable reports whether an HTTP status is worth retrying.
+func clientRetryable(code int) bool {
+	switch code {
+	case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+// do sends one request, retrying network errors and transient statuses up
+// to c.retries times with exponential backoff and jitter, honouring
+// Retry-After. body is sent as JSON when not nil. A POST is only retried
+// safely because the caller sends an Idempotency-Key. Any HTTP answer is
+// returned as a reply; the error is for the network or a cancelled ctx.
+func (c *apiClient) do(ctx context.Context, method, path string, query url.Values, body []byte, header http.Header) (apiReply, error) {
+	u := c.base.JoinPath(path)
+	u.RawQuery = query.Encode()
+	for attempt := 0; ; attempt++ {
+		reply, err := c.once(ctx, method, u.String(), body, header)
+		if ctx.Err() != nil {
+			return apiReply{}, ctx.Err()
+		}
+		if (err == nil && !clientRetryable(reply.status)) || attempt >= c.retries {
+			if err != nil {
+				return apiReply{}, &apiFailure{message: err.Error()}
+			}
+			return reply, nil
+		}
+		wait := c.retryBase << min(attempt, 6)
+		wait = wait/2 + rand.N(wait/2+1)
+		why := ""
+		if err != nil {
+			why = err.Error()
+		} else {
+			why = fmt.Sprintf("HTTP %d: %s", reply.status, reply.failure().message)
+			if s, perr := strconv.Atoi(reply.header.Get("Retry-After")); perr == nil && s >= 0 {
+				wait = min(time.Duration(s)*time.Second, clientRetryAfterMax)
+			}
+		}
+		fmt.Fprintf(c.notes, "%s %s: %s; retry %d of %d in %s\n", method, path, why, attempt+1, c.retries, wait.Round(time.Millisecond))
+		if err := sleepCtx(ctx, wait); err != nil {
+			return apiReply{}, err
+		}
+	}
+}
+
+// once is a single HTTP exchange.
+func (c *apiClient) once(ctx context.Context, method, target string, body []byte, header http.Header) (apiReply, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, target, rd)
+	if err != nil {
+		return apiReply{}, err
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", userAgent())
+	req.SetBasicAuth(c.user, c.key)
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return apiReply{}, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, clientMaxReply))
+	if err != nil {
+		return apiReply{}, fmt.Errorf("read answer: %w", err)
+	}
+	return apiReply{status: resp.StatusCode, header: resp.Header, body: data}, nil
+}
+
+// sleepCtx waits for d or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// jobSummary is what the client reads of a job: the 200 and 202 answers of
+// a submit and the status answer share these fields.
+type jobSummary struct {
+	JobUUID            string          `json:"job_uuid"`
+	Status             string          `json:"status"`
+	TotalNumbers       int             `json:"total_numbers"`
+	SuccessCount       int             `json:"success_count"`
+	FailureCount       int             `json:"failure_count"`
+	CancelledCount     int             `json:"cancelled_count"`
+	WebhookURL         *string         `json:"webhook_url"`
+	CreatedAt          *string         `json:"created_at"`
+	StartedAt          *string         `json:"started_at"`
+	CompletedAt        *string         `json:"completed_at"`
+	Message            string          `json:"message"`
+	WebhookAttempts    int             `json:"webhook_attempts"`
+	WebhookDeliveredAt *string         `json:"webhook_delivered_at"`
+	WebhookError       *string         `json:"webhook_error"`
+	Results            []clientResult  `json:"results"`
+	Raw                json.RawMessage `json:"-"`
+}
+
+// finished reports whether no number of the job will change any more: it
+// is completed, or cancelled with its in-flight numbers done.
+func (s jobSummary) finished() bool {
+	return s.Status == "completed" ||
+		(s.Status == "cancelled" && s.SuccessCount+s.FailureCount+s.CancelledCount >= s.TotalNumbers)
+}
+
+// done is how many numbers of the job have an outcome.
+func (s jobSummary) done() int { return s.SuccessCount + s.FailureCount + s.CancelledCount }
+
+// clientResult is one number as the client reads and writes it.
+type clientResult struct {
+	Number                 string  `json:"number"`
+	Status                 string  `json:"status"`
+	StatusCode             *int    `json:"status_code"`
+	Message                *string `json:"message"`
+	RequiresIdentityUpdate int     `json:"requires_identity_update"`
+	NeedsRegistration      int     `json:"needs_registration"`
+	Attempts               *int    `json:"attempts"`
+	JobUUID                string  `json:"job_uuid"`
+}
+
+// jobStatus fetches a job's status: limit results from offset; limit 0 is
+// the summary alone.
+func (c *apiClient) jobStatus(ctx context.Context, jobUUID string, offset, limit int) (jobSummary, error) {
+	q := url.Values{"job_uuid": {jobUUID}, "limit": {strconv.Itoa(limit)}}
+	if offset > 0 {
+		q.Set("offset", strconv.Itoa(offset))
+	}
+	reply, err := c.do(ctx, http.MethodGet, "/v3/bulk_restore_status", q, nil, nil)
+	if err != nil {
+		return jobSummary{}, err
+	}
+	if reply.status != http.StatusOK {
+		return jobSummary{}, reply.failure()
+	}
+	var s jobSummary
+	if err := reply.decode(&s); err != nil {
+		return jobSummary{}, err
+	}
+	s.Raw = reply.body
+	return s, nil
+}
+
+// eachResult calls fn for every result of a finished job, in order, a page
+// of resultPageSize at a time.
+func (c *apiClient) eachResult(ctx context.Context, job jobSummary, fn func(clientResult) error) error {
+	const resultPageSize = 1000
+	maxPages := job.TotalNumbers/resultPageSize + 2 // bounded even if the server misbehaves
+	for page, offset := 0, 0; page < maxPages; page++ {
+		s, err := c.jobStatus(ctx, job.JobUUID, offset, resultPageSize)
+		if err != nil {
+			return err
+		}
+		for _, r := range s.Results {
+			r.JobUUID = job.JobUUID
+			if err := fn(r); err != nil {
+				return err
+			}
+		}
+		offset += len(s.Results)
+		if len(s.Results) < resultPageSize || offset >= job.TotalNumbers {
+			return nil
+		}
+	}
+	return fmt.Errorf("job %s: results did not end after %d pages", job.JobUUID, maxPages)
+}
