@@ -66,9 +66,9 @@ var benchScenarios = []benchScenario{
 		run: (*bench).runUpstream,
 		met: func(f benchFigures) bool { return f["efficiency"] >= 0.90 },
 		note: func(b *bench, f benchFigures) string {
-			return fmt.Sprintf("%s numbers at %s numbers/s (202 to completed); ideal %s/s = %d workers / %s",
+			return fmt.Sprintf("%s numbers at %s numbers/s (202 to completed); ideal %s/s = %d workers / %s; %s calls under way on average, %s ms each",
 				benchFormat(f["numbers"]), benchFormat(f["numbers_per_s"]), benchFormat(f["ideal_per_s"]),
-				b.cfg.workersUpstream, b.cfg.latency)
+				b.cfg.workersUpstream, b.cfg.latency, benchFormat(f["upstream_mean_concurrency"]), benchFormat(f["upstream_mean_call_ms"]))
 		},
 	},
 	{
@@ -103,7 +103,7 @@ var benchScenarios = []benchScenario{
 		run: (*bench).runMemory,
 		met: func(f benchFigures) bool { return f["peak_mb"] <= 150 },
 		note: func(b *bench, f benchFigures) string {
-			return fmt.Sprintf("VmHWM of the whole bench process (server and client: the server runs in-process) through a %s-number job and one full status read (%s MB); %s MB at the start",
+			return fmt.Sprintf("peak RSS of the whole process (see below) through a %s-number job and one full status read (%s MB); %s MB at the start",
 				benchFormat(f["numbers"]), benchFormat(f["status_mb"]), benchFormat(f["start_mb"]))
 		},
 	},
@@ -112,8 +112,8 @@ var benchScenarios = []benchScenario{
 		run: (*bench).runWebhooks,
 		met: func(f benchFigures) bool { return f["deliveries_per_s"] >= 500 },
 		note: func(b *bench, f benchFigures) string {
-			return fmt.Sprintf("%s jobs / (last delivery - first delivery) at the receiver; end to end, last 202 to last delivery: %s ms (%s jobs/s from the first submit)",
-				benchFormat(f["jobs"]), benchFormat(f["tail_ms"]), benchFormat(f["end_to_end_per_s"]))
+			return fmt.Sprintf("%s jobs completing at once (their last restores held, then released): jobs / (release to last delivery); first delivery after %s ms, first to last %s/s",
+				benchFormat(f["jobs"]), benchFormat(f["first_delivery_ms"]), benchFormat(f["first_to_last_per_s"]))
 		},
 	},
 }
@@ -202,6 +202,10 @@ type benchMachine struct {
 	GoVersion string `json:"go_version"`
 	CPU       string `json:"cpu"`
 	Version   string `json:"bulkrestore"`
+	// LoadStart and LoadEnd are the 1, 5 and 15 minute load averages
+	// before and after the run: other processes on the cores skew it.
+	LoadStart string `json:"load_average_start"`
+	LoadEnd   string `json:"load_average_end"`
 }
 
 // benchSettings records the flags a report was made with.
@@ -273,6 +277,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		report.Results = append(report.Results, row)
 	}
+	report.Machine.LoadEnd = benchLoadAverage()
 	tableOut := stdout
 	if cfg.jsonPath == "-" {
 		tableOut = stderr
@@ -339,7 +344,16 @@ func benchMedians(runs []benchFigures) benchFigures {
 // benchMachineInfo describes this machine and build.
 func benchMachineInfo() benchMachine {
 	return benchMachine{Cores: runtime.NumCPU(), OS: runtime.GOOS, Arch: runtime.GOARCH,
-		GoVersion: runtime.Version(), CPU: benchCPUModel(), Version: versionString()}
+		GoVersion: runtime.Version(), CPU: benchCPUModel(), Version: versionString(), LoadStart: benchLoadAverage()}
+}
+
+// benchLoadAverage reads the load averages from /proc/loadavg.
+func benchLoadAverage() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if fields := strings.Fields(string(data)); err == nil && len(fields) >= 3 {
+		return strings.Join(fields[:3], " ")
+	}
+	return "unknown"
 }
 
 // benchCPUModel reads the CPU's model name from /proc/cpuinfo.
@@ -362,7 +376,8 @@ func benchCPUModel() string {
 func writeBenchTable(w io.Writer, r benchReport) error {
 	m, s := r.Machine, r.Settings
 	fmt.Fprintf(w, "%s bench\n", m.Version)
-	fmt.Fprintf(w, "machine: %d cores, %s/%s, %s, CPU %s\n", m.Cores, m.OS, m.Arch, m.GoVersion, m.CPU)
+	fmt.Fprintf(w, "machine: %d cores, %s/%s, %s, CPU %s; load average %s at the start, %s at the end\n",
+		m.Cores, m.OS, m.Arch, m.GoVersion, m.CPU, m.LoadStart, m.LoadEnd)
 	fmt.Fprintf(w, "settings: -scale %g, medians of %d repeats, fake upstream latency %s, sync for %s, %d upstream workers\n\n",
 		s.Scale, s.Repeats, s.Latency, s.Duration, s.WorkersUpstream)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

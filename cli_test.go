@@ -387,9 +387,9 @@ func TestCLINumbersImport(t *testing.T) {
 		t.Errorf("15551230003: %+v, want active, released_at now (%s..%s), flags 0", r3, before, after)
 	}
 
-	// Re-importing a number updates it; from standard input, CRLF line ends, and
-	// only the two required columns.
-	stdin := "number,state\r\n15551230001,active\r\n15551230005,released\r\n"
+	// Re-importing a number updates it; from standard input, CRLF line ends,
+	// only the two required columns, in another order.
+	stdin := "state,number\r\nactive,15551230001\r\nreleased,15551230005\r\n"
 	if _, _, err := runCLI(t, nil, stdin, "numbers", "import", "-db", db, "-user", "alice", "-"); err != nil {
 		t.Fatalf("import from stdin: %v", err)
 	}
@@ -442,6 +442,8 @@ func TestCLINumbersImportBadRows(t *testing.T) {
 		{"too few fields", header + good + "15551230003\n", 4},
 		{"bare quote", header + good + "15551230003,rel\"eased,,,\n", 4},
 		{"after a blank line", header + good + "\n15551230003,gone,,,\n", 5},
+		{"after a row spanning two lines", header + "\"15551230001\n\",active,,,\n15551230003,gone,,,\n", 4},
+		{"unterminated quote", header + good + "15551230003,\"released,,,\n", 4},
 		{"missing header column", "number,released_at\n15551230003,\n", 1},
 		{"unknown header column", "number,state,colour\n15551230003,active,red\n", 1},
 		{"empty file", "", 1},

@@ -133,6 +133,8 @@ func (e *apiFailure) Error() string {
 	}
 	if e.status != 0 {
 		msg = fmt.Sprintf("server answered %d: %s", e.status, msg)
+	} else {
+		msg = "cannot reach the server: " + msg
 	}
 	if len(e.invalid) > 0 {
 		msg += " (" + strings.Join(e.invalid, ", ") + ")"

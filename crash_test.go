@@ -190,6 +190,20 @@ func testKillRightAfterAccept(t *testing.T, bin string) {
 	c2 := startChild(t, bin, args...)
 	done := waitJobDone(t, &testServer{URL: c2.URL}, "alice", key, id, 60*time.Second)
 	checkAllRestored(t, done.Body, numbers)
+
+	// A synchronous 200 is an acceptance too: kill -9 right after one.
+	few := seqNumbers(15561000000, 3)
+	syncResp := call(t, http.MethodPost, c2.URL+"/v3/bulk_restore", "alice", key, map[string]any{"numbers": few})
+	c2.kill9(t)
+	if syncResp.Status != http.StatusOK {
+		t.Fatalf("synchronous request: status=%d: %s", syncResp.Status, syncResp.Raw)
+	}
+	c3 := startChild(t, bin, args...)
+	st := jobStatus(t, c3.URL, key, syncResp.Body["job_uuid"].(string))
+	if st.Body["status"] != "completed" {
+		t.Fatalf("synchronous job after kill -9 and restart: status %v, want completed", st.Body["status"])
+	}
+	checkAllRestored(t, st.Body, few)
 }
 
 // testSIGTERM sends SIGTERM while restores are under way: the process stops
@@ -235,7 +249,7 @@ func testSIGTERM(t *testing.T, bin string) {
 		if err := s.r.QueryRow("SELECT count(*) FROM attempts").Scan(&recorded); err != nil {
 			t.Fatal(err)
 		}
-		if calls := up.total(); recorded != calls {
+		if calls := int(up.calls.Load()); recorded != calls {
 			t.Errorf("%d upstream calls were made but %d attempts recorded: restores under way at SIGTERM were lost", calls, recorded)
 		}
 		for _, n := range inFlight {
@@ -257,6 +271,19 @@ func testSIGTERM(t *testing.T, bin string) {
 		if hits[n] != 1 {
 			t.Errorf("number %s: %d upstream calls, want exactly 1 across a graceful restart", n, hits[n])
 		}
+	}
+
+	// SIGINT stops an idle server the same way.
+	if err := c2.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatalf("SIGINT: %v", err)
+	}
+	select {
+	case <-c2.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("process did not exit within 20s of SIGINT")
+	}
+	if code := c2.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("exit code after SIGINT = %d, want 0", code)
 	}
 }
 
@@ -392,8 +419,8 @@ func (c *child) exited() bool {
 	case <-c.done:
 		return true
 	default:
-		return false
 	}
+	return false
 }
 
 // kill9 kills the process with SIGKILL and waits for it.
@@ -483,11 +510,7 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 	return l.b.Write(p)
 }
 
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // fakeUpstream is a slow single-number restore endpoint that counts calls
 // per number. After the first `free` calls, calls wait until open is called
@@ -571,9 +594,6 @@ func (u *fakeUpstream) answerOrder() []string {
 	return append([]string(nil), u.answered...)
 }
 
-// total returns the number of calls so far.
-func (u *fakeUpstream) total() int { return int(u.calls.Load()) }
-
 // waitingNumbers returns the numbers whose calls wait at the gate.
 func (u *fakeUpstream) waitingNumbers() []string {
 	u.mu.Lock()
@@ -609,14 +629,6 @@ func newHookReceiver(t *testing.T) *hookReceiver {
 	return h
 }
 
-func (h *hookReceiver) count() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.bodies)
-}
+func (h *hookReceiver) count() int { h.mu.Lock(); defer h.mu.Unlock(); return len(h.bodies) }
 
-func (h *hookReceiver) body(i int) []byte {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.bodies[i]
-}
+func (h *hookReceiver) body(i int) []byte { h.mu.Lock(); defer h.mu.Unlock(); return h.bodies[i] }

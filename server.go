@@ -40,6 +40,7 @@ func (a *app) routes() http.Handler {
 	r.Use(a.nameRoute)
 	r.HandleFunc("/healthz", a.healthz).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/readyz", a.readyz).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/openapi.yaml", a.openAPI).Methods(http.MethodGet, http.MethodHead)
 	if a.metrics != nil && a.cfg.metricsAddr == "" {
 		r.Handle("/metrics", a.metrics.handler()).Methods(http.MethodGet)
 	}

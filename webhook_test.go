@@ -320,6 +320,25 @@ func TestDelivererFailuresUseCurlWording(t *testing.T) {
 			target: func(t *testing.T, h *atomic.Int32) (string, string) {
 				return whStatusServer(t, 200, h), "Webhook address not allowed: 127.0.0.1"
 			}},
+		{name: "a closed IPv6 loopback port reads as connection refused to ::1", allowPrivate: true,
+			target: func(t *testing.T, _ *atomic.Int32) (string, string) {
+				ln, err := net.Listen("tcp", "[::1]:0")
+				if err != nil {
+					t.Skipf("no IPv6 loopback: %v", err)
+				}
+				p := ln.Addr().(*net.TCPAddr).Port
+				ln.Close()
+				return fmt.Sprintf("http://[::1]:%d/hook", p), fmt.Sprintf("Failed to connect to ::1 port %d: Connection refused", p)
+			}},
+		{name: "IPv6 loopback is refused when private webhooks are not allowed", allowPrivate: false, final: true,
+			target: func(t *testing.T, _ *atomic.Int32) (string, string) {
+				return fmt.Sprintf("http://[::1]:%d/hook", whClosedPort(t)), "Webhook address not allowed: ::1"
+			}},
+		{name: "a host name resolving to loopback is refused at dial time", allowPrivate: false, final: true,
+			target: func(t *testing.T, h *atomic.Int32) (string, string) {
+				u := strings.Replace(whStatusServer(t, 200, h), "127.0.0.1", "localhost", 1)
+				return u, "Webhook address not allowed: 127.0.0.1"
+			}},
 		{name: "an IPv4-mapped loopback literal is refused as plain 127.0.0.1", allowPrivate: false, final: true,
 			target: func(t *testing.T, h *atomic.Int32) (string, string) {
 				u := strings.Replace(whStatusServer(t, 200, h), "127.0.0.1", "[::ffff:127.0.0.1]", 1)
@@ -332,7 +351,8 @@ func TestDelivererFailuresUseCurlWording(t *testing.T) {
 			target, wantErr := c.target(t, &hits)
 			d := newDeliverer(5*time.Second, c.allowPrivate, "bulkrestore/test")
 			res := d.deliver(context.Background(), target, "msg_test", []string{whSecret(t)}, []byte(`{"a":1}`))
-			if res.Err != wantErr {
+			viaV6 := strings.Contains(target, "localhost") && res.Err == "Webhook address not allowed: ::1"
+			if res.Err != wantErr && !viaV6 {
 				t.Fatalf("Err = %q, want %q", res.Err, wantErr)
 			}
 			if res.ok() {
@@ -366,7 +386,14 @@ func TestDelivererTimesOutASilentReceiver(t *testing.T) {
 
 	d := newDeliverer(200*time.Millisecond, true, "bulkrestore/test")
 	start := time.Now()
-	res := d.deliver(context.Background(), srv.URL+"/hook", "msg_timeout", nil, []byte(`{}`))
+	got := make(chan deliveryResult, 1)
+	go func() { got <- d.deliver(context.Background(), srv.URL+"/hook", "msg_timeout", nil, []byte(`{}`)) }()
+	var res deliveryResult
+	select {
+	case res = <-got:
+	case <-time.After(10 * time.Second):
+		t.Fatal("deliver did not return within 10s with a 200ms timeout")
+	}
 	elapsed := time.Since(start)
 	m := regexp.MustCompile(`^Operation timed out after (\d+) milliseconds$`).FindStringSubmatch(res.Err)
 	if m == nil {
@@ -388,6 +415,34 @@ func TestDelivererTimesOutASilentReceiver(t *testing.T) {
 	if arrived.Load() != 1 {
 		t.Fatalf("receiver saw %d requests, want 1", arrived.Load())
 	}
+}
+
+func TestDelivererTreatsAHangUpAsARetryableFailure(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() { // accept, read the request, hang up without a word
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			c.Read(make([]byte, 4096))
+			c.Close()
+		}
+	}()
+	d := newDeliverer(5*time.Second, true, "bulkrestore/test")
+	res := d.deliver(context.Background(), "http://"+ln.Addr().String()+"/hook", "msg_hangup", nil, []byte(`{}`))
+	if res.ok() || res.Err == "" {
+		t.Fatalf("a hang-up counted as success")
+	}
+	if res.Final || res.HTTPStatus != 0 {
+		t.Fatalf("Final=%v HTTPStatus=%d, want a retryable failure without status (Err %q)", res.Final, res.HTTPStatus, res.Err)
+	}
+	t.Logf("a hang-up reads %q", res.Err)
 }
 
 func TestDelivererTreatsEvery2xxAsSuccess(t *testing.T) {
