@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
-	"errors"
+	"encoding/json"
 	"log/slog"
 	"time"
 )
@@ -21,35 +21,81 @@ type inventoryBackend struct {
 
 // Inventory result messages, as the contract words them.
 const (
-	msgRestored        = "Number restored"
-	msgAlreadyActive   = "Number already active"
-	msgNotFound        = "Error: 'number not found'"
-	msgWindowExpired   = "Error: 'restore window expired'"
-	msgNoLongerAvail   = "Error: 'number is no longer available'"
-	inventoryLookupSQL = `SELECT state, released_at, requires_identity_update, needs_registration
-		FROM inventory WHERE user_id = ? AND number = ?`
+	msgRestored      = "Number restored"
+	msgAlreadyActive = "Number already active"
+	msgNotFound      = "Error: 'number not found'"
+	msgWindowExpired = "Error: 'restore window expired'"
+	msgNoLongerAvail = "Error: 'number is no longer available'"
 )
+
+// inventoryRow is what the backend reads of one inventory row.
+type inventoryRecord struct {
+	state      string
+	releasedAt int64
+	riu, nr    bool
+}
 
 // Restore implements Restorer with the table of the contract's section 3.
 func (b *inventoryBackend) Restore(ctx context.Context, userID int64, number string) Outcome {
-	var state string
-	var releasedAt int64
-	var riu, nr bool
-	err := b.db.QueryRowContext(ctx, inventoryLookupSQL, userID, number).Scan(&state, &releasedAt, &riu, &nr)
-	switch {
-	case errors.Is(err, sql.ErrNoRows):
-		return Outcome{StatusCode: 404, Message: msgNotFound}
-	case err != nil:
-		b.log.Error("inventory lookup failed", "number", number, "err", err)
-		return internalFailure()
+	return b.RestoreBatch(ctx, userID, []string{number})[0]
+}
+
+// RestoreBatch implements batchRestorer: one query for many numbers of one
+// user, each decided by the same table.
+func (b *inventoryBackend) RestoreBatch(ctx context.Context, userID int64, numbers []string) []Outcome {
+	out := make([]Outcome, len(numbers))
+	rows, err := b.lookup(ctx, userID, numbers)
+	if err != nil {
+		b.log.Error("inventory lookup failed", "numbers", len(numbers), "err", err)
+		for i := range out {
+			out[i] = internalFailure()
+		}
+		return out
 	}
-	flags := Outcome{Success: true, StatusCode: 200, RequiresIdentityUpdate: riu, NeedsRegistration: nr}
-	switch state {
+	now := b.now()
+	for i, n := range numbers {
+		row, found := rows[n]
+		out[i] = b.decide(n, row, found, now)
+	}
+	return out
+}
+
+// lookup reads the user's rows for the numbers.
+func (b *inventoryBackend) lookup(ctx context.Context, userID int64, numbers []string) (map[string]inventoryRecord, error) {
+	list, err := json.Marshal(numbers)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := b.db.QueryContext(ctx, `SELECT number, state, released_at, requires_identity_update, needs_registration
+		FROM inventory WHERE user_id = ? AND number IN (SELECT value FROM json_each(?))`, userID, string(list))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	found := make(map[string]inventoryRecord, len(numbers))
+	for rows.Next() {
+		var n string
+		var r inventoryRecord
+		if err := rows.Scan(&n, &r.state, &r.releasedAt, &r.riu, &r.nr); err != nil {
+			return nil, err
+		}
+		found[n] = r
+	}
+	return found, rows.Err()
+}
+
+// decide applies the result table to one number's row.
+func (b *inventoryBackend) decide(number string, row inventoryRecord, found bool, now time.Time) Outcome {
+	if !found {
+		return Outcome{StatusCode: 404, Message: msgNotFound}
+	}
+	flags := Outcome{Success: true, StatusCode: 200, RequiresIdentityUpdate: row.riu, NeedsRegistration: row.nr}
+	switch row.state {
 	case "active":
 		flags.Message = msgAlreadyActive
 		return flags
 	case "released":
-		if b.now().Sub(time.UnixMilli(releasedAt)) > b.window {
+		if now.Sub(time.UnixMilli(row.releasedAt)) > b.window {
 			return Outcome{StatusCode: 410, Message: msgWindowExpired}
 		}
 		flags.Message = msgRestored
@@ -58,14 +104,17 @@ func (b *inventoryBackend) Restore(ctx context.Context, userID int64, number str
 	case "unavailable":
 		return Outcome{StatusCode: 409, Message: msgNoLongerAvail}
 	default:
-		b.log.Error("inventory row has unknown state", "number", number, "state", state)
+		b.log.Error("inventory row has unknown state", "number", number, "state", row.state)
 		return internalFailure()
 	}
 }
 
-// activateInventory marks a released number active; the writer calls it in
-// the transaction that records a successful restore.
+// activateInventorySQL marks a released number active; it runs in the
+// transaction that records a successful restore.
+const activateInventorySQL = "UPDATE inventory SET state = 'active' WHERE user_id = ? AND number = ? AND state = 'released'"
+
+// activateInventory runs activateInventorySQL in tx.
 func activateInventory(tx *sql.Tx, userID int64, number string) error {
-	_, err := tx.Exec("UPDATE inventory SET state = 'active' WHERE user_id = ? AND number = ? AND state = 'released'", userID, number)
+	_, err := tx.Exec(activateInventorySQL, userID, number)
 	return err
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -19,10 +20,12 @@ const msgCancelled = "Restore cancelled"
 // errJobFinished is returned when cancelling a job that has already ended.
 var errJobFinished = errors.New("job already finished")
 
-// cancelJob cancels the numbers of a job that have not started; numbers
-// being restored right now finish and are counted as usual. The job becomes
-// 'cancelled' at once; its webhook falls due when no number is in flight.
-func cancelJob(tx *sql.Tx, jobID int64, now time.Time) (cancelled int64, err error) {
+// cancelJob cancels the numbers of a job that have not started (all its
+// pending numbers but those at the started positions, which are being
+// restored right now and are counted as usual when they finish). The job
+// becomes 'cancelled' at once; its webhook falls due when no number is in
+// flight.
+func cancelJob(tx *sql.Tx, jobID int64, started []int, now time.Time) (cancelled int64, err error) {
 	var status string
 	if err := tx.QueryRow("SELECT status FROM jobs WHERE id = ?", jobID).Scan(&status); err != nil {
 		return 0, fmt.Errorf("cancel job: %w", err)
@@ -30,8 +33,13 @@ func cancelJob(tx *sql.Tx, jobID int64, now time.Time) (cancelled int64, err err
 	if status == "completed" || status == "cancelled" {
 		return 0, errJobFinished
 	}
+	startedJSON, err := json.Marshal(append([]int{}, started...))
+	if err != nil {
+		return 0, err
+	}
 	res, err := tx.Exec(`UPDATE job_numbers SET status = 'cancelled', message = ?, status_code = NULL, completed_at = ?
-		WHERE job_id = ? AND status = 'pending'`, msgCancelled, ms(now), jobID)
+		WHERE job_id = ? AND status = 'pending' AND position NOT IN (SELECT value FROM json_each(?))`,
+		msgCancelled, ms(now), jobID, string(startedJSON))
 	if err != nil {
 		return 0, fmt.Errorf("cancel numbers: %w", err)
 	}
@@ -45,8 +53,6 @@ func cancelJob(tx *sql.Tx, jobID int64, now time.Time) (cancelled int64, err err
 		webhook_next_at = CASE WHEN webhook_state = 'waiting' AND success_count + failure_count + cancelled_count + ?1 >= total
 			THEN ?2 ELSE webhook_next_at END
 		WHERE id = ?3`, cancelled, ms(now), jobID)
-	// Numbers claimed but not started are cancelled by the workers (see
-	// pool.jobCancelled) and counted as they report.
 	if err != nil {
 		return 0, fmt.Errorf("cancel job: %w", err)
 	}
@@ -90,7 +96,10 @@ func (a *app) bulkRestoreCancel(w http.ResponseWriter, r *http.Request) {
 	}
 	var cancelled int64
 	err = a.writer.do(r.Context(), func(tx *sql.Tx) (err error) {
-		cancelled, err = cancelJob(tx, job.ID, a.now())
+		// Taken inside the write, so no worker can start a number between
+		// the snapshot of started numbers and the cancellation.
+		started := a.pool.cancelJob(job.ID)
+		cancelled, err = cancelJob(tx, job.ID, started, a.now())
 		return err
 	})
 	if errors.Is(err, errJobFinished) {
@@ -101,7 +110,6 @@ func (a *app) bulkRestoreCancel(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
-	a.pool.jobCancelled(job.ID)
 	a.metrics.jobsFinished.WithLabelValues("cancelled").Inc()
 	a.webhooks.nudge()
 	a.log.Info("job cancelled", "job", job.UUID, "numbers_cancelled", cancelled)

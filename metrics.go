@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -113,12 +112,35 @@ type instrumentedRestorer struct {
 	next     Restorer
 	duration prometheus.Observer
 	inFlight prometheus.Gauge
-	active   atomic.Int64
 }
 
-// instrument wraps a backend.
+// instrumentedBatchRestorer is instrumentedRestorer for a batch backend.
+type instrumentedBatchRestorer struct {
+	*instrumentedRestorer
+	batch batchRestorer
+}
+
+// instrument wraps a backend, keeping its ability to work in batches.
 func (m *metrics) instrument(next Restorer, backend string) Restorer {
-	return &instrumentedRestorer{next: next, duration: m.restoreDuration.WithLabelValues(backend), inFlight: m.restoresInFlight}
+	r := &instrumentedRestorer{next: next, duration: m.restoreDuration.WithLabelValues(backend), inFlight: m.restoresInFlight}
+	if b, ok := next.(batchRestorer); ok {
+		return &instrumentedBatchRestorer{instrumentedRestorer: r, batch: b}
+	}
+	return r
+}
+
+// RestoreBatch implements batchRestorer; each number is observed with the
+// batch's time shared out among them.
+func (r *instrumentedBatchRestorer) RestoreBatch(ctx context.Context, userID int64, numbers []string) []Outcome {
+	r.inFlight.Add(float64(len(numbers)))
+	defer r.inFlight.Sub(float64(len(numbers)))
+	start := time.Now()
+	out := r.batch.RestoreBatch(ctx, userID, numbers)
+	each := time.Since(start).Seconds() / float64(len(numbers))
+	for range numbers {
+		r.duration.Observe(each)
+	}
+	return out
 }
 
 // Restore implements Restorer.

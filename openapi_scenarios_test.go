@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,11 +28,25 @@ func oapiJSON(t testing.TB, v any) []byte {
 }
 
 // oapiReceiver is a webhook receiver on loopback that answers every POST
-// with the status in code (204 unless set).
+// with the status in code (204 unless set) and keeps what it was sent.
 type oapiReceiver struct {
 	URL  string
 	code atomic.Int32
-	hits atomic.Int32
+	mu   sync.Mutex
+	got  []oapiWebhook
+}
+
+// oapiWebhook is one message a receiver was sent.
+type oapiWebhook struct {
+	header http.Header
+	body   []byte
+}
+
+// messages returns what the receiver was sent so far.
+func (r *oapiReceiver) messages() []oapiWebhook {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.got)
 }
 
 // newOAPIReceiver starts a receiver, stopped at cleanup.
@@ -39,7 +55,10 @@ func newOAPIReceiver(t testing.TB) *oapiReceiver {
 	r := &oapiReceiver{}
 	r.code.Store(http.StatusNoContent)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		r.hits.Add(1)
+		body, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		r.got = append(r.got, oapiWebhook{header: req.Header.Clone(), body: body})
+		r.mu.Unlock()
 		w.WriteHeader(int(r.code.Load()))
 	}))
 	t.Cleanup(srv.Close)
@@ -93,6 +112,10 @@ func oapiInventoryScenario(t *testing.T, c *oapiContract) {
 	recv := newOAPIReceiver(t)
 	do := func(rq oapiRequest) oapiResponse { t.Helper(); return c.do(t, s.URL, rq) }
 
+	traced := do(oapiRequest{method: http.MethodGet, path: "/healthz", noAuth: true, header: map[string]string{"X-Request-Id": "oapi-trace-1"}, want: http.StatusOK})
+	if id := traced.Header.Get("X-Request-Id"); id != "oapi-trace-1" {
+		t.Fatalf("X-Request-Id=%q, want the client's own", id)
+	}
 	for _, path := range []string{"/healthz", "/readyz", "/openapi.yaml"} {
 		do(oapiRequest{method: http.MethodGet, path: path, noAuth: true, want: http.StatusOK})
 		do(oapiRequest{method: http.MethodHead, path: path, noAuth: true, want: http.StatusOK})
@@ -129,6 +152,9 @@ func oapiInventoryScenario(t *testing.T, c *oapiContract) {
 		t.Fatalf("redelivery: %s", re.Raw)
 	}
 	do(oapiRequest{method: http.MethodPost, path: "/v3/bulk_restore_webhook?job_uuid=" + syncID, want: http.StatusConflict})
+	if n := c.checkWebhooks(t, recv.messages()); n < 2 {
+		t.Fatalf("the receiver got %d messages, want the first attempt and the redelivery", n)
+	}
 
 	// Queued: 202 with Location, polled to completion, paged, filtered.
 	queued := do(oapiPost(t, map[string]any{"numbers": seqNumbers(15551230150, 12)}, http.StatusAccepted))
@@ -287,10 +313,9 @@ func oapiRateLimitScenario(t *testing.T, c *oapiContract) {
 // number: 1555999xxxx waits for the gate, 15558880NNN fails with status NNN,
 // anything else is restored.
 type oapiBackend struct {
-	gate     chan struct{}
-	once     sync.Once
-	started  atomic.Int32
-	finished atomic.Int32
+	gate    chan struct{}
+	once    sync.Once
+	started atomic.Int32 // numbers that began waiting for the gate
 }
 
 // open lets the waiting numbers finish; it may be called twice.
@@ -301,7 +326,6 @@ func (b *oapiBackend) Restore(ctx context.Context, _ int64, number string) Outco
 	switch {
 	case strings.HasPrefix(number, "1555999"):
 		b.started.Add(1)
-		defer b.finished.Add(1)
 		select {
 		case <-b.gate:
 		case <-ctx.Done():
@@ -347,8 +371,8 @@ func oapiBackendScenario(t *testing.T, c *oapiContract) {
 	if capped.Header.Get("Retry-After") == "" {
 		t.Fatalf("active-jobs 429 without Retry-After: %v", capped.Header)
 	}
-	oapiWaitStatus(t, c, srv.URL, id, "numbers to be processing", func(b map[string]any) bool {
-		return b["status"] == "processing" && backend.started.Load() > 0
+	oapiWaitStatus(t, c, srv.URL, id, "a number to be under way", func(map[string]any) bool {
+		return backend.started.Load() > 0
 	})
 	do(oapiRequest{method: http.MethodPost, path: "/v3/bulk_restore_webhook?job_uuid=" + id, want: http.StatusConflict})
 	do(oapiGet("/v3/bulk_restore_jobs?status=processing", http.StatusOK))
@@ -365,6 +389,9 @@ func oapiBackendScenario(t *testing.T, c *oapiContract) {
 	})
 	do(oapiRequest{method: http.MethodPost, path: "/v3/bulk_restore_webhook?job_uuid=" + id, want: http.StatusOK})
 	do(oapiGet("/v3/bulk_restore_jobs?status=cancelled", http.StatusOK))
+	if n := c.checkWebhooks(t, recv.messages()); n < 2 {
+		t.Fatalf("the receiver got %d messages, want the cancelled job's and its redelivery", n)
+	}
 	do(job) // the replay, after the job ended
 }
 

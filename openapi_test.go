@@ -238,6 +238,34 @@ func (c *oapiContract) checkComponent(t testing.TB, where string, req *http.Requ
 	c.mu.Unlock()
 }
 
+// checkWebhooks validates webhook messages a receiver got against the
+// document's jobFinished webhook and returns how many there were.
+func (c *oapiContract) checkWebhooks(t testing.TB, msgs []oapiWebhook) int {
+	t.Helper()
+	item := c.doc.Webhooks["jobFinished"]
+	if item == nil || item.Post == nil {
+		t.Fatal("the document has no jobFinished webhook")
+	}
+	for i, m := range msgs {
+		req, err := http.NewRequest(http.MethodPost, "http://127.0.0.1/hook", bytes.NewReader(m.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header = m.header
+		route := &routers.Route{Spec: c.doc, Path: "jobFinished", PathItem: item, Method: http.MethodPost, Operation: item.Post}
+		in := &openapi3filter.RequestValidationInput{Request: req, Route: route, Options: oapiOptions}
+		if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
+			t.Errorf("webhook message %d does not match the document: %v\nheaders %v\nbody: %s", i, err, m.header, clip(m.body))
+		}
+	}
+	if len(msgs) > 0 {
+		c.mu.Lock()
+		c.seen["webhook jobFinished"] = true
+		c.mu.Unlock()
+	}
+	return len(msgs)
+}
+
 // notProvoked says why a documented answer is not provoked by the contract
 // test, or "" when it must be.
 func notProvoked(method, path, key string) string {
@@ -265,6 +293,9 @@ func (c *oapiContract) checkCoverage(t *testing.T) {
 				}
 			}
 		}
+	}
+	if !c.seen["webhook jobFinished"] {
+		missing = append(missing, "webhooks.jobFinished")
 	}
 	for name := range c.doc.Components.Responses {
 		if (name == "NoSuchEndpoint" || name == "MethodNotAllowed") && !c.seen["component "+name] {
@@ -303,6 +334,11 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 			}
 		}
 	}
+	// kin-openapi checks `example` but not the OpenAPI 3.1 `examples` of a
+	// schema: check those here.
+	for name, ref := range c.doc.Components.Schemas {
+		checkSchemaExamples(t, name, ref.Value)
+	}
 	// Every response object is closed, so that an undocumented field fails.
 	for name, ref := range c.doc.Components.Schemas {
 		s := ref.Value
@@ -316,6 +352,22 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 			if s.Properties[r] == nil {
 				t.Errorf("schema %s requires %s, which it does not define", name, r)
 			}
+		}
+	}
+}
+
+// checkSchemaExamples validates the examples of a schema and of its
+// properties against them.
+func checkSchemaExamples(t *testing.T, name string, s *openapi3.Schema) {
+	t.Helper()
+	for i, ex := range s.Examples {
+		if err := s.VisitJSON(ex, openapi3.EnableJSONSchema2020()); err != nil {
+			t.Errorf("schema %s: examples[%d] does not match it: %v", name, i, err)
+		}
+	}
+	for prop, ref := range s.Properties {
+		if ref.Ref == "" { // a referenced schema is checked under its own name
+			checkSchemaExamples(t, name+"."+prop, ref.Value)
 		}
 	}
 }

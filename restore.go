@@ -39,6 +39,30 @@ type Restorer interface {
 	Restore(ctx context.Context, userID int64, number string) Outcome
 }
 
+// batchRestorer is a Restorer that can restore many numbers of one user in
+// one call (the inventory backend: one query instead of one per number).
+type batchRestorer interface {
+	Restorer
+	RestoreBatch(ctx context.Context, userID int64, numbers []string) []Outcome
+}
+
+// safeRestoreBatch is safeRestore for a batch: a panic fails every number
+// of the batch with an internal failure.
+func safeRestoreBatch(ctx context.Context, r batchRestorer, userID int64, numbers []string, onPanic func(p any, stack []byte)) (out []Outcome) {
+	defer func() {
+		if p := recover(); p != nil {
+			if onPanic != nil {
+				onPanic(p, debug.Stack())
+			}
+			out = make([]Outcome, len(numbers))
+			for i := range out {
+				out[i] = internalFailure()
+			}
+		}
+	}()
+	return r.RestoreBatch(ctx, userID, numbers)
+}
+
 // internalFailure is the outcome of an unexpected error inside the service.
 func internalFailure() Outcome {
 	return Outcome{StatusCode: 500, Message: "Error: 'restore failed, please contact support'"}
@@ -101,25 +125,42 @@ type attemptRecord struct {
 	Outcome  Outcome
 }
 
-// restoreWithRetries runs every attempt of one number in the caller's
-// goroutine, waiting between them; the synchronous path uses it.
-func restoreWithRetries(ctx context.Context, r Restorer, p retryPolicy, userID int64, number string, onPanic func(any, []byte)) []attemptRecord {
-	var records []attemptRecord
+// restoreWithRetries runs the attempts of one number in the caller's
+// goroutine, waiting between them, after the attempts already made (none,
+// or a first one made in a batch); the synchronous path uses it.
+func restoreWithRetries(ctx context.Context, r Restorer, p retryPolicy, userID int64, number string, records []attemptRecord, onPanic func(any, []byte)) []attemptRecord {
+	if n := len(records); n > 0 {
+		if _, again := p.next(n, records[n-1].Outcome); !again {
+			return records
+		}
+		// The wait after a batched first attempt is made below, like any other.
+		if !waitRetry(ctx, p, n, records[n-1].Outcome) {
+			return records
+		}
+	}
 	for {
 		start := time.Now()
 		o := safeRestore(ctx, r, userID, number, onPanic)
 		records = append(records, attemptRecord{Started: start, Finished: time.Now(), Outcome: o})
-		wait, again := p.next(len(records), o)
-		if !again {
+		if _, again := p.next(len(records), o); !again {
 			return records
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
+		if !waitRetry(ctx, p, len(records), o) {
 			return records
 		}
+	}
+}
+
+// waitRetry sleeps the policy's wait after attempt n; false if ctx ended.
+func waitRetry(ctx context.Context, p retryPolicy, n int, o Outcome) bool {
+	wait, _ := p.next(n, o)
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
 

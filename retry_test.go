@@ -184,7 +184,7 @@ func TestRestoreWithRetries(t *testing.T) {
 			r := &scriptedRestorer{script: c.script}
 			panics := 0
 			p := retryPolicy{maxAttempts: c.maxAtt, base: 2 * time.Millisecond, max: 20 * time.Millisecond}
-			recs := restoreWithRetries(context.Background(), r, p, 1, "15551230111", func(any, []byte) { panics++ })
+			recs := restoreWithRetries(context.Background(), r, p, 1, "15551230111", nil, func(any, []byte) { panics++ })
 			if len(recs) != c.wantTries || r.calls != c.wantTries {
 				t.Fatalf("got=%d records and %d calls, want %d", len(recs), r.calls, c.wantTries)
 			}
@@ -210,7 +210,7 @@ func TestRestoreWithRetries(t *testing.T) {
 		p := retryPolicy{maxAttempts: 3, base: time.Hour, max: time.Hour}
 		time.AfterFunc(20*time.Millisecond, cancel)
 		start := time.Now()
-		recs := restoreWithRetries(ctx, r, p, 1, "15551230111", nil)
+		recs := restoreWithRetries(ctx, r, p, 1, "15551230111", nil, nil)
 		if d := time.Since(start); d > 10*time.Second {
 			t.Fatalf("got=returned after %v, want promptly after cancel", d)
 		}

@@ -59,7 +59,9 @@ CREATE TABLE job_numbers (
     job_id                   INTEGER NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
     position                 INTEGER NOT NULL,  -- input order, from 0
     number                   TEXT    NOT NULL,
-    status                   TEXT    NOT NULL CHECK (status IN ('pending', 'processing', 'success', 'failed', 'cancelled')),
+    -- 'pending' until the result is committed; the API shows a number the
+    -- workers hold as 'processing', which is never stored.
+    status                   TEXT    NOT NULL CHECK (status IN ('pending', 'success', 'failed', 'cancelled')),
     message                  TEXT,
     status_code              INTEGER,
     requires_identity_update INTEGER NOT NULL DEFAULT 0,
@@ -73,8 +75,6 @@ CREATE TABLE job_numbers (
 
 -- Claimable numbers of a job, in input order.
 CREATE INDEX job_numbers_pending ON job_numbers (job_id, position) WHERE status = 'pending';
--- Numbers claimed by a process that may have died.
-CREATE INDEX job_numbers_processing ON job_numbers (job_id) WHERE status = 'processing';
 -- The status endpoint's number filter.
 CREATE INDEX job_numbers_number ON job_numbers (job_id, number);
 

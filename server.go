@@ -184,7 +184,13 @@ func (a *app) bulkRestoreStatus(w http.ResponseWriter, r *http.Request) {
 	p := jobPayload{
 		kind: statusPayload, job: job, filteredNumber: number, attemptLog: attemptLog,
 		results: func(fn func(NumberResult) error) error {
-			return a.store.eachResult(r.Context(), job.ID, number, offset, limit, fn)
+			active := job.Status == "pending" || job.Status == "processing" || job.Status == "cancelled"
+			return a.store.eachResult(r.Context(), job.ID, number, offset, limit, func(n NumberResult) error {
+				if active && n.Status == "pending" && a.pool.isClaimed(job.ID, n.Position) {
+					n.Status = "processing"
+				}
+				return fn(n)
+			})
 		},
 	}
 	if err := p.write(w); err != nil {

@@ -23,7 +23,7 @@ type service struct {
 
 // startService opens the database and starts the background work.
 func startService(ctx context.Context, cfg serveConfig, log *slog.Logger) (*service, error) {
-	store, err := openStore(cfg.db)
+	store, err := openServerStore(cfg.db, log)
 	if err != nil {
 		return nil, err
 	}
@@ -36,7 +36,10 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serv
 	}
 	m := newMetrics(store.queuedNumbers)
 	w := newWriter(store.w, log)
-	w.observe = m.commit
+	w.observe = func(d time.Duration, n int) {
+		m.commit(d, n)
+		store.ckpt.committed()
+	}
 	var backend Restorer = &inventoryBackend{db: store.r, window: cfg.restoreWindow, now: time.Now, log: log}
 	if cfg.backend == "upstream" {
 		backend = newUpstreamBackend(cfg.upstreamURL, cfg.upstreamUser, cfg.upstreamPassword, cfg.restoreTimeout, userAgent())

@@ -11,6 +11,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"runtime"
 	"strings"
@@ -37,6 +38,9 @@ type Store struct {
 	w   *sql.DB // the only write connection
 	r   *sql.DB // read-only pool
 	now func() time.Time
+	// ckpt, when set, checkpoints the log in the background; then the write
+	// connection does not (see openServerStore).
+	ckpt *checkpointer
 }
 
 // dsn builds a modernc SQLite DSN with the pragmas every connection needs.
@@ -55,7 +59,13 @@ func dsn(path string, extra ...string) string {
 // openStore opens (creating if needed) the database at path and brings its
 // schema up to date.
 func openStore(path string) (*Store, error) {
-	w, err := sql.Open("sqlite", dsn(path, "_txlock", "immediate"))
+	return openStoreWith(path)
+}
+
+// openStoreWith is openStore with more DSN parameters for the write
+// connection (name, value, name, value...).
+func openStoreWith(path string, writerExtra ...string) (*Store, error) {
+	w, err := sql.Open("sqlite", dsn(path, append([]string{"_txlock", "immediate"}, writerExtra...)...))
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
@@ -89,9 +99,32 @@ func openStore(path string) (*Store, error) {
 	return s, nil
 }
 
-// Close closes both pools.
+// Close stops the checkpointer, if any, and closes the pools.
 func (s *Store) Close() error {
-	return errors.Join(s.r.Close(), s.w.Close())
+	var ckptErr error
+	if s.ckpt != nil {
+		s.ckpt.stop()
+		ckptErr = s.ckpt.db.Close()
+	}
+	return errors.Join(s.r.Close(), s.w.Close(), ckptErr)
+}
+
+// openServerStore opens the store for the server: as openStore, plus the
+// background checkpointer, with automatic checkpoints of the write
+// connection turned off so that commits never wait for one.
+func openServerStore(path string, log *slog.Logger) (*Store, error) {
+	s, err := openStoreWith(path, "_pragma", "wal_autocheckpoint(0)")
+	if err != nil {
+		return nil, err
+	}
+	c, err := sql.Open("sqlite", dsn(path))
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	c.SetMaxOpenConns(1)
+	s.ckpt = newCheckpointer(c, log)
+	return s, nil
 }
 
 // migrate applies the migrations the file has not seen, each in a transaction

@@ -148,11 +148,20 @@ func (a *app) runSync(ctx context.Context, user User, numbers []string, webhookU
 	work := context.WithoutCancel(ctx)
 	job := Job{UUID: uuid.NewString(), UserID: user.ID, WebhookURL: webhookURL, CreatedAt: a.now()}
 	done := make([]completedNumber, len(numbers))
-	var wg sync.WaitGroup
 	onPanic := func(v any, stack []byte) { a.log.Error("restore panicked", "panic", v, "stack", string(stack)) }
+	if b, ok := a.backend.(batchRestorer); ok {
+		// One call for every first attempt; any retries go on one by one.
+		start := time.Now()
+		outcomes := safeRestoreBatch(work, b, user.ID, numbers, onPanic)
+		end := time.Now()
+		for i, n := range numbers {
+			done[i] = completedNumber{Number: n, Attempts: []attemptRecord{{Started: start, Finished: end, Outcome: outcomes[i]}}}
+		}
+	}
+	var wg sync.WaitGroup
 	for i, n := range numbers {
 		wg.Go(func() {
-			done[i] = completedNumber{Number: n, Attempts: restoreWithRetries(work, a.backend, a.retry, user.ID, n, onPanic)}
+			done[i] = completedNumber{Number: n, Attempts: restoreWithRetries(work, a.backend, a.retry, user.ID, n, done[i].Attempts, onPanic)}
 		})
 	}
 	wg.Wait()

@@ -1,20 +1,25 @@
 package main
 
 import (
+	"cmp"
+	"container/heap"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
 // pool drains queued numbers from the database. One dispatcher goroutine
-// claims due numbers in batches, fairly across jobs; -workers goroutines
+// reads due numbers in batches, fairly across jobs; -workers goroutines
 // restore them; one recorder goroutine writes their results in groups through
-// the writer. Nothing lives only in memory: a claim is a committed
-// 'processing' row, and a process that dies leaves rows that the next start
-// puts back to 'pending'.
+// the writer. A claim costs no write: the dispatcher remembers how far it
+// has read each job, and a number stays 'pending' in the database until its
+// result is committed, so a process that dies leaves nothing to undo and the
+// next start simply reads the pending numbers again.
 type pool struct {
 	store    *Store
 	writer   *writer
@@ -26,17 +31,21 @@ type pool struct {
 	grace    time.Duration // how long in-flight restores may run on after stop
 	maxBatch int           // results per write at most
 
-	// maxInFlight bounds the numbers claimed and not yet recorded, which
-	// bounds memory and how far a new job can be queued behind older ones.
+	// maxInFlight bounds the numbers handed out and not yet recorded, which
+	// bounds memory and how far a new job can queue behind older ones.
 	maxInFlight int
 	inFlight    atomic.Int64
 
 	// onRecorded is told what each group of results did once committed.
 	onRecorded func(out recordOutcome)
 
-	// cancelledJobs holds the ids of jobs cancelled while this process
-	// runs: their claimed numbers are cancelled rather than tried.
-	cancelledJobs sync.Map
+	mu        sync.Mutex
+	cursors   map[int64]int        // per active job: the last position read
+	claimed   map[inflightKey]bool // handed out, not yet recorded; true once started
+	cancelled map[int64]bool       // jobs cancelled while this process runs
+	started   map[int64]bool       // jobs marked 'processing' by this process
+	retries   claimHeap            // numbers waiting for their next attempt
+	lastJob   int64                // the job served last, so the next read starts after it
 
 	wake    chan struct{} // size 1: something may be claimable
 	work    chan claim
@@ -46,8 +55,38 @@ type pool struct {
 	stopWorkers   chan struct{}
 	cancelRestore context.CancelFunc
 	dispatcherWG  sync.WaitGroup
+	markWG        sync.WaitGroup
 	workerWG      sync.WaitGroup
 	recorderDone  chan struct{}
+}
+
+// inflightKey names one number of one job.
+type inflightKey struct {
+	job int64
+	pos int
+}
+
+// claimHeap orders waiting retries by when they fall due.
+type claimHeap []claim
+
+// Len implements heap.Interface.
+func (h claimHeap) Len() int { return len(h) }
+
+// Less implements heap.Interface.
+func (h claimHeap) Less(i, j int) bool { return h[i].DueAt.Before(h[j].DueAt) }
+
+// Swap implements heap.Interface.
+func (h claimHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+
+// Push implements heap.Interface.
+func (h *claimHeap) Push(x any) { *h = append(*h, x.(claim)) }
+
+// Pop implements heap.Interface.
+func (h *claimHeap) Pop() any {
+	old := *h
+	c := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return c
 }
 
 // newPool builds a pool; start runs it.
@@ -57,6 +96,10 @@ func newPool(store *Store, w *writer, backend Restorer, policy retryPolicy, work
 		store: store, writer: w, backend: backend, policy: policy, workers: workers, log: log,
 		now: time.Now, grace: 30 * time.Second, maxBatch: 2000, maxInFlight: inFlight,
 		onRecorded:   func(recordOutcome) {},
+		cursors:      map[int64]int{},
+		claimed:      map[inflightKey]bool{},
+		cancelled:    map[int64]bool{},
+		started:      map[int64]bool{},
 		wake:         make(chan struct{}, 1),
 		work:         make(chan claim, inFlight),
 		results:      make(chan workResult, inFlight),
@@ -65,19 +108,12 @@ func newPool(store *Store, w *writer, backend Restorer, policy retryPolicy, work
 	}
 }
 
-// start takes back the numbers a previous process left in flight, then runs
-// the dispatcher, the workers and the recorder.
+// start settles jobs cancelled by a process that died, then runs the
+// dispatcher, the workers and the recorder.
 func (p *pool) start(ctx context.Context) error {
-	var recovered int64
-	err := p.writer.do(ctx, func(tx *sql.Tx) (err error) {
-		recovered, err = recoverInFlight(tx, p.now())
-		return err
-	})
+	err := p.writer.do(ctx, func(tx *sql.Tx) error { return recoverCancelled(tx, p.now()) })
 	if err != nil {
 		return err
-	}
-	if recovered > 0 {
-		p.log.Info("numbers left in flight by the last run are queued again", "numbers", recovered)
 	}
 	dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	p.stopDispatch = cancel
@@ -94,9 +130,28 @@ func (p *pool) start(ctx context.Context) error {
 	return nil
 }
 
-// jobCancelled tells the workers to skip the job's numbers they have not
-// started yet.
-func (p *pool) jobCancelled(jobID int64) { p.cancelledJobs.Store(jobID, true) }
+// cancelJob makes the workers skip the job's numbers they have not started,
+// and returns the positions they have started, which run to the end.
+func (p *pool) cancelJob(jobID int64) (started []int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.cancelled[jobID] = true
+	for k, running := range p.claimed {
+		if k.job == jobID && running {
+			started = append(started, k.pos)
+		}
+	}
+	return started
+}
+
+// isClaimed reports whether a number is with the workers right now, for the
+// status endpoint to show it as 'processing'.
+func (p *pool) isClaimed(jobID int64, pos int) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, ok := p.claimed[inflightKey{jobID, pos}]
+	return ok
+}
 
 // nudge tells the dispatcher that numbers may be claimable.
 func (p *pool) nudge() {
@@ -107,11 +162,12 @@ func (p *pool) nudge() {
 }
 
 // stop stops claiming, lets the restores under way finish (for at most the
-// grace period), records their results, and returns claimed but unstarted
-// numbers to the queue.
+// grace period) and records their results. Numbers handed out but not
+// started stay pending in the database, for the next start.
 func (p *pool) stop() {
 	p.stopDispatch()
 	p.dispatcherWG.Wait()
+	p.markWG.Wait()
 	close(p.stopWorkers)
 	done := make(chan struct{})
 	go func() { p.workerWG.Wait(); close(done) }()
@@ -125,76 +181,143 @@ func (p *pool) stop() {
 	p.cancelRestore()
 	close(p.results)
 	<-p.recorderDone
-	p.releaseUnstarted()
 }
 
-// releaseUnstarted puts numbers claimed but never handed to a worker back to
-// pending (a restart would too; this keeps the status honest meanwhile).
-func (p *pool) releaseUnstarted() {
-	var left []claim
-	for {
-		select {
-		case c := <-p.work:
-			left = append(left, c)
-			continue
-		default:
+// markStarted records that jobs have started, without making the
+// dispatcher wait for the commit (it joins the next group commit). A job
+// that completes first is left alone.
+func (p *pool) markStarted(ids []int64) {
+	idsJSON, _ := json.Marshal(ids)
+	now := ms(p.now())
+	p.markWG.Add(1)
+	go func() {
+		defer p.markWG.Done()
+		err := p.writer.do(context.Background(), func(tx *sql.Tx) error {
+			_, err := tx.Exec(`UPDATE jobs SET status = 'processing', started_at = coalesce(started_at, ?)
+				WHERE id IN (SELECT value FROM json_each(?)) AND status = 'pending'`, now, string(idsJSON))
+			return err
+		})
+		if err != nil && err != errWriterClosed {
+			p.log.Warn("mark jobs started", "err", err)
 		}
-		break
-	}
-	if len(left) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := p.writer.do(ctx, func(tx *sql.Tx) error {
-		for _, c := range left {
-			if _, err := tx.Exec("UPDATE job_numbers SET status = 'pending' WHERE job_id = ? AND position = ? AND status = 'processing'",
-				c.JobID, c.Position); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		p.log.Warn("could not release unstarted numbers; the next start will", "err", err)
-	}
+	}()
 }
 
-// dispatch claims due numbers whenever there is room for them, and sleeps
-// until nudged or until the earliest retry falls due.
+// dispatch hands out due numbers whenever there is room for them: first
+// retries that fell due, then numbers not read yet. It sleeps until nudged
+// or until the next retry falls due.
 func (p *pool) dispatch(ctx context.Context) {
 	defer p.dispatcherWG.Done()
-	var cursor int64
 	minClaim := max(1, p.maxInFlight/8)
-	errWait := time.Second
 	for ctx.Err() == nil {
-		var due time.Time
-		if free := p.maxInFlight - int(p.inFlight.Load()); free >= minClaim {
-			var claims []claim
-			now := p.now()
-			err := p.writer.do(ctx, func(tx *sql.Tx) (err error) {
-				claims, cursor, err = claimNumbers(tx, now, free, 8, cursor)
-				if err == nil && len(claims) == 0 {
-					due, err = nextDue(tx, now)
-				}
-				return err
-			})
-			if err != nil {
-				if ctx.Err() == nil {
-					p.log.Error("claim numbers", "err", err)
-					due = p.now().Add(errWait)
-				}
+		now := p.now()
+		free := p.maxInFlight - int(p.inFlight.Load())
+		var batch []claim
+		var nextRetry time.Time
+		p.mu.Lock()
+		for len(batch) < free && len(p.retries) > 0 && !p.retries[0].DueAt.After(now) {
+			batch = append(batch, heap.Pop(&p.retries).(claim))
+		}
+		p.mu.Unlock()
+		if room := free - len(batch); room >= minClaim {
+			fresh, err := p.readPending(ctx, room, now)
+			if err != nil && ctx.Err() == nil {
+				p.log.Error("read pending numbers", "err", err)
+				nextRetry = now.Add(time.Second)
+			}
+			batch = append(batch, fresh...)
+		}
+		if len(batch) > 0 {
+			p.handOut(batch)
+			continue
+		}
+		p.mu.Lock()
+		if len(p.retries) > 0 && nextRetry.IsZero() {
+			nextRetry = p.retries[0].DueAt
+		}
+		p.mu.Unlock()
+		sleepUntil(ctx, p.wake, nextRetry, p.now)
+	}
+}
+
+// readPending reads up to limit numbers not handed out yet, a fair share
+// from each active job in turn. Numbers whose retry is not due yet (left by
+// an earlier process) go to the retry queue instead.
+func (p *pool) readPending(ctx context.Context, limit int, now time.Time) ([]claim, error) {
+	jobs, err := p.store.activeJobs(ctx)
+	if err != nil || len(jobs) == 0 {
+		return nil, err
+	}
+	p.mu.Lock()
+	active := make(map[int64]bool, len(jobs))
+	for _, j := range jobs {
+		active[j.id] = true
+	}
+	for id := range p.cursors {
+		if !active[id] {
+			delete(p.cursors, id)
+		}
+	}
+	start, _ := slices.BinarySearchFunc(jobs, p.lastJob+1, func(j activeJob, id int64) int { return cmp.Compare(j.id, id) })
+	jobs = append(jobs[start:], jobs[:start]...)
+	p.mu.Unlock()
+
+	share := max(8, limit/len(jobs))
+	var out []claim
+	for _, j := range jobs {
+		if len(out) >= limit {
+			break
+		}
+		p.mu.Lock()
+		after, seen := p.cursors[j.id]
+		skip := p.cancelled[j.id]
+		p.mu.Unlock()
+		if !seen {
+			after = -1
+		}
+		if skip {
+			continue
+		}
+		got, err := p.store.pendingAfter(ctx, j, after, min(share, limit-len(out)))
+		if err != nil {
+			return out, err
+		}
+		p.mu.Lock()
+		p.lastJob = j.id
+		if len(got) > 0 {
+			p.cursors[j.id] = got[len(got)-1].Position
+		}
+		for _, c := range got {
+			if c.DueAt.After(now) {
+				heap.Push(&p.retries, c)
 			} else {
-				p.inFlight.Add(int64(len(claims)))
-				for _, c := range claims {
-					p.work <- c // never blocks: capacity is maxInFlight
-				}
-				if len(claims) > 0 {
-					continue
-				}
+				out = append(out, c)
 			}
 		}
-		sleepUntil(ctx, p.wake, due, p.now)
+		p.mu.Unlock()
+	}
+	return out, nil
+}
+
+// handOut gives claims to the workers, and marks the jobs among them that
+// are starting now as 'processing'.
+func (p *pool) handOut(batch []claim) {
+	var starting []int64
+	p.mu.Lock()
+	for _, c := range batch {
+		p.claimed[inflightKey{c.JobID, c.Position}] = false
+		if !p.started[c.JobID] {
+			p.started[c.JobID] = true
+			starting = append(starting, c.JobID)
+		}
+	}
+	p.mu.Unlock()
+	if len(starting) > 0 {
+		p.markStarted(starting)
+	}
+	p.inFlight.Add(int64(len(batch)))
+	for _, c := range batch {
+		p.work <- c // never blocks: capacity is maxInFlight
 	}
 }
 
@@ -230,14 +353,73 @@ func (p *pool) work1(ctx context.Context) {
 		case <-p.stopWorkers:
 			return
 		case c := <-p.work:
-			if _, cancelled := p.cancelledJobs.Load(c.JobID); cancelled {
-				p.results <- workResult{claim: c, cancelled: true}
-				continue
-			}
+			p.restoreClaims(ctx, p.takeMore(c), onPanic)
+		}
+	}
+}
+
+// workerBatch is how many claims a worker takes at once from a backend
+// that restores in batches.
+const workerBatch = 128
+
+// takeMore returns c and, for a batch backend, whatever more claims are
+// waiting, up to workerBatch.
+func (p *pool) takeMore(c claim) []claim {
+	batch := []claim{c}
+	if _, ok := p.backend.(batchRestorer); !ok {
+		return batch
+	}
+	for len(batch) < workerBatch {
+		select {
+		case c := <-p.work:
+			batch = append(batch, c)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// restoreClaims restores claims and sends their results to the recorder;
+// claims of a job cancelled meanwhile are reported cancelled, untried.
+func (p *pool) restoreClaims(ctx context.Context, claims []claim, onPanic func(any, []byte)) {
+	run := claims[:0:0]
+	p.mu.Lock()
+	for _, c := range claims {
+		if p.cancelled[c.JobID] {
+			p.results <- workResult{claim: c, cancelled: true} // never blocks: capacity is maxInFlight
+			continue
+		}
+		p.claimed[inflightKey{c.JobID, c.Position}] = true
+		run = append(run, c)
+	}
+	p.mu.Unlock()
+	b, batched := p.backend.(batchRestorer)
+	for len(run) > 0 {
+		if !batched {
+			c := run[0]
 			start := p.now()
 			o := safeRestore(ctx, p.backend, c.UserID, c.Number, onPanic)
 			p.results <- workResult{claim: c, attemptRecord: attemptRecord{Started: start, Finished: p.now(), Outcome: o}}
+			run = run[1:]
+			continue
 		}
+		// One call per run of claims of the same user.
+		n := 1
+		for n < len(run) && run[n].UserID == run[0].UserID {
+			n++
+		}
+		numbers := make([]string, n)
+		for i, c := range run[:n] {
+			numbers[i] = c.Number
+		}
+		start := p.now()
+		outcomes := safeRestoreBatch(ctx, b, run[0].UserID, numbers, onPanic)
+		end := p.now()
+		for i, c := range run[:n] {
+			p.results <- workResult{claim: c, attemptRecord: attemptRecord{Started: start, Finished: end, Outcome: outcomes[i]}}
+		}
+		run = run[n:]
 	}
 }
 
@@ -274,17 +456,27 @@ func (p *pool) recordBatch(batch []workResult) {
 			return err
 		})
 		if err == nil {
+			p.mu.Lock()
+			for _, r := range batch {
+				delete(p.claimed, inflightKey{r.JobID, r.Position})
+			}
+			for _, c := range out.retries {
+				heap.Push(&p.retries, c)
+			}
+			for _, id := range out.completedJobs {
+				delete(p.cancelled, id)
+				delete(p.cursors, id)
+				delete(p.started, id)
+			}
+			p.mu.Unlock()
 			p.inFlight.Add(-int64(len(batch)))
 			p.nudge()
-			for _, id := range out.completedJobs {
-				p.cancelledJobs.Delete(id)
-			}
 			p.onRecorded(out)
 			return
 		}
 		p.log.Error("record results; will try again", "err", err, "results", len(batch))
 		if err == errWriterClosed {
-			return // the numbers stay 'processing' and are recovered at the next start
+			return // the numbers stay pending and are read again at the next start
 		}
 		time.Sleep(wait)
 		wait = min(2*wait, 5*time.Second)
