@@ -134,4 +134,3 @@ type recordOutcome struct {
 	retries       []claim         // numbers that wait for another try, with DueAt set
 	finals        map[Outcome]int // final outcomes (status, code), for metrics
 }
-
