@@ -157,7 +157,8 @@ func (s *Store) queuedNumbers() float64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var n int64
-	if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM job_numbers WHERE status = 'pending'").Scan(&n); err != nil {
+	if err := s.r.QueryRowContext(ctx, `SELECT coalesce(sum(total - success_count - failure_count - cancelled_count), 0)
+		FROM jobs WHERE status IN ('pending', 'processing')`).Scan(&n); err != nil {
 		return -1
 	}
 	return float64(n)

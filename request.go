@@ -102,7 +102,12 @@ func decodeJSONBody(body []byte) (rawBulkRequest, error) {
 		return rawBulkRequest{}, newAPIError(codeInvalid, describeJSONError(err))
 	}
 	var raw rawBulkRequest
-	if isJSONValue(doc.Numbers) {
+	if isJSONValue(doc.Numbers) && !bytes.Contains(doc.Numbers, []byte("null")) &&
+		json.Unmarshal(doc.Numbers, &raw.numbers) == nil {
+		// The common case, decoded in one pass.
+	} else if isJSONValue(doc.Numbers) {
+		// Decode item by item to say which one is wrong.
+		raw.numbers = nil
 		var items []json.RawMessage
 		if err := json.Unmarshal(doc.Numbers, &items); err != nil {
 			return raw, newAPIError(codeInvalid, "numbers must be an array of strings")

@@ -3,9 +3,9 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 )
 
@@ -86,10 +86,9 @@ func insertJobRow(tx *sql.Tx, j *Job) error {
 	return err
 }
 
-// numbersPerInsert is how many numbers one multi-row INSERT carries.
-const numbersPerInsert = 200
-
-// insertQueuedJob stores a new pending job and all its numbers.
+// insertQueuedJob stores a new pending job and all its numbers. The numbers
+// go in as one JSON array in one statement (json_each's key is the
+// position), which is several times faster than multi-row VALUES.
 func insertQueuedJob(tx *sql.Tx, j *Job, numbers []string) error {
 	j.Status = "pending"
 	j.Total = len(numbers)
@@ -97,32 +96,13 @@ func insertQueuedJob(tx *sql.Tx, j *Job, numbers []string) error {
 	if err := insertJobRow(tx, j); err != nil {
 		return err
 	}
-	full := "INSERT INTO job_numbers (job_id, position, number, status) VALUES " +
-		strings.TrimSuffix(strings.Repeat("(?, ?, ?, 'pending'), ", numbersPerInsert), ", ")
-	var stmt *sql.Stmt
-	args := make([]any, 0, 3*numbersPerInsert)
-	for start := 0; start < len(numbers); start += numbersPerInsert {
-		chunk := numbers[start:min(start+numbersPerInsert, len(numbers))]
-		args = args[:0]
-		for i, n := range chunk {
-			args = append(args, j.ID, start+i, n)
-		}
-		var err error
-		if len(chunk) == numbersPerInsert {
-			if stmt == nil {
-				if stmt, err = tx.Prepare(full); err != nil {
-					return fmt.Errorf("insert numbers: %w", err)
-				}
-				defer stmt.Close()
-			}
-			_, err = stmt.Exec(args...)
-		} else {
-			_, err = tx.Exec("INSERT INTO job_numbers (job_id, position, number, status) VALUES "+
-				strings.TrimSuffix(strings.Repeat("(?, ?, ?, 'pending'), ", len(chunk)), ", "), args...)
-		}
-		if err != nil {
-			return fmt.Errorf("insert numbers: %w", err)
-		}
+	list, err := json.Marshal(numbers)
+	if err != nil {
+		return fmt.Errorf("insert numbers: %w", err)
+	}
+	if _, err := tx.Exec(`INSERT INTO job_numbers (job_id, position, number, status)
+		SELECT ?1, key, value, 'pending' FROM json_each(?2)`, j.ID, string(list)); err != nil {
+		return fmt.Errorf("insert numbers: %w", err)
 	}
 	return nil
 }

@@ -91,10 +91,16 @@ func (h *claimHeap) Pop() any {
 
 // newPool builds a pool; start runs it.
 func newPool(store *Store, w *writer, backend Restorer, policy retryPolicy, workers int, log *slog.Logger) *pool {
+	// A batch backend answers in microseconds: a larger window means larger
+	// groups per commit, and still well under a second of queue ahead of a
+	// new job.
 	inFlight := max(1024, 4*workers)
+	if _, ok := backend.(batchRestorer); ok {
+		inFlight = max(4096, inFlight)
+	}
 	return &pool{
 		store: store, writer: w, backend: backend, policy: policy, workers: workers, log: log,
-		now: time.Now, grace: 30 * time.Second, maxBatch: 2000, maxInFlight: inFlight,
+		now: time.Now, grace: 30 * time.Second, maxBatch: 4096, maxInFlight: inFlight,
 		onRecorded:   func(recordOutcome) {},
 		cursors:      map[int64]int{},
 		claimed:      map[inflightKey]bool{},
