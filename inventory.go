@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"log/slog"
 	"time"
@@ -13,7 +12,7 @@ import (
 // active is made by the writer in the transaction that records the outcome
 // (Outcome.Activate), so the result and the inventory can never disagree.
 type inventoryBackend struct {
-	db     *sql.DB // read pool
+	db     *stmtCache // on the read pool
 	window time.Duration
 	now    func() time.Time
 	log    *slog.Logger
@@ -66,8 +65,12 @@ func (b *inventoryBackend) lookup(ctx context.Context, userID int64, numbers []s
 	if err != nil {
 		return nil, err
 	}
-	rows, err := b.db.QueryContext(ctx, `SELECT number, state, released_at, requires_identity_update, needs_registration
-		FROM inventory WHERE user_id = ? AND number IN (SELECT value FROM json_each(?))`, userID, string(list))
+	stmt, err := b.db.get(`SELECT number, state, released_at, requires_identity_update, needs_registration
+		FROM inventory WHERE user_id = ? AND number IN (SELECT value FROM json_each(?))`)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := stmt.QueryContext(ctx, userID, string(list))
 	if err != nil {
 		return nil, err
 	}
@@ -107,14 +110,4 @@ func (b *inventoryBackend) decide(number string, row inventoryRecord, found bool
 		b.log.Error("inventory row has unknown state", "number", number, "state", row.state)
 		return internalFailure()
 	}
-}
-
-// activateInventorySQL marks a released number active; it runs in the
-// transaction that records a successful restore.
-const activateInventorySQL = "UPDATE inventory SET state = 'active' WHERE user_id = ? AND number = ? AND state = 'released'"
-
-// activateInventory runs activateInventorySQL in tx.
-func activateInventory(tx *sql.Tx, userID int64, number string) error {
-	_, err := tx.Exec(activateInventorySQL, userID, number)
-	return err
 }

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite"
@@ -37,6 +38,8 @@ var errNotFound = errors.New("not found")
 type Store struct {
 	w   *sql.DB // the only write connection
 	r   *sql.DB // read-only pool
+	wq  *stmtCache
+	rq  *stmtCache
 	now func() time.Time
 	// ckpt, when set, checkpoints the log in the background; then the write
 	// connection does not (see openServerStore).
@@ -96,6 +99,11 @@ func openStoreWith(path string, writerExtra ...string) (*Store, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	s.r = r
+	s.rq = newStmtCache(r)
+	if s.wq, err = newFixedStmtCache(w, writeStatements...); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -106,6 +114,10 @@ func (s *Store) Close() error {
 		s.ckpt.stop()
 		ckptErr = s.ckpt.db.Close()
 	}
+	if s.wq != nil {
+		s.wq.close()
+	}
+	s.rq.close()
 	return errors.Join(s.r.Close(), s.w.Close(), ckptErr)
 }
 
@@ -297,7 +309,7 @@ func (s *Store) integrityCheck(ctx context.Context) ([]string, error) {
 func (s *Store) authenticate(ctx context.Context, name, key string) (User, error) {
 	var u User
 	var hash []byte
-	err := s.r.QueryRowContext(ctx, "SELECT id, name, key_hash, webhook_secret FROM users WHERE name = ?", name).
+	err := s.rq.queryRow(ctx, "SELECT id, name, key_hash, webhook_secret FROM users WHERE name = ?", name).
 		Scan(&u.ID, &u.Name, &hash, &u.WebhookSecret)
 	if errors.Is(err, sql.ErrNoRows) {
 		// Hash anyway so an unknown name costs what a wrong key costs.
@@ -387,4 +399,86 @@ func isStorageFull(err error) bool {
 	msg := err.Error()
 	return strings.Contains(msg, "database or disk is full") || strings.Contains(msg, "SQLITE_FULL") ||
 		strings.Contains(msg, "disk I/O error") || strings.Contains(msg, "no space left")
+}
+
+// stmtCache keeps statements prepared on one database handle, so that the
+// hot queries are parsed once and not on every call (parsing a statement
+// costs more than running it, with modernc SQLite).
+type stmtCache struct {
+	db *sql.DB
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+	// fixed: only the statements prepared up front are served. The write
+	// handle has one connection, held by the transaction that would ask for
+	// a new statement, so preparing one then would wait for ever.
+	fixed bool
+}
+
+// writeStatements are the statements the write connection keeps prepared.
+var writeStatements = []string{insertJobSQL, insertQueuedNumbersSQL, insertCompletedNumbersSQL, insertCompletedAttemptsSQL, activateManySQL}
+
+// newStmtCache builds a cache for db that prepares statements as they are
+// first asked for.
+func newStmtCache(db *sql.DB) *stmtCache {
+	return &stmtCache{db: db, m: map[string]*sql.Stmt{}}
+}
+
+// newFixedStmtCache builds a cache for db that prepares queries now and
+// serves only those.
+func newFixedStmtCache(db *sql.DB, queries ...string) (*stmtCache, error) {
+	c := &stmtCache{db: db, m: map[string]*sql.Stmt{}}
+	for _, q := range queries {
+		if _, err := c.get(q); err != nil {
+			c.close()
+			return nil, fmt.Errorf("prepare: %w", err)
+		}
+	}
+	c.fixed = true
+	return c, nil
+}
+
+// get returns the prepared statement for query, preparing it once.
+func (c *stmtCache) get(query string) (*sql.Stmt, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s, ok := c.m[query]; ok {
+		return s, nil
+	}
+	if c.fixed {
+		return nil, fmt.Errorf("statement not prepared up front: %.60s", query)
+	}
+	s, err := c.db.Prepare(query)
+	if err != nil {
+		return nil, err
+	}
+	c.m[query] = s
+	return s, nil
+}
+
+// exec runs a cached statement inside tx.
+func (c *stmtCache) exec(tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	s, err := c.get(query)
+	if err != nil {
+		return nil, err
+	}
+	return tx.Stmt(s).Exec(args...)
+}
+
+// queryRow runs a cached single-row query outside any transaction.
+func (c *stmtCache) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	s, err := c.get(query)
+	if err != nil {
+		// Let the caller meet the error where it scans, as with QueryRow.
+		return c.db.QueryRowContext(ctx, query, args...)
+	}
+	return s.QueryRowContext(ctx, args...)
+}
+
+// close releases every statement.
+func (c *stmtCache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, s := range c.m {
+		s.Close()
+	}
 }

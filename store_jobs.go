@@ -72,13 +72,29 @@ func initialWebhookState(url string) string {
 	return "waiting"
 }
 
-// insertJobRow inserts the job row and sets j.ID.
-func insertJobRow(tx *sql.Tx, j *Job) error {
-	res, err := tx.Exec(`INSERT INTO jobs (uuid, user_id, status, total, success_count, failure_count,
+// Statements that create jobs, kept prepared (see writeStatements).
+const (
+	insertJobSQL = `INSERT INTO jobs (uuid, user_id, status, total, success_count, failure_count,
 		webhook_url, created_at, started_at, completed_at, webhook_state, webhook_next_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	// insertQueuedNumbersSQL takes the numbers as a JSON array: json_each's
+	// key is the position.
+	insertQueuedNumbersSQL = `INSERT INTO job_numbers (job_id, position, number, status)
+		SELECT ?1, key, value, 'pending' FROM json_each(?2)`
+	insertCompletedNumbersSQL = `INSERT INTO job_numbers (job_id, position, number, status, message, status_code,
+		requires_identity_update, needs_registration, attempts, started_at, completed_at)
+		SELECT ?1, value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8, value->>9
+		FROM json_each(?2)`
+	insertCompletedAttemptsSQL = `INSERT INTO attempts (job_id, position, attempt, started_at, finished_at, status_code, message)
+		SELECT ?1, value->>0, value->>1, value->>2, value->>3, value->>4, value->>5 FROM json_each(?2)`
+)
+
+// insertJobRow inserts the job row and sets j.ID; webhookDue is when its
+// webhook falls due (the zero time while it is not due).
+func (s *Store) insertJobRow(tx *sql.Tx, j *Job, webhookDue time.Time) error {
+	res, err := s.wq.exec(tx, insertJobSQL,
 		j.UUID, j.UserID, j.Status, j.Total, j.SuccessCount, j.FailureCount, nullString(j.WebhookURL),
-		ms(j.CreatedAt), nullTime(j.StartedAt), nullTime(j.CompletedAt), j.WebhookState, nil)
+		ms(j.CreatedAt), nullTime(j.StartedAt), nullTime(j.CompletedAt), j.WebhookState, nullTime(webhookDue))
 	if err != nil {
 		return fmt.Errorf("insert job: %w", err)
 	}
@@ -89,31 +105,19 @@ func insertJobRow(tx *sql.Tx, j *Job) error {
 // insertQueuedJob stores a new pending job and all its numbers. The numbers
 // go in as one JSON array in one statement (json_each's key is the
 // position), which is several times faster than multi-row VALUES.
-func insertQueuedJob(tx *sql.Tx, j *Job, numbers []string) error {
+func (s *Store) insertQueuedJob(tx *sql.Tx, j *Job, numbers []string) error {
 	j.Status = "pending"
 	j.Total = len(numbers)
 	j.WebhookState = initialWebhookState(j.WebhookURL)
-	if err := insertJobRow(tx, j); err != nil {
+	if err := s.insertJobRow(tx, j, time.Time{}); err != nil {
 		return err
 	}
 	list, err := json.Marshal(numbers)
 	if err != nil {
 		return fmt.Errorf("insert numbers: %w", err)
 	}
-	if _, err := tx.Exec(`INSERT INTO job_numbers (job_id, position, number, status)
-		SELECT ?1, key, value, 'pending' FROM json_each(?2)`, j.ID, string(list)); err != nil {
+	if _, err := s.wq.exec(tx, insertQueuedNumbersSQL, j.ID, string(list)); err != nil {
 		return fmt.Errorf("insert numbers: %w", err)
-	}
-	return nil
-}
-
-// insertAttempt records one try of one number.
-func insertAttempt(tx *sql.Tx, jobID int64, position, attempt int, a attemptRecord) error {
-	_, err := tx.Exec(`INSERT INTO attempts (job_id, position, attempt, started_at, finished_at, status_code, message)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, jobID, position, attempt, ms(a.Started), ms(a.Finished),
-		a.Outcome.StatusCode, a.Outcome.Message)
-	if err != nil {
-		return fmt.Errorf("insert attempt: %w", err)
 	}
 	return nil
 }
@@ -132,7 +136,7 @@ func (c completedNumber) outcome() Outcome { return c.Attempts[len(c.Attempts)-1
 // job, its numbers, every attempt and the inventory changes, in tx. The
 // webhook, if any, is left pending with its first try leased to the caller
 // until leaseUntil.
-func insertCompletedJob(tx *sql.Tx, j *Job, numbers []completedNumber, leaseUntil time.Time) error {
+func (s *Store) insertCompletedJob(tx *sql.Tx, j *Job, numbers []completedNumber, leaseUntil time.Time) error {
 	j.Status = "completed"
 	j.Total = len(numbers)
 	j.SuccessCount, j.FailureCount = 0, 0
@@ -150,34 +154,40 @@ func insertCompletedJob(tx *sql.Tx, j *Job, numbers []completedNumber, leaseUnti
 	if j.WebhookURL != "" {
 		j.WebhookState = "pending"
 	}
-	if err := insertJobRow(tx, j); err != nil {
+	var due time.Time
+	if j.WebhookURL != "" {
+		due = leaseUntil
+	}
+	if err := s.insertJobRow(tx, j, due); err != nil {
 		return err
 	}
-	if j.WebhookURL != "" {
-		if _, err := tx.Exec("UPDATE jobs SET webhook_next_at = ? WHERE id = ?", ms(leaseUntil), j.ID); err != nil {
-			return fmt.Errorf("lease webhook: %w", err)
-		}
-	}
+	// Numbers and attempts go in as JSON arrays, one statement each.
+	var rows, attempts [][]any
+	var activate []string
 	for pos, n := range numbers {
 		o := n.outcome()
 		first, last := n.Attempts[0], n.Attempts[len(n.Attempts)-1]
-		_, err := tx.Exec(`INSERT INTO job_numbers (job_id, position, number, status, message, status_code,
-			requires_identity_update, needs_registration, attempts, started_at, completed_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			j.ID, pos, n.Number, o.status(), o.Message, o.StatusCode, boolInt(o.RequiresIdentityUpdate),
-			boolInt(o.NeedsRegistration), len(n.Attempts), ms(first.Started), ms(last.Finished))
-		if err != nil {
-			return fmt.Errorf("insert number: %w", err)
-		}
+		rows = append(rows, []any{pos, n.Number, o.status(), o.Message, o.StatusCode, boolInt(o.RequiresIdentityUpdate),
+			boolInt(o.NeedsRegistration), len(n.Attempts), ms(first.Started), ms(last.Finished)})
 		for i, a := range n.Attempts {
-			if err := insertAttempt(tx, j.ID, pos, i+1, a); err != nil {
-				return err
-			}
+			attempts = append(attempts, []any{pos, i + 1, ms(a.Started), ms(a.Finished), a.Outcome.StatusCode, a.Outcome.Message})
 		}
 		if o.Activate {
-			if err := activateInventory(tx, j.UserID, n.Number); err != nil {
-				return fmt.Errorf("activate %s: %w", n.Number, err)
-			}
+			activate = append(activate, n.Number)
+		}
+	}
+	rowsJSON, _ := json.Marshal(rows)
+	if _, err := s.wq.exec(tx, insertCompletedNumbersSQL, j.ID, string(rowsJSON)); err != nil {
+		return fmt.Errorf("insert numbers: %w", err)
+	}
+	attemptsJSON, _ := json.Marshal(attempts)
+	if _, err := s.wq.exec(tx, insertCompletedAttemptsSQL, j.ID, string(attemptsJSON)); err != nil {
+		return fmt.Errorf("insert attempts: %w", err)
+	}
+	if len(activate) > 0 {
+		list, _ := json.Marshal(activate)
+		if _, err := s.wq.exec(tx, activateManySQL, j.UserID, string(list)); err != nil {
+			return fmt.Errorf("activate inventory: %w", err)
 		}
 	}
 	return nil
@@ -225,7 +235,7 @@ func scanJob(row rowScanner) (Job, error) {
 // jobForUser returns the user's job with that UUID; another user's job is
 // errNotFound, like a job that does not exist.
 func (s *Store) jobForUser(ctx context.Context, userID int64, uuid string) (Job, error) {
-	j, err := scanJob(s.r.QueryRowContext(ctx, "SELECT "+jobColumns+" FROM jobs WHERE uuid = ? AND user_id = ?", uuid, userID))
+	j, err := scanJob(s.rq.queryRow(ctx, "SELECT "+jobColumns+" FROM jobs WHERE uuid = ? AND user_id = ?", uuid, userID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Job{}, errNotFound
 	}

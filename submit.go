@@ -123,7 +123,7 @@ func (a *app) enqueue(ctx context.Context, user User, numbers []string, webhookU
 				return errTooManyActiveJobs
 			}
 		}
-		if err := insertQueuedJob(tx, &job, numbers); err != nil {
+		if err := a.store.insertQueuedJob(tx, &job, numbers); err != nil {
 			return err
 		}
 		if idem != nil {
@@ -167,7 +167,7 @@ func (a *app) runSync(ctx context.Context, user User, numbers []string, webhookU
 	wg.Wait()
 	lease := a.now().Add(a.cfg.webhookTimeout + 30*time.Second)
 	err := a.writer.do(work, func(tx *sql.Tx) error {
-		if err := insertCompletedJob(tx, &job, done, lease); err != nil {
+		if err := a.store.insertCompletedJob(tx, &job, done, lease); err != nil {
 			return err
 		}
 		if idem != nil {

@@ -219,7 +219,7 @@ func (s *Store) webhookSecrets(ctx context.Context, userID int64, now time.Time)
 	var secret string
 	var previous sql.NullString
 	var until sql.NullInt64
-	err := s.r.QueryRowContext(ctx, "SELECT webhook_secret, previous_secret, previous_until FROM users WHERE id = ?", userID).
+	err := s.rq.queryRow(ctx, "SELECT webhook_secret, previous_secret, previous_until FROM users WHERE id = ?", userID).
 		Scan(&secret, &previous, &until)
 	if err != nil {
 		return nil, fmt.Errorf("webhook secret: %w", err)
