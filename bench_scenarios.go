@@ -117,6 +117,21 @@ func (u *benchUpstream) restore(w http.ResponseWriter, r *http.Request) {
 // close stops the fake upstream and cuts its connections.
 func (u *benchUpstream) close() { u.srv.Close() }
 
+// startWithUpstream starts a fake upstream at the bench's latency and a
+// server that restores through it; stop stops both.
+func (b *bench) startWithUpstream(ctx context.Context) (*benchUpstream, *benchServer, func(), error) {
+	up, err := startBenchUpstream(b.cfg.latency, nil)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	s, err := b.startServer(ctx, nil, b.upstreamArgs(up)...)
+	if err != nil {
+		up.close()
+		return nil, nil, nil, err
+	}
+	return up, s, func() { s.stop(); up.close() }, nil
+}
+
 // upstreamArgs are the serve flags that point a server at the fake upstream.
 func (b *bench) upstreamArgs(u *benchUpstream) []string {
 	return []string{"-backend", "upstream", "-upstream-url", u.url, "-workers", strconv.Itoa(b.cfg.workersUpstream)}
@@ -208,16 +223,11 @@ func (b *bench) runThroughput(ctx context.Context) (benchFigures, error) {
 // runUpstream drains one job through the fake upstream and compares the
 // rate with what the workers could do at its latency.
 func (b *bench) runUpstream(ctx context.Context) (benchFigures, error) {
-	up, err := startBenchUpstream(b.cfg.latency, nil)
+	up, s, stop, err := b.startWithUpstream(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer up.close()
-	s, err := b.startServer(ctx, nil, b.upstreamArgs(up)...)
-	if err != nil {
-		return nil, err
-	}
-	defer s.stop()
+	defer stop()
 	n := b.count(20000, benchSmallJob)
 	id, err := s.submit(ctx, benchBody(benchNumbers(benchFirstNumber, n), ""))
 	if err != nil {
@@ -321,16 +331,11 @@ func (b *bench) runSubmit(ctx context.Context) (benchFigures, error) {
 // runFairness times a small job sent while a big one drains through the
 // fake upstream, then cancels the big one.
 func (b *bench) runFairness(ctx context.Context) (benchFigures, error) {
-	up, err := startBenchUpstream(b.cfg.latency, nil)
+	_, s, stop, err := b.startWithUpstream(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer up.close()
-	s, err := b.startServer(ctx, nil, b.upstreamArgs(up)...)
-	if err != nil {
-		return nil, err
-	}
-	defer s.stop()
+	defer stop()
 	n := b.count(100000, benchSmallJob)
 	bigID, err := s.submit(ctx, benchBody(benchNumbers(benchFirstNumber, n), ""))
 	if err != nil {

@@ -248,7 +248,7 @@ func (a *app) bulkRestoreJobs(w http.ResponseWriter, r *http.Request) {
 	var beforeID int64 = math.MaxInt64
 	if s := q.Get("before"); s != "" {
 		id, err := uuid.Parse(s)
-		if err != nil {
+		if err != nil || len(s) != 36 {
 			writeError(w, r, a.log, newAPIError(codeInvalid, "before must be a job_uuid from an earlier page"))
 			return
 		}

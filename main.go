@@ -147,6 +147,9 @@ func envName(flagName string) string {
 func parseArgs(fs *flag.FlagSet, args []string, getenv func(string) string) ([]string, error) {
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
+		if f.Name == "version" {
+			return // BULKRESTORE_VERSION is a common deployment label, not a request to print one
+		}
 		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
 			if err := fs.Set(f.Name, v); err != nil {
 				envErr = fmt.Errorf("%w: %s=%q: %v", errUsage, envName(f.Name), v, err)

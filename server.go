@@ -36,7 +36,8 @@ type userKey struct{}
 // the root router (not on a subrouter), so a wrong method is a 405 and not
 // a 404.
 func (a *app) routes() http.Handler {
-	r := mux.NewRouter()
+	// SkipClean: a path like //healthz gets a JSON 404, not a bodiless 301.
+	r := mux.NewRouter().SkipClean(true)
 	r.Use(a.nameRoute)
 	r.HandleFunc("/healthz", a.healthz).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/readyz", a.readyz).Methods(http.MethodGet, http.MethodHead)

@@ -81,12 +81,12 @@ const (
 	// key is the position.
 	insertQueuedNumbersSQL = `INSERT INTO job_numbers (job_id, position, number, status)
 		SELECT ?1, key, value, 'pending' FROM json_each(?2)`
-	insertCompletedNumbersSQL = `INSERT INTO job_numbers (job_id, position, number, status, message, status_code,
+	// insertCompletedNumberSQL is one row: for the few numbers of a
+	// synchronous job, a prepared one-row insert measured faster than
+	// extracting columns from JSON.
+	insertCompletedNumberSQL = `INSERT INTO job_numbers (job_id, position, number, status, message, status_code,
 		requires_identity_update, needs_registration, attempts, started_at, completed_at)
-		SELECT ?1, value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8, value->>9
-		FROM json_each(?2)`
-	insertCompletedAttemptsSQL = `INSERT INTO attempts (job_id, position, attempt, started_at, finished_at, status_code, message)
-		SELECT ?1, value->>0, value->>1, value->>2, value->>3, value->>4, value->>5 FROM json_each(?2)`
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 )
 
 // insertJobRow inserts the job row and sets j.ID; webhookDue is when its
@@ -161,28 +161,24 @@ func (s *Store) insertCompletedJob(tx *sql.Tx, j *Job, numbers []completedNumber
 	if err := s.insertJobRow(tx, j, due); err != nil {
 		return err
 	}
-	// Numbers and attempts go in as JSON arrays, one statement each.
-	var rows, attempts [][]any
 	var activate []string
 	for pos, n := range numbers {
 		o := n.outcome()
 		first, last := n.Attempts[0], n.Attempts[len(n.Attempts)-1]
-		rows = append(rows, []any{pos, n.Number, o.status(), o.Message, o.StatusCode, boolInt(o.RequiresIdentityUpdate),
-			boolInt(o.NeedsRegistration), len(n.Attempts), ms(first.Started), ms(last.Finished)})
+		if _, err := s.wq.exec(tx, insertCompletedNumberSQL, j.ID, pos, n.Number, o.status(), o.Message, o.StatusCode,
+			boolInt(o.RequiresIdentityUpdate), boolInt(o.NeedsRegistration), len(n.Attempts),
+			ms(first.Started), ms(last.Finished)); err != nil {
+			return fmt.Errorf("insert number: %w", err)
+		}
 		for i, a := range n.Attempts {
-			attempts = append(attempts, []any{pos, i + 1, ms(a.Started), ms(a.Finished), a.Outcome.StatusCode, a.Outcome.Message})
+			if _, err := s.wq.exec(tx, insertAttemptSQL, j.ID, pos, i+1, ms(a.Started), ms(a.Finished),
+				a.Outcome.StatusCode, a.Outcome.Message); err != nil {
+				return fmt.Errorf("insert attempt: %w", err)
+			}
 		}
 		if o.Activate {
 			activate = append(activate, n.Number)
 		}
-	}
-	rowsJSON, _ := json.Marshal(rows)
-	if _, err := s.wq.exec(tx, insertCompletedNumbersSQL, j.ID, string(rowsJSON)); err != nil {
-		return fmt.Errorf("insert numbers: %w", err)
-	}
-	attemptsJSON, _ := json.Marshal(attempts)
-	if _, err := s.wq.exec(tx, insertCompletedAttemptsSQL, j.ID, string(attemptsJSON)); err != nil {
-		return fmt.Errorf("insert attempts: %w", err)
 	}
 	if len(activate) > 0 {
 		list, _ := json.Marshal(activate)
