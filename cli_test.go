@@ -79,6 +79,7 @@ func userNames(t *testing.T, db string) []string {
 	return names
 }
 
+// hexKey matches an API key as user add prints it.
 var hexKey = regexp.MustCompile(`^[0-9a-fA-F]+$`)
 
 func TestCLIUserAdd(t *testing.T) {

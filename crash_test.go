@@ -504,12 +504,14 @@ type lockedBuffer struct {
 	b  bytes.Buffer
 }
 
+// Write implements io.Writer.
 func (l *lockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.Write(p)
 }
 
+// String returns everything written.
 func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
 // fakeUpstream is a slow single-number restore endpoint that counts calls
@@ -530,6 +532,7 @@ type fakeUpstream struct {
 	answered []string // numbers in the order their answers were sent
 }
 
+// newFakeUpstream starts the fake upstream of the crash tests.
 func newFakeUpstream(t *testing.T, latency time.Duration, free int64) *fakeUpstream {
 	u := &fakeUpstream{latency: latency, free: free, gate: make(chan struct{}),
 		hits: map[string]int{}, waitSet: map[string]bool{}}
@@ -539,6 +542,7 @@ func newFakeUpstream(t *testing.T, latency time.Duration, free int64) *fakeUpstr
 	return u
 }
 
+// serve answers one restore call, counting it per number.
 func (u *fakeUpstream) serve(w http.ResponseWriter, r *http.Request) {
 	number := strings.TrimPrefix(r.URL.Path, "/r/")
 	u.mu.Lock()
@@ -613,6 +617,7 @@ type hookReceiver struct {
 	second chan struct{} // closed when a second delivery arrives
 }
 
+// newHookReceiver starts a webhook receiver that keeps every body.
 func newHookReceiver(t *testing.T) *hookReceiver {
 	h := &hookReceiver{second: make(chan struct{})}
 	h.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -629,6 +634,8 @@ func newHookReceiver(t *testing.T) *hookReceiver {
 	return h
 }
 
+// count is how many deliveries arrived.
 func (h *hookReceiver) count() int { h.mu.Lock(); defer h.mu.Unlock(); return len(h.bodies) }
 
+// body returns delivery i.
 func (h *hookReceiver) body(i int) []byte { h.mu.Lock(); defer h.mu.Unlock(); return h.bodies[i] }

@@ -1,46 +1,24 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
 
-// syncBuffer is a log destination safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-// Write implements io.Writer.
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-// String returns everything written.
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startLoggedServer starts a -dev server whose JSON logs go to the returned
 // buffer.
-func startLoggedServer(t *testing.T, args ...string) (*testServer, *syncBuffer) {
+func startLoggedServer(t *testing.T, args ...string) (*testServer, *lockedBuffer) {
 	t.Helper()
 	cfg, err := parseServeFlags(append([]string{"-addr", "127.0.0.1:0", "-db", newTestDB(t), "-dev", "-log-format", "json"}, args...),
 		mapEnv(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &lockedBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &testServer{DB: cfg.db, cancel: cancel, done: make(chan error, 1)}
 	ready := make(chan string, 1)

@@ -87,6 +87,7 @@ type finalTailJSON struct {
 // payloadKind selects the shape writeJob produces.
 type payloadKind int
 
+// The payload kinds.
 const (
 	// finalPayload is the synchronous 200 body and the webhook body.
 	finalPayload payloadKind = iota

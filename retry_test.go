@@ -146,6 +146,7 @@ type scriptedRestorer struct {
 	calls  int
 }
 
+// Restore implements Restorer with the next scripted outcome.
 func (s *scriptedRestorer) Restore(ctx context.Context, _ int64, _ string) Outcome {
 	s.mu.Lock()
 	o := s.script[min(s.calls, len(s.script)-1)]

@@ -62,6 +62,7 @@ func newUpstreamFake(t testing.TB, answer func(number string, n int) upstreamAns
 	return f
 }
 
+// serve answers one restore call as the test scripted it.
 func (f *upstreamFake) serve(w http.ResponseWriter, r *http.Request) {
 	user, pass, ok := r.BasicAuth()
 	h := upstreamHit{at: time.Now(), method: r.Method, path: r.URL.Path, rawQuery: r.URL.RawQuery,

@@ -100,6 +100,7 @@ func whStatus(t testing.TB, s *testServer, user, key, jobUUID string) apiRespons
 	return r
 }
 
+// whTimePattern matches an API timestamp.
 var whTimePattern = regexp.MustCompile(`^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$`)
 
 // whWantDelivered checks the status endpoint reports a delivered webhook
