@@ -264,6 +264,7 @@ func (p *pool) readPending(ctx context.Context, limit int, now time.Time) ([]cla
 			delete(p.cursors, id)
 		}
 	}
+	p.forgetFinished(active)
 	start, _ := slices.BinarySearchFunc(jobs, p.lastJob+1, func(j activeJob, id int64) int { return cmp.Compare(j.id, id) })
 	jobs = append(jobs[start:], jobs[:start]...)
 	p.mu.Unlock()
@@ -303,6 +304,30 @@ func (p *pool) readPending(ctx context.Context, limit int, now time.Time) ([]cla
 		p.mu.Unlock()
 	}
 	return out, nil
+}
+
+// forgetFinished drops what the pool remembers of jobs that are no longer
+// active and have nothing left with the workers (a job cancelled with no
+// number in flight never reaches the recorder's cleanup). Called with p.mu
+// held.
+func (p *pool) forgetFinished(active map[int64]bool) {
+	if len(p.cancelled) == 0 && len(p.started) == 0 {
+		return
+	}
+	held := map[int64]bool{}
+	for k := range p.claimed {
+		held[k.job] = true
+	}
+	for id := range p.cancelled {
+		if !active[id] && !held[id] {
+			delete(p.cancelled, id)
+		}
+	}
+	for id := range p.started {
+		if !active[id] && !held[id] {
+			delete(p.started, id)
+		}
+	}
 }
 
 // handOut gives claims to the workers, and marks the jobs among them that
