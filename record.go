@@ -8,16 +8,14 @@ import (
 	"time"
 )
 
-// Statements of recordResults, prepared once per batch. Per-row prepared
-// statements measured faster here than set-based UPDATE ... FROM
-// json_each, which SQLite materialises before updating (see BENCHMARKS.md).
+// Per-row statements of recordResults (retries and cancellations, which
+// are rare), prepared once per batch. Final results are written by group
+// (see outcomeGroup); UPDATE ... FROM json_each with a row of values per
+// number measured slower, as SQLite materialises the join and extracts
+// every column from JSON (see BENCHMARKS.md).
 const (
 	insertAttemptSQL = `INSERT INTO attempts (job_id, position, attempt, started_at, finished_at, status_code, message)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`
-	finalResultSQL = `UPDATE job_numbers SET status = ?, message = ?, status_code = ?,
-		requires_identity_update = ?, needs_registration = ?, attempts = ?,
-		started_at = coalesce(started_at, ?), completed_at = ?
-		WHERE job_id = ? AND position = ? AND status = 'pending'`
 	retryResultSQL = `UPDATE job_numbers SET attempts = ?, next_attempt_at = ?, started_at = coalesce(started_at, ?)
 		WHERE job_id = ? AND position = ? AND status = 'pending'`
 	cancelClaimSQL = `UPDATE job_numbers SET status = 'cancelled', message = ?, status_code = NULL, completed_at = ?
@@ -29,7 +27,7 @@ const (
 
 // recordStatements are the prepared statements of one recordResults call.
 type recordStatements struct {
-	attempt, final, retry, cancel *sql.Stmt
+	attempt, retry, cancel *sql.Stmt
 }
 
 // prepareRecord prepares them in tx; the returned func closes them.
@@ -44,7 +42,7 @@ func prepareRecord(tx *sql.Tx) (recordStatements, func(), error) {
 	for _, p := range []struct {
 		dst   **sql.Stmt
 		query string
-	}{{&st.attempt, insertAttemptSQL}, {&st.final, finalResultSQL}, {&st.retry, retryResultSQL}, {&st.cancel, cancelClaimSQL}} {
+	}{{&st.attempt, insertAttemptSQL}, {&st.retry, retryResultSQL}, {&st.cancel, cancelClaimSQL}} {
 		s, err := tx.Prepare(p.query)
 		if err != nil {
 			closeAll()
@@ -62,6 +60,31 @@ type jobTally struct {
 	firstStart                  time.Time
 }
 
+// outcomeGroup is a set of results that write the same values but for
+// their position: a worker's batch restored together shares its times and,
+// mostly, its outcome. One statement writes a whole group, which costs far
+// less than a statement per number.
+type outcomeGroup struct {
+	job, user         int64
+	attempt           int
+	started, finished int64
+	status, message   string
+	code              int
+	riu, nr, activate bool
+}
+
+// Grouped statements of recordResults; ?1 and ?2 are the job and a JSON
+// array of positions.
+const (
+	insertAttemptGroupSQL = `INSERT INTO attempts (job_id, position, attempt, started_at, finished_at, status_code, message)
+		SELECT ?1, value, ?3, ?4, ?5, ?6, ?7 FROM json_each(?2)`
+	finalGroupSQL = `UPDATE job_numbers SET status = ?3, message = ?4, status_code = ?5,
+		requires_identity_update = ?6, needs_registration = ?7, attempts = ?8,
+		started_at = coalesce(started_at, ?9), completed_at = ?10
+		WHERE job_id = ?1 AND status = 'pending' AND position IN (SELECT value FROM json_each(?2))
+		RETURNING number`
+)
+
 // recordResults writes a batch of worker results: an attempt row each, the
 // number's new state (final, or pending with its next try), inventory
 // activations, and per job the counts and, when its last number became
@@ -75,7 +98,8 @@ func recordResults(tx *sql.Tx, results []workResult, policy retryPolicy, now tim
 	defer closeAll()
 	tally := map[int64]*jobTally{}
 	var jobOrder []int64
-	activate := map[int64][]string{} // user -> numbers restored from released
+	groups := map[outcomeGroup][]int{}
+	var groupOrder []outcomeGroup
 	for _, r := range results {
 		t := tally[r.JobID]
 		if t == nil {
@@ -83,12 +107,44 @@ func recordResults(tx *sql.Tx, results []workResult, policy retryPolicy, now tim
 			tally[r.JobID] = t
 			jobOrder = append(jobOrder, r.JobID)
 		}
-		counted, err := recordOne(st, r, policy, now, t, &out)
+		if r.cancelled {
+			if err := recordCancelled(st, r, now, t); err != nil {
+				return out, err
+			}
+			continue
+		}
+		if t.firstStart.IsZero() || r.Started.Before(t.firstStart) {
+			t.firstStart = r.Started
+		}
+		o, attempt := r.Outcome, r.Attempts+1
+		if wait, again := policy.next(attempt, o); again {
+			if err := recordRetry(st, r, attempt, now.Add(wait), &out); err != nil {
+				return out, err
+			}
+			continue
+		}
+		g := outcomeGroup{job: r.JobID, user: r.UserID, attempt: attempt, started: ms(r.Started), finished: ms(r.Finished),
+			status: o.status(), message: o.Message, code: o.StatusCode,
+			riu: o.RequiresIdentityUpdate, nr: o.NeedsRegistration, activate: o.Activate}
+		if _, seen := groups[g]; !seen {
+			groupOrder = append(groupOrder, g)
+		}
+		groups[g] = append(groups[g], r.Position)
+	}
+	activate := map[int64][]string{} // user -> numbers restored from released
+	for _, g := range groupOrder {
+		numbers, err := recordGroup(tx, g, groups[g])
 		if err != nil {
 			return out, err
 		}
-		if counted && r.Outcome.Activate {
-			activate[r.UserID] = append(activate[r.UserID], r.Number)
+		out.finals[Outcome{Success: g.status == "success", StatusCode: g.code}] += len(numbers)
+		if g.status == "success" {
+			tally[g.job].success += len(numbers)
+		} else {
+			tally[g.job].failure += len(numbers)
+		}
+		if g.activate {
+			activate[g.user] = append(activate[g.user], numbers...)
 		}
 	}
 	for userID, numbers := range activate {
@@ -116,50 +172,59 @@ func recordResults(tx *sql.Tx, results []workResult, policy retryPolicy, now tim
 	return out, nil
 }
 
-// recordOne writes one result and adds it to its job's tally. It reports
-// whether the result was counted as final (a number cancelled meanwhile is
-// left alone).
-func recordOne(st recordStatements, r workResult, policy retryPolicy, now time.Time, t *jobTally, out *recordOutcome) (bool, error) {
-	if r.cancelled {
-		res, err := st.cancel.Exec(msgCancelled, ms(now), r.JobID, r.Position)
-		if err != nil {
-			return false, fmt.Errorf("record cancellation: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 1 {
-			t.cancelled++
-		}
-		return false, nil
-	}
-	if t.firstStart.IsZero() || r.Started.Before(t.firstStart) {
-		t.firstStart = r.Started
-	}
-	o, attempt := r.Outcome, r.Attempts+1
-	if _, err := st.attempt.Exec(r.JobID, r.Position, attempt, ms(r.Started), ms(r.Finished), o.StatusCode, o.Message); err != nil {
-		return false, fmt.Errorf("record attempt: %w", err)
-	}
-	if wait, again := policy.next(attempt, o); again {
-		due := now.Add(wait)
-		if _, err := st.retry.Exec(attempt, ms(due), ms(r.Started), r.JobID, r.Position); err != nil {
-			return false, fmt.Errorf("schedule retry: %w", err)
-		}
-		retry := r.claim
-		retry.Attempts, retry.DueAt = attempt, due
-		out.retries = append(out.retries, retry)
-		return false, nil
-	}
-	res, err := st.final.Exec(o.status(), o.Message, o.StatusCode, boolInt(o.RequiresIdentityUpdate),
-		boolInt(o.NeedsRegistration), attempt, ms(r.Started), ms(r.Finished), r.JobID, r.Position)
+// recordGroup writes the attempt rows and final states of one group and
+// returns the numbers it finalised (those cancelled meanwhile are left as
+// they are).
+func recordGroup(tx *sql.Tx, g outcomeGroup, positions []int) ([]string, error) {
+	list, err := json.Marshal(positions)
 	if err != nil {
-		return false, fmt.Errorf("record result: %w", err)
+		return nil, err
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return false, nil
+	if _, err := tx.Exec(insertAttemptGroupSQL, g.job, string(list), g.attempt, g.started, g.finished, g.code, g.message); err != nil {
+		return nil, fmt.Errorf("record attempts: %w", err)
 	}
-	out.finals[Outcome{Success: o.Success, StatusCode: o.StatusCode}]++
-	if o.Success {
-		t.success++
-	} else {
-		t.failure++
+	rows, err := tx.Query(finalGroupSQL, g.job, string(list), g.status, g.message, g.code,
+		boolInt(g.riu), boolInt(g.nr), g.attempt, g.started, g.finished)
+	if err != nil {
+		return nil, fmt.Errorf("record results: %w", err)
 	}
-	return true, nil
+	defer rows.Close()
+	var numbers []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, fmt.Errorf("record results: %w", err)
+		}
+		numbers = append(numbers, n)
+	}
+	return numbers, rows.Err()
+}
+
+// recordCancelled marks a claim skipped because its job was cancelled,
+// counting it unless the cancellation had already marked it.
+func recordCancelled(st recordStatements, r workResult, now time.Time, t *jobTally) error {
+	res, err := st.cancel.Exec(msgCancelled, ms(now), r.JobID, r.Position)
+	if err != nil {
+		return fmt.Errorf("record cancellation: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		t.cancelled++
+	}
+	return nil
+}
+
+// recordRetry writes a transient failure's attempt and when the number is
+// due again, and queues it for the dispatcher.
+func recordRetry(st recordStatements, r workResult, attempt int, due time.Time, out *recordOutcome) error {
+	o := r.Outcome
+	if _, err := st.attempt.Exec(r.JobID, r.Position, attempt, ms(r.Started), ms(r.Finished), o.StatusCode, o.Message); err != nil {
+		return fmt.Errorf("record attempt: %w", err)
+	}
+	if _, err := st.retry.Exec(attempt, ms(due), ms(r.Started), r.JobID, r.Position); err != nil {
+		return fmt.Errorf("schedule retry: %w", err)
+	}
+	retry := r.claim
+	retry.Attempts, retry.DueAt = attempt, due
+	out.retries = append(out.retries, retry)
+	return nil
 }
