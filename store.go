@@ -415,7 +415,7 @@ type stmtCache struct {
 }
 
 // writeStatements are the statements the write connection keeps prepared.
-var writeStatements = []string{insertJobSQL, insertQueuedNumbersSQL, insertCompletedNumberSQL, insertAttemptSQL, activateManySQL}
+var writeStatements = []string{insertJobSQL, insertQueuedNumbersSQL, insertCompletedNumbersSQL, insertAttemptGroupSQL, activateManySQL}
 
 // newStmtCache builds a cache for db that prepares statements as they are
 // first asked for.

@@ -81,12 +81,11 @@ const (
 	// key is the position.
 	insertQueuedNumbersSQL = `INSERT INTO job_numbers (job_id, position, number, status)
 		SELECT ?1, key, value, 'pending' FROM json_each(?2)`
-	// insertCompletedNumberSQL is one row: for the few numbers of a
-	// synchronous job, a prepared one-row insert measured faster than
-	// extracting columns from JSON.
-	insertCompletedNumberSQL = `INSERT INTO job_numbers (job_id, position, number, status, message, status_code,
+	// insertCompletedNumbersSQL inserts a group of numbers with the same
+	// outcome; ?2 is a JSON array of [position, number] pairs.
+	insertCompletedNumbersSQL = `INSERT INTO job_numbers (job_id, position, number, status, message, status_code,
 		requires_identity_update, needs_registration, attempts, started_at, completed_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+		SELECT ?1, value->>0, value->>1, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 FROM json_each(?2)`
 )
 
 // insertJobRow inserts the job row and sets j.ID; webhookDue is when its
@@ -161,23 +160,57 @@ func (s *Store) insertCompletedJob(tx *sql.Tx, j *Job, numbers []completedNumber
 	if err := s.insertJobRow(tx, j, due); err != nil {
 		return err
 	}
+	// Numbers and attempts that write the same values but for their
+	// position (and number) go in together: one statement per group.
+	type numberGroup struct {
+		status, message   string
+		code, attempts    int
+		riu, nr           bool
+		started, finished int64
+	}
+	type attemptGroup struct {
+		attempt, code     int
+		message           string
+		started, finished int64
+	}
+	numberGroups := map[numberGroup][][2]any{}
+	attemptGroups := map[attemptGroup][]int{}
+	var numberOrder []numberGroup
+	var attemptOrder []attemptGroup
 	var activate []string
 	for pos, n := range numbers {
 		o := n.outcome()
 		first, last := n.Attempts[0], n.Attempts[len(n.Attempts)-1]
-		if _, err := s.wq.exec(tx, insertCompletedNumberSQL, j.ID, pos, n.Number, o.status(), o.Message, o.StatusCode,
-			boolInt(o.RequiresIdentityUpdate), boolInt(o.NeedsRegistration), len(n.Attempts),
-			ms(first.Started), ms(last.Finished)); err != nil {
-			return fmt.Errorf("insert number: %w", err)
+		ng := numberGroup{status: o.status(), message: o.Message, code: o.StatusCode, attempts: len(n.Attempts),
+			riu: o.RequiresIdentityUpdate, nr: o.NeedsRegistration, started: ms(first.Started), finished: ms(last.Finished)}
+		if _, seen := numberGroups[ng]; !seen {
+			numberOrder = append(numberOrder, ng)
 		}
+		numberGroups[ng] = append(numberGroups[ng], [2]any{pos, n.Number})
 		for i, a := range n.Attempts {
-			if _, err := s.wq.exec(tx, insertAttemptSQL, j.ID, pos, i+1, ms(a.Started), ms(a.Finished),
-				a.Outcome.StatusCode, a.Outcome.Message); err != nil {
-				return fmt.Errorf("insert attempt: %w", err)
+			ag := attemptGroup{attempt: i + 1, code: a.Outcome.StatusCode, message: a.Outcome.Message,
+				started: ms(a.Started), finished: ms(a.Finished)}
+			if _, seen := attemptGroups[ag]; !seen {
+				attemptOrder = append(attemptOrder, ag)
 			}
+			attemptGroups[ag] = append(attemptGroups[ag], pos)
 		}
 		if o.Activate {
 			activate = append(activate, n.Number)
+		}
+	}
+	for _, g := range numberOrder {
+		list, _ := json.Marshal(numberGroups[g])
+		if _, err := s.wq.exec(tx, insertCompletedNumbersSQL, j.ID, string(list), g.status, g.message, g.code,
+			boolInt(g.riu), boolInt(g.nr), g.attempts, g.started, g.finished); err != nil {
+			return fmt.Errorf("insert numbers: %w", err)
+		}
+	}
+	for _, g := range attemptOrder {
+		list, _ := json.Marshal(attemptGroups[g])
+		if _, err := s.wq.exec(tx, insertAttemptGroupSQL, j.ID, string(list), g.attempt, g.started, g.finished,
+			g.code, g.message); err != nil {
+			return fmt.Errorf("insert attempts: %w", err)
 		}
 	}
 	if len(activate) > 0 {
