@@ -391,7 +391,7 @@ func (p *pool) work1(ctx context.Context) {
 
 // workerBatch is how many claims a worker takes at once from a backend
 // that restores in batches.
-const workerBatch = 128
+const workerBatch = 512
 
 // takeMore returns c and, for a batch backend, whatever more claims are
 // waiting, up to workerBatch.
