@@ -30,33 +30,7 @@ func apiBulk(t *testing.T, s *testServer, user, key string, body any) apiRespons
 // empty) and decodes the JSON object it answers.
 func apiRaw(t *testing.T, method, url, contentType, body, user, key string) apiResponse {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatalf("new request: %v", err)
-	}
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	if user != "" || key != "" {
-		req.SetBasicAuth(user, key)
-	}
-	resp, err := (&http.Client{Timeout: 60 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("read: %v", err)
-	}
-	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
-		t.Fatalf("Content-Type=%q, want application/json (body %s)", ct, raw)
-	}
-	out := apiResponse{Status: resp.StatusCode, Header: resp.Header, Raw: raw}
-	if err := json.Unmarshal(raw, &out.Body); err != nil {
-		t.Fatalf("body is not a JSON object: %v: %s", err, raw)
-	}
-	return out
+	return callRaw(t, method, url, contentType, strings.NewReader(body), user, key)
 }
 
 // apiKeys returns the sorted keys of an object.

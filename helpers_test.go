@@ -164,7 +164,14 @@ func call(t testing.TB, method, url, user, key string, body any) apiResponse {
 		}
 		rd, contentType = bytes.NewReader(data), "application/json"
 	}
-	req, err := http.NewRequest(method, url, rd)
+	return callRaw(t, method, url, contentType, rd, user, key)
+}
+
+// callRaw sends a request with exactly the Content-Type given (none when
+// empty) and decodes the JSON object it answers (HEAD answers have none).
+func callRaw(t testing.TB, method, url, contentType string, body io.Reader, user, key string) apiResponse {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
 	if err != nil {
 		t.Fatalf("new request: %v", err)
 	}
