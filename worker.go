@@ -92,11 +92,12 @@ func (h *claimHeap) Pop() any {
 // newPool builds a pool; start runs it.
 func newPool(store *Store, w *writer, backend Restorer, policy retryPolicy, workers int, log *slog.Logger) *pool {
 	// A batch backend answers in microseconds: a larger window means larger
-	// groups per commit, and still well under a second of queue ahead of a
-	// new job.
+	// groups per commit, and twice the largest group lets the next group be
+	// read and restored while one commits, so the writer never waits; still
+	// well under a second of queue ahead of a new job.
 	inFlight := max(1024, 4*workers)
 	if _, ok := backend.(batchRestorer); ok {
-		inFlight = max(4096, inFlight)
+		inFlight = max(8192, inFlight)
 	}
 	return &pool{
 		store: store, writer: w, backend: backend, policy: policy, workers: workers, log: log,
