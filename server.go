@@ -159,6 +159,9 @@ func (a *app) bulkRestoreStatus(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
+	if r.Method == http.MethodHead {
+		limit = 0 // no body goes out: read no rows
+	}
 	job, err := a.jobFromQuery(r)
 	if err != nil {
 		writeError(w, r, a.log, err)
