@@ -9,7 +9,7 @@ import (
 )
 
 // Per-row statements of recordResults (retries and cancellations, which
-// are rare), prepared once per batch. Final results are written by group
+// are rare), prepared when first needed in a batch. Final results are written by group
 // (see outcomeGroup); UPDATE ... FROM json_each with a row of values per
 // number measured slower, as SQLite materialises the join and extracts
 // every column from JSON (see BENCHMARKS.md).
@@ -25,33 +25,32 @@ const (
 		WHERE user_id = ?1 AND state = 'released' AND number IN (SELECT value FROM json_each(?2))`
 )
 
-// recordStatements are the prepared statements of one recordResults call.
-type recordStatements struct {
-	attempt, retry, cancel *sql.Stmt
+// txStmts prepares the per-row statements of one recordResults call the
+// first time each is needed: most batches have no retry and no
+// cancellation, and should not parse their statements.
+type txStmts struct {
+	tx *sql.Tx
+	m  map[string]*sql.Stmt
 }
 
-// prepareRecord prepares them in tx; the returned func closes them.
-func prepareRecord(tx *sql.Tx) (recordStatements, func(), error) {
-	var st recordStatements
-	var all []*sql.Stmt
-	closeAll := func() {
-		for _, s := range all {
-			s.Close()
+// exec runs query with args, preparing it once per transaction.
+func (t *txStmts) exec(query string, args ...any) (sql.Result, error) {
+	s, ok := t.m[query]
+	if !ok {
+		var err error
+		if s, err = t.tx.Prepare(query); err != nil {
+			return nil, fmt.Errorf("prepare: %w", err)
 		}
+		t.m[query] = s
 	}
-	for _, p := range []struct {
-		dst   **sql.Stmt
-		query string
-	}{{&st.attempt, insertAttemptSQL}, {&st.retry, retryResultSQL}, {&st.cancel, cancelClaimSQL}} {
-		s, err := tx.Prepare(p.query)
-		if err != nil {
-			closeAll()
-			return st, nil, fmt.Errorf("prepare: %w", err)
-		}
-		*p.dst = s
-		all = append(all, s)
+	return s.Exec(args...)
+}
+
+// close releases the statements prepared.
+func (t *txStmts) close() {
+	for _, s := range t.m {
+		s.Close()
 	}
-	return st, closeAll, nil
 }
 
 // jobTally is what a batch adds to one job.
@@ -91,11 +90,8 @@ const (
 // final, its completion and its webhook falling due.
 func recordResults(tx *sql.Tx, results []workResult, policy retryPolicy, now time.Time) (recordOutcome, error) {
 	out := recordOutcome{finals: map[Outcome]int{}}
-	st, closeAll, err := prepareRecord(tx)
-	if err != nil {
-		return out, fmt.Errorf("record results: %w", err)
-	}
-	defer closeAll()
+	st := &txStmts{tx: tx, m: map[string]*sql.Stmt{}}
+	defer st.close()
 	tally := map[int64]*jobTally{}
 	var jobOrder []int64
 	groups := map[outcomeGroup][]int{}
@@ -202,8 +198,8 @@ func recordGroup(tx *sql.Tx, g outcomeGroup, positions []int) ([]string, error) 
 
 // recordCancelled marks a claim skipped because its job was cancelled,
 // counting it unless the cancellation had already marked it.
-func recordCancelled(st recordStatements, r workResult, now time.Time, t *jobTally) error {
-	res, err := st.cancel.Exec(msgCancelled, ms(now), r.JobID, r.Position)
+func recordCancelled(st *txStmts, r workResult, now time.Time, t *jobTally) error {
+	res, err := st.exec(cancelClaimSQL, msgCancelled, ms(now), r.JobID, r.Position)
 	if err != nil {
 		return fmt.Errorf("record cancellation: %w", err)
 	}
@@ -215,12 +211,12 @@ func recordCancelled(st recordStatements, r workResult, now time.Time, t *jobTal
 
 // recordRetry writes a transient failure's attempt and when the number is
 // due again, and queues it for the dispatcher.
-func recordRetry(st recordStatements, r workResult, attempt int, due time.Time, out *recordOutcome) error {
+func recordRetry(st *txStmts, r workResult, attempt int, due time.Time, out *recordOutcome) error {
 	o := r.Outcome
-	if _, err := st.attempt.Exec(r.JobID, r.Position, attempt, ms(r.Started), ms(r.Finished), o.StatusCode, o.Message); err != nil {
+	if _, err := st.exec(insertAttemptSQL, r.JobID, r.Position, attempt, ms(r.Started), ms(r.Finished), o.StatusCode, o.Message); err != nil {
 		return fmt.Errorf("record attempt: %w", err)
 	}
-	if _, err := st.retry.Exec(attempt, ms(due), ms(r.Started), r.JobID, r.Position); err != nil {
+	if _, err := st.exec(retryResultSQL, attempt, ms(due), ms(r.Started), r.JobID, r.Position); err != nil {
 		return fmt.Errorf("schedule retry: %w", err)
 	}
 	retry := r.claim

@@ -172,31 +172,41 @@ func (a *app) bulkRestoreStatus(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
+	active := job.Status == "pending" || job.Status == "processing" || job.Status == "cancelled"
+	current := func(n NumberResult) NumberResult {
+		if active && n.Status == "pending" && a.pool.isClaimed(job.ID, n.Position) {
+			n.Status = "processing"
+		}
+		return n
+	}
+	results := func(fn func(NumberResult) error) error {
+		return a.store.eachResult(r.Context(), job.ID, "", offset, limit, func(n NumberResult) error { return fn(current(n)) })
+	}
 	if number != "" {
-		found, err := a.store.hasNumber(r.Context(), job.ID, number)
+		// A number is in a job once at most: read it before answering, so
+		// that a number not in the job is a 404, in one scan of the job.
+		var found []NumberResult
+		err := a.store.eachResult(r.Context(), job.ID, number, 0, -1, func(n NumberResult) error {
+			found = append(found, current(n))
+			return nil
+		})
 		if err != nil {
 			writeError(w, r, a.log, err)
 			return
 		}
-		if !found {
+		if len(found) == 0 {
 			writeError(w, r, a.log, newAPIError(codeNotFound, "number "+number+" is not in this job"))
 			return
 		}
+		found = found[min(offset, len(found)):]
+		if limit >= 0 {
+			found = found[:min(limit, len(found))]
+		}
+		results = sliceSource(found)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	p := jobPayload{
-		kind: statusPayload, job: job, filteredNumber: number, attemptLog: attemptLog,
-		results: func(fn func(NumberResult) error) error {
-			active := job.Status == "pending" || job.Status == "processing" || job.Status == "cancelled"
-			return a.store.eachResult(r.Context(), job.ID, number, offset, limit, func(n NumberResult) error {
-				if active && n.Status == "pending" && a.pool.isClaimed(job.ID, n.Position) {
-					n.Status = "processing"
-				}
-				return fn(n)
-			})
-		},
-	}
+	p := jobPayload{kind: statusPayload, job: job, filteredNumber: number, attemptLog: attemptLog, results: results}
 	if err := p.write(w); err != nil {
 		a.log.Warn("write status", "job", job.UUID, "err", err)
 	}

@@ -334,13 +334,3 @@ func (s *Store) eachResult(ctx context.Context, jobID int64, number string, offs
 	}
 	return rows.Err()
 }
-
-// hasNumber reports whether the job contains the number.
-func (s *Store) hasNumber(ctx context.Context, jobID int64, number string) (bool, error) {
-	var one int
-	err := s.r.QueryRowContext(ctx, "SELECT 1 FROM job_numbers WHERE job_id = ? AND number = ? LIMIT 1", jobID, number).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
-	return err == nil, err
-}
