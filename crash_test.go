@@ -60,7 +60,7 @@ func testKillMidJob(t *testing.T, bin string) {
 
 	var before apiResponse
 	waitFor(t, 30*time.Second, "100 numbers of the job to be final", func() bool {
-		before = jobStatus(t, c.URL, key, id)
+		before = fetchJobStatus(t, c.URL, key, id)
 		return numField(t, before.Body, "success_count") >= 100
 	})
 	// The gate holds every call after the 150th, so restores are under way
@@ -119,7 +119,7 @@ func testKillMidJob(t *testing.T, bin string) {
 	checkAllRestored(t, payload, numbers)
 	var st apiResponse
 	waitFor(t, 10*time.Second, "the delivery to be recorded", func() bool {
-		st = jobStatus(t, c2.URL, key, id)
+		st = fetchJobStatus(t, c2.URL, key, id)
 		return st.Body["webhook_delivered_at"] != nil
 	})
 	if st.Body["webhook_attempts"] != float64(1) || st.Body["webhook_error"] != nil {
@@ -199,7 +199,7 @@ func testKillRightAfterAccept(t *testing.T, bin string) {
 		t.Fatalf("synchronous request: status=%d: %s", syncResp.Status, syncResp.Raw)
 	}
 	c3 := startChild(t, bin, args...)
-	st := jobStatus(t, c3.URL, key, syncResp.Body["job_uuid"].(string))
+	st := fetchJobStatus(t, c3.URL, key, syncResp.Body["job_uuid"].(string))
 	if st.Body["status"] != "completed" {
 		t.Fatalf("synchronous job after kill -9 and restart: status %v, want completed", st.Body["status"])
 	}
@@ -329,8 +329,8 @@ func checkAllRestored(t *testing.T, body map[string]any, numbers []string) map[s
 	return attempts
 }
 
-// jobStatus reads alice's job through the status endpoint.
-func jobStatus(t *testing.T, base, key, id string) apiResponse {
+// fetchJobStatus reads alice's job through the status endpoint.
+func fetchJobStatus(t *testing.T, base, key, id string) apiResponse {
 	t.Helper()
 	r := call(t, http.MethodGet, base+"/v3/bulk_restore_status?job_uuid="+id, "alice", key, nil)
 	if r.Status != http.StatusOK {

@@ -3,61 +3,14 @@ package main
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/google/uuid"
 )
-
-// msgCancelled is the message of a number cancelled before it was tried.
-const msgCancelled = "Restore cancelled"
-
-// errJobFinished is returned when cancelling a job that has already ended.
-var errJobFinished = errors.New("job already finished")
-
-// cancelJob cancels the numbers of a job that have not started (all its
-// pending numbers but those at the started positions, which are being
-// restored right now and are counted as usual when they finish). The job
-// becomes 'cancelled' at once; its webhook falls due when no number is in
-// flight.
-func cancelJob(tx *sql.Tx, jobID int64, started []int, now time.Time) (cancelled int64, err error) {
-	var status string
-	if err := tx.QueryRow("SELECT status FROM jobs WHERE id = ?", jobID).Scan(&status); err != nil {
-		return 0, fmt.Errorf("cancel job: %w", err)
-	}
-	if status == "completed" || status == "cancelled" {
-		return 0, errJobFinished
-	}
-	startedJSON, err := json.Marshal(append([]int{}, started...))
-	if err != nil {
-		return 0, err
-	}
-	res, err := tx.Exec(`UPDATE job_numbers SET status = 'cancelled', message = ?, status_code = NULL, completed_at = ?
-		WHERE job_id = ? AND status = 'pending' AND position NOT IN (SELECT value FROM json_each(?))`,
-		msgCancelled, ms(now), jobID, string(startedJSON))
-	if err != nil {
-		return 0, fmt.Errorf("cancel numbers: %w", err)
-	}
-	if cancelled, err = res.RowsAffected(); err != nil {
-		return 0, err
-	}
-	_, err = tx.Exec(`UPDATE jobs SET status = 'cancelled', cancelled_count = cancelled_count + ?1, completed_at = ?2,
-		started_at = coalesce(started_at, ?2),
-		webhook_state = CASE WHEN webhook_state = 'waiting' AND success_count + failure_count + cancelled_count + ?1 >= total
-			THEN 'pending' ELSE webhook_state END,
-		webhook_next_at = CASE WHEN webhook_state = 'waiting' AND success_count + failure_count + cancelled_count + ?1 >= total
-			THEN ?2 ELSE webhook_next_at END
-		WHERE id = ?3`, cancelled, ms(now), jobID)
-	if err != nil {
-		return 0, fmt.Errorf("cancel job: %w", err)
-	}
-	return cancelled, nil
-}
 
 // jobFromQuery reads and checks job_uuid and returns the user's job.
 func (a *app) jobFromQuery(r *http.Request) (Job, error) {
@@ -78,13 +31,13 @@ func (a *app) jobFromQuery(r *http.Request) (Job, error) {
 
 // jobSummaryJSON is the body of the job control endpoints.
 type jobSummaryJSON struct {
-	JobUUID        string `json:"job_uuid"`
-	Status         string `json:"status"`
-	TotalNumbers   int    `json:"total_numbers"`
-	SuccessCount   int    `json:"success_count"`
-	FailureCount   int    `json:"failure_count"`
-	CancelledCount int    `json:"cancelled_count"`
-	Message        string `json:"message"`
+	JobUUID        string    `json:"job_uuid"`
+	Status         jobStatus `json:"status"`
+	TotalNumbers   int       `json:"total_numbers"`
+	SuccessCount   int       `json:"success_count"`
+	FailureCount   int       `json:"failure_count"`
+	CancelledCount int       `json:"cancelled_count"`
+	Message        string    `json:"message"`
 }
 
 // bulkRestoreCancel is POST /v3/bulk_restore_cancel?job_uuid=.
@@ -94,19 +47,24 @@ func (a *app) bulkRestoreCancel(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
-	var cancelled int64
+	var cancelled int
 	err = a.writer.do(r.Context(), func(tx *sql.Tx) (err error) {
 		// Taken inside the write, so no worker can start a number between
 		// the snapshot of started numbers and the cancellation.
 		started := a.pool.cancelJob(job.ID)
-		cancelled, err = cancelJob(tx, job.ID, started, a.now())
+		cancelled, err = cancelJobNumbers(tx, job.ID, started, a.now())
 		return err
 	})
-	if errors.Is(err, errJobFinished) {
-		writeError(w, r, a.log, newAPIError(codeConflict, "job is already "+job.Status+"; only pending or processing jobs can be cancelled"))
+	var finished *errJobFinished
+	switch {
+	case errors.As(err, &finished):
+		writeError(w, r, a.log, newAPIError(codeConflict, "job is already "+string(finished.status)+
+			"; only pending or processing jobs can be cancelled"))
 		return
-	}
-	if err != nil {
+	case errors.Is(err, errNotFound):
+		writeError(w, r, a.log, newAPIError(codeNotFound, "job not found"))
+		return
+	case err != nil:
 		writeError(w, r, a.log, err)
 		return
 	}

@@ -85,7 +85,7 @@ func (m *metrics) handler() http.Handler {
 
 // numbersFinishedAs counts n numbers that ended with outcome o.
 func (m *metrics) numbersFinishedAs(o Outcome, n int) {
-	m.numbersFinished.WithLabelValues(o.status(), strconv.Itoa(o.StatusCode)).Add(float64(n))
+	m.numbersFinished.WithLabelValues(string(o.status()), strconv.Itoa(o.StatusCode)).Add(float64(n))
 }
 
 // webhookAttempt counts one delivery attempt.

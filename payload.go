@@ -22,17 +22,17 @@ func jsonTime(t time.Time) *string {
 
 // jobHeadJSON is the job summary that comes before "results".
 type jobHeadJSON struct {
-	JobUUID        string  `json:"job_uuid"`
-	Status         string  `json:"status"`
-	TotalNumbers   int     `json:"total_numbers"`
-	SuccessCount   int     `json:"success_count"`
-	FailureCount   int     `json:"failure_count"`
-	CancelledCount int     `json:"cancelled_count,omitempty"`
-	WebhookURL     *string `json:"webhook_url"`
-	CreatedAt      *string `json:"created_at"`
-	StartedAt      *string `json:"started_at"`
-	CompletedAt    *string `json:"completed_at"`
-	FilteredNumber string  `json:"filtered_number,omitempty"`
+	JobUUID        string    `json:"job_uuid"`
+	Status         jobStatus `json:"status"`
+	TotalNumbers   int       `json:"total_numbers"`
+	SuccessCount   int       `json:"success_count"`
+	FailureCount   int       `json:"failure_count"`
+	CancelledCount int       `json:"cancelled_count,omitempty"`
+	WebhookURL     *string   `json:"webhook_url"`
+	CreatedAt      *string   `json:"created_at"`
+	StartedAt      *string   `json:"started_at"`
+	CompletedAt    *string   `json:"completed_at"`
+	FilteredNumber string    `json:"filtered_number,omitempty"`
 }
 
 // jobHead is a job's summary.
@@ -48,27 +48,27 @@ func jobHead(j Job) jobHeadJSON {
 // finalResultJSON is one number in the final payload (synchronous answer
 // and webhook), exactly as the contract shows it.
 type finalResultJSON struct {
-	Number                 string `json:"number"`
-	Status                 string `json:"status"`
-	Message                string `json:"message"`
-	StatusCode             *int   `json:"status_code"` // null for a cancelled number
-	RequiresIdentityUpdate int    `json:"requires_identity_update"`
-	NeedsRegistration      int    `json:"needs_registration,omitempty"`
+	Number                 string       `json:"number"`
+	Status                 numberStatus `json:"status"`
+	Message                string       `json:"message"`
+	StatusCode             *int         `json:"status_code"` // null for a cancelled number
+	RequiresIdentityUpdate int          `json:"requires_identity_update"`
+	NeedsRegistration      int          `json:"needs_registration,omitempty"`
 }
 
 // statusResultJSON is one number in the status answer: its current state,
 // with attempts and timestamps; message and status_code are null until the
 // number has an outcome.
 type statusResultJSON struct {
-	Number                 string  `json:"number"`
-	Status                 string  `json:"status"`
-	Message                *string `json:"message"`
-	StatusCode             *int    `json:"status_code"`
-	Attempts               int     `json:"attempts"`
-	StartedAt              *string `json:"started_at"`
-	CompletedAt            *string `json:"completed_at"`
-	RequiresIdentityUpdate int     `json:"requires_identity_update"`
-	NeedsRegistration      int     `json:"needs_registration,omitempty"`
+	Number                 string       `json:"number"`
+	Status                 numberStatus `json:"status"`
+	Message                *string      `json:"message"`
+	StatusCode             *int         `json:"status_code"`
+	Attempts               int          `json:"attempts"`
+	StartedAt              *string      `json:"started_at"`
+	CompletedAt            *string      `json:"completed_at"`
+	RequiresIdentityUpdate int          `json:"requires_identity_update"`
+	NeedsRegistration      int          `json:"needs_registration,omitempty"`
 }
 
 // statusTailJSON is what the status answer reports after "results".
@@ -204,7 +204,7 @@ func statusResult(r NumberResult) statusResultJSON {
 		StartedAt: jsonTime(r.StartedAt), CompletedAt: jsonTime(r.CompletedAt),
 		RequiresIdentityUpdate: boolInt(r.RequiresIdentityUpdate), NeedsRegistration: boolInt(r.NeedsRegistration),
 	}
-	if r.final() {
+	if r.Status.final() {
 		out.Message = &r.Message
 		out.StatusCode = statusCode(r.StatusCode)
 	}

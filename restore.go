@@ -25,12 +25,12 @@ type Outcome struct {
 	Activate bool
 }
 
-// status is the per-number status word of a final outcome.
-func (o Outcome) status() string {
+// status is the per-number status of a final outcome.
+func (o Outcome) status() numberStatus {
 	if o.Success {
-		return "success"
+		return numberSuccess
 	}
-	return "failed"
+	return numberFailed
 }
 
 // Restorer restores one number of one user. Implementations must be safe for

@@ -172,10 +172,10 @@ func (a *app) bulkRestoreStatus(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
-	active := job.Status == "pending" || job.Status == "processing" || job.Status == "cancelled"
+	active := job.Status.active() || job.Status == jobCancelled
 	current := func(n NumberResult) NumberResult {
-		if active && n.Status == "pending" && a.pool.isClaimed(job.ID, n.Position) {
-			n.Status = "processing"
+		if active && n.Status == numberPending && a.pool.isProcessing(job.ID, n.Position) {
+			n.Status = numberProcessing
 		}
 		return n
 	}

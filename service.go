@@ -19,6 +19,8 @@ type service struct {
 	janitor  *janitor
 	app      *app
 	log      *slog.Logger
+
+	shutdownTimeout time.Duration
 }
 
 // startService opens the database and starts the background work.
@@ -50,12 +52,11 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serv
 	backend = m.instrument(backend, cfg.backend)
 	retry := retryPolicy{maxAttempts: cfg.restoreMaxAttempts, base: cfg.restoreRetryBase, max: maxRestoreRetryWait}
 	p := newPool(store, w, backend, retry, cfg.workers, log)
-	p.grace = cfg.shutdownTimeout
 	sender := newWebhookSender(store, w,
 		newDeliverer(cfg.webhookTimeout, cfg.allowPrivateWebhooks(), userAgent()),
 		retryPolicy{maxAttempts: cfg.webhookMaxAttempts, base: cfg.webhookRetryBase, max: cfg.webhookRetryMax}, log)
 	sender.observe = m.webhookAttempt
-	p.onRecorded = func(out recordOutcome) {
+	p.recorder.onRecorded = func(out recordOutcome) {
 		for o, n := range out.finals {
 			m.numbersFinishedAs(o, n)
 		}
@@ -81,14 +82,24 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serv
 	if cfg.rateLimit > 0 {
 		a.userLimits = newLimiterSet(rate.Limit(cfg.rateLimit), cfg.rateBurst)
 	}
-	return &service{store: store, writer: w, pool: p, webhooks: sender, janitor: jan, app: a, log: log}, nil
+	return &service{store: store, writer: w, pool: p, webhooks: sender, janitor: jan, app: a, log: log,
+		shutdownTimeout: cfg.shutdownTimeout}, nil
 }
 
-// stop lets the restores under way finish, records their results, stops
-// the sender and the janitor, and closes the database, in that order.
+// stop is stopBy with -shutdown-timeout from now.
 func (s *service) stop() {
-	s.pool.stop()
-	s.webhooks.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
+	defer cancel()
+	s.stopBy(ctx)
+}
+
+// stopBy lets the restores under way finish, records their results, stops
+// the sender and the janitor, and closes the database, in that order, all
+// before ctx's deadline: what is still under way then is cut short and
+// left for the next start.
+func (s *service) stopBy(ctx context.Context) {
+	s.pool.stop(ctx)
+	s.webhooks.stop(ctx)
 	s.janitor.stop()
 	s.writer.stop()
 	s.store.Close()

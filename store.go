@@ -24,9 +24,12 @@ import (
 //go:embed schema.sql
 var schemaV1 string
 
+//go:embed schema_v2.sql
+var schemaV2 string
+
 // migrations lists the schema steps in order; migration i brings the file to
 // PRAGMA user_version i+1. A release that changes the schema appends here.
-var migrations = []string{schemaV1}
+var migrations = []string{schemaV1, schemaV2}
 
 // errNotFound is returned by lookups of a row that does not exist (or that
 // belongs to another user, which callers must not be able to tell apart).
@@ -140,7 +143,9 @@ func openServerStore(path string, log *slog.Logger) (*Store, error) {
 }
 
 // migrate applies the migrations the file has not seen, each in a transaction
-// together with the version record.
+// together with the version record. Foreign keys are off while they run, as
+// rebuilding a table requires (dropping the old one must not cascade), and
+// checked before each commit.
 func (s *Store) migrate() error {
 	var version int
 	if err := s.w.QueryRow("PRAGMA user_version").Scan(&version); err != nil {
@@ -149,24 +154,47 @@ func (s *Store) migrate() error {
 	if version > len(migrations) {
 		return fmt.Errorf("database schema version %d is newer than this binary knows (%d)", version, len(migrations))
 	}
+	if version == len(migrations) {
+		return nil
+	}
+	// The write pool has one connection, so the pragma reaches the
+	// connection the migrations run on (it is a no-op inside a transaction).
+	if _, err := s.w.Exec("PRAGMA foreign_keys = OFF"); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer s.w.Exec("PRAGMA foreign_keys = ON")
 	for v := version; v < len(migrations); v++ {
-		tx, err := s.w.Begin()
-		if err != nil {
-			return fmt.Errorf("migrate to %d: %w", v+1, err)
-		}
-		if _, err := tx.Exec(migrations[v]); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("migrate to %d: %w", v+1, err)
-		}
-		if _, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", v+1)); err != nil {
-			tx.Rollback()
-			return fmt.Errorf("migrate to %d: %w", v+1, err)
-		}
-		if err := tx.Commit(); err != nil {
+		if err := s.migrateTo(v+1, migrations[v]); err != nil {
 			return fmt.Errorf("migrate to %d: %w", v+1, err)
 		}
 	}
 	return nil
+}
+
+// migrateTo runs one migration and records its version, in one
+// transaction that commits only if every foreign key still holds.
+func (s *Store) migrateTo(version int, script string) error {
+	tx, err := s.w.Begin()
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(script); err != nil {
+		return err
+	}
+	rows, err := tx.Query("PRAGMA foreign_key_check")
+	if err != nil {
+		return err
+	}
+	broken := rows.Next()
+	rows.Close()
+	if broken {
+		return errors.New("foreign key check failed")
+	}
+	if _, err := tx.Exec(fmt.Sprintf("PRAGMA user_version = %d", version)); err != nil {
+		return err
+	}
+	return tx.Commit()
 }
 
 // ping reports whether the database answers a query.

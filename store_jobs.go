@@ -14,7 +14,7 @@ type Job struct {
 	ID                 int64
 	UUID               string
 	UserID             int64
-	Status             string
+	Status             jobStatus
 	Total              int
 	SuccessCount       int
 	FailureCount       int
@@ -23,7 +23,7 @@ type Job struct {
 	CreatedAt          time.Time
 	StartedAt          time.Time
 	CompletedAt        time.Time
-	WebhookState       string
+	WebhookState       webhookState
 	WebhookAttempts    int
 	WebhookDeliveredAt time.Time
 	WebhookError       string
@@ -33,7 +33,7 @@ type Job struct {
 type NumberResult struct {
 	Position               int
 	Number                 string
-	Status                 string
+	Status                 numberStatus
 	Message                string // empty until the number has an outcome
 	StatusCode             int    // zero until the number has an outcome
 	RequiresIdentityUpdate bool
@@ -41,11 +41,6 @@ type NumberResult struct {
 	Attempts               int
 	StartedAt              time.Time
 	CompletedAt            time.Time
-}
-
-// final reports whether the number has reached its last state.
-func (r NumberResult) final() bool {
-	return r.Status == "success" || r.Status == "failed" || r.Status == "cancelled"
 }
 
 // nullTime stores a time, the zero time as NULL.
@@ -62,14 +57,6 @@ func nullString(s string) any {
 		return nil
 	}
 	return s
-}
-
-// initialWebhookState is the outbox state of a new job.
-func initialWebhookState(url string) string {
-	if url == "" {
-		return "none"
-	}
-	return "waiting"
 }
 
 // Statements that create jobs, kept prepared (see writeStatements).
@@ -105,7 +92,7 @@ func (s *Store) insertJobRow(tx *sql.Tx, j *Job, webhookDue time.Time) error {
 // go in as one JSON array in one statement (json_each's key is the
 // position), which is several times faster than multi-row VALUES.
 func (s *Store) insertQueuedJob(tx *sql.Tx, j *Job, numbers []string) error {
-	j.Status = "pending"
+	j.Status = jobPending
 	j.Total = len(numbers)
 	j.WebhookState = initialWebhookState(j.WebhookURL)
 	if err := s.insertJobRow(tx, j, time.Time{}); err != nil {
@@ -132,38 +119,35 @@ type completedNumber struct {
 func (c completedNumber) outcome() Outcome { return c.Attempts[len(c.Attempts)-1].Outcome }
 
 // insertCompletedJob stores a job whose numbers all have their outcome: the
-// job, its numbers, every attempt and the inventory changes, in tx. The
-// webhook, if any, is left pending with its first try leased to the caller
-// until leaseUntil.
+// job, its numbers, every attempt and the inventory changes, in tx. The job
+// goes in as processing and is settled by the same rule as a queued job's
+// last results; its webhook, if any, falls due at leaseUntil, so that the
+// caller makes the first attempt before the sender does.
 func (s *Store) insertCompletedJob(tx *sql.Tx, j *Job, numbers []completedNumber, leaseUntil time.Time) error {
-	j.Status = "completed"
+	j.Status = jobProcessing
 	j.Total = len(numbers)
-	j.SuccessCount, j.FailureCount = 0, 0
-	j.StartedAt, j.CompletedAt = j.CreatedAt, j.CreatedAt
-	for _, n := range numbers {
+	j.WebhookState = initialWebhookState(j.WebhookURL)
+	var first, last time.Time
+	var success, failure int
+	for i, n := range numbers {
 		if n.outcome().Success {
-			j.SuccessCount++
+			success++
 		} else {
-			j.FailureCount++
+			failure++
 		}
-		j.StartedAt = minTime(j.StartedAt, n.Attempts[0].Started)
-		j.CompletedAt = maxTime(j.CompletedAt, n.Attempts[len(n.Attempts)-1].Finished)
+		if i == 0 || n.Attempts[0].Started.Before(first) {
+			first = n.Attempts[0].Started
+		}
+		last = maxTime(last, n.Attempts[len(n.Attempts)-1].Finished)
 	}
-	j.WebhookState = "none"
-	if j.WebhookURL != "" {
-		j.WebhookState = "pending"
-	}
-	var due time.Time
-	if j.WebhookURL != "" {
-		due = leaseUntil
-	}
-	if err := s.insertJobRow(tx, j, due); err != nil {
+	if err := s.insertJobRow(tx, j, time.Time{}); err != nil {
 		return err
 	}
 	// Numbers and attempts that write the same values but for their
 	// position (and number) go in together: one statement per group.
 	type numberGroup struct {
-		status, message   string
+		status            numberStatus
+		message           string
 		code, attempts    int
 		riu, nr           bool
 		started, finished int64
@@ -180,9 +164,9 @@ func (s *Store) insertCompletedJob(tx *sql.Tx, j *Job, numbers []completedNumber
 	var activate []string
 	for pos, n := range numbers {
 		o := n.outcome()
-		first, last := n.Attempts[0], n.Attempts[len(n.Attempts)-1]
+		firstTry, lastTry := n.Attempts[0], n.Attempts[len(n.Attempts)-1]
 		ng := numberGroup{status: o.status(), message: o.Message, code: o.StatusCode, attempts: len(n.Attempts),
-			riu: o.RequiresIdentityUpdate, nr: o.NeedsRegistration, started: ms(first.Started), finished: ms(last.Finished)}
+			riu: o.RequiresIdentityUpdate, nr: o.NeedsRegistration, started: ms(firstTry.Started), finished: ms(lastTry.Finished)}
 		if _, seen := numberGroups[ng]; !seen {
 			numberOrder = append(numberOrder, ng)
 		}
@@ -214,20 +198,23 @@ func (s *Store) insertCompletedJob(tx *sql.Tx, j *Job, numbers []completedNumber
 		}
 	}
 	if len(activate) > 0 {
-		list, _ := json.Marshal(activate)
-		if _, err := s.wq.exec(tx, activateManySQL, j.UserID, string(list)); err != nil {
+		if _, err := s.wq.exec(tx, activateManySQL, j.UserID, jsonList(activate)); err != nil {
 			return fmt.Errorf("activate inventory: %w", err)
 		}
 	}
-	return nil
-}
-
-// minTime returns the earlier of two times.
-func minTime(a, b time.Time) time.Time {
-	if b.Before(a) {
-		return b
+	settled, err := settleJob(tx, j.ID, jobSettlement{success: success, failure: failure,
+		firstStart: first, now: last, webhookDue: leaseUntil})
+	if err != nil {
+		return err
 	}
-	return a
+	if !settled.final || settled.status != jobCompleted {
+		return fmt.Errorf("store job: settled as %s, want completed", settled.status)
+	}
+	j.Status, j.SuccessCount, j.FailureCount, j.StartedAt, j.CompletedAt = jobCompleted, success, failure, first, last
+	if j.WebhookURL != "" {
+		j.WebhookState = webhookPending
+	}
+	return nil
 }
 
 // maxTime returns the later of two times.

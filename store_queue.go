@@ -3,27 +3,94 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"time"
 )
 
-// claim is one number handed to a worker.
-type claim struct {
-	JobID    int64
-	UserID   int64
-	Position int
-	Number   string
-	Attempts int       // tries already recorded before this one
-	DueAt    time.Time // not before this (a retry's wait)
+// settleJobSQL is the one rule for how a job moves on, used by everything
+// that changes a job's numbers (results, cancellations, a synchronous
+// job's insert): it adds successes (?1), failures (?2) and cancellations
+// (?3) to job ?5; cancels it when ?7 is set; else marks it processing
+// from ?6 (its first attempt) when it was pending, and completes it at ?4
+// once every number is final. Once every number is final, whether
+// completed or cancelled, its webhook falls due at ?8. It returns whether
+// every number is final, and the job's status. (RETURNING may not name t,
+// the FROM table, so it says "final" again on the new counts.)
+const settleJobSQL = `UPDATE jobs SET
+	success_count = success_count + ?1, failure_count = failure_count + ?2, cancelled_count = cancelled_count + ?3,
+	status = CASE
+		WHEN ?7 AND status IN ('pending', 'processing') THEN 'cancelled'
+		WHEN status IN ('pending', 'processing') AND t.final THEN 'completed'
+		WHEN status = 'pending' THEN 'processing'
+		ELSE status END,
+	started_at = coalesce(started_at, ?6),
+	completed_at = CASE WHEN status IN ('pending', 'processing') AND (?7 OR t.final) THEN ?4 ELSE completed_at END,
+	webhook_state = CASE WHEN t.final AND webhook_state = 'waiting' THEN 'pending' ELSE webhook_state END,
+	webhook_next_at = CASE WHEN t.final AND webhook_state = 'waiting' THEN ?8 ELSE webhook_next_at END
+	FROM (SELECT success_count + failure_count + cancelled_count + ?1 + ?2 + ?3 >= total AS final
+		FROM jobs WHERE id = ?5) AS t
+	WHERE id = ?5 RETURNING success_count + failure_count + cancelled_count >= total, status`
+
+// jobSettlement is what a write adds to one job.
+type jobSettlement struct {
+	success, failure, cancelled int
+	cancel                      bool      // the job is being cancelled
+	firstStart                  time.Time // the earliest attempt, if any
+	now                         time.Time
+	webhookDue                  time.Time // when the webhook falls due if the job is final now
 }
 
-// workResult is a worker's report on one claim.
-type workResult struct {
-	claim
-	attemptRecord
-	// cancelled: the job was cancelled before the worker started on this
-	// number, so it was not tried.
-	cancelled bool
+// settledJob is a job's state after settleJob.
+type settledJob struct {
+	final  bool // every number is final
+	status jobStatus
+}
+
+// settleJob applies settleJobSQL to one job.
+func settleJob(tx *sql.Tx, jobID int64, s jobSettlement) (settledJob, error) {
+	var out settledJob
+	err := tx.QueryRow(settleJobSQL, s.success, s.failure, s.cancelled, ms(s.now), jobID,
+		nullTime(s.firstStart), s.cancel, ms(s.webhookDue)).Scan(&out.final, &out.status)
+	if err != nil {
+		return out, fmt.Errorf("settle job %d: %w", jobID, err)
+	}
+	return out, nil
+}
+
+// errJobFinished is returned when cancelling a job that has already ended;
+// it carries the status the job had.
+type errJobFinished struct{ status jobStatus }
+
+// Error implements error.
+func (e *errJobFinished) Error() string { return "job already " + string(e.status) }
+
+// cancelJobNumbers cancels the numbers of a job that have not started (all
+// its pending numbers but those at the started positions, which are being
+// restored right now and are counted as usual when they finish). The job
+// becomes 'cancelled' at once; its webhook falls due when no number is in
+// flight. A job that has already finished is an *errJobFinished, decided
+// inside the transaction, so that of two cancellations racing, the loser
+// learns the truth.
+func cancelJobNumbers(tx *sql.Tx, jobID int64, started []int, now time.Time) (cancelled int, err error) {
+	var status jobStatus
+	if err := tx.QueryRow("SELECT status FROM jobs WHERE id = ?", jobID).Scan(&status); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return 0, errNotFound
+		}
+		return 0, fmt.Errorf("cancel job: %w", err)
+	}
+	if !status.active() {
+		return 0, &errJobFinished{status: status}
+	}
+	cancelled, err = execCount(tx, `UPDATE job_numbers SET status = 'cancelled', message = ?, status_code = NULL, completed_at = ?
+		WHERE job_id = ? AND status = 'pending' AND position NOT IN (SELECT value FROM json_each(?))`,
+		msgCancelled, ms(now), jobID, jsonList(append([]int{}, started...)))
+	if err != nil {
+		return 0, fmt.Errorf("cancel numbers: %w", err)
+	}
+	_, err = settleJob(tx, jobID, jobSettlement{cancelled: cancelled, cancel: true, firstStart: now, now: now, webhookDue: now})
+	return cancelled, err
 }
 
 // recoverCancelled cancels the numbers still pending in jobs that were
@@ -35,28 +102,62 @@ func recoverCancelled(tx *sql.Tx, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("recover cancelled jobs: %w", err)
 	}
-	var ids []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return fmt.Errorf("recover cancelled jobs: %w", err)
-		}
-		ids = append(ids, id)
+	ids, err := scanIDs(rows)
+	if err != nil {
+		return fmt.Errorf("recover cancelled jobs: %w", err)
 	}
-	rows.Close()
 	for _, id := range ids {
-		res, err := tx.Exec(`UPDATE job_numbers SET status = 'cancelled', message = ?, status_code = NULL, completed_at = ?
+		n, err := execCount(tx, `UPDATE job_numbers SET status = 'cancelled', message = ?, status_code = NULL, completed_at = ?
 			WHERE job_id = ? AND status = 'pending'`, msgCancelled, ms(now), id)
 		if err != nil {
 			return fmt.Errorf("recover cancelled job %d: %w", id, err)
 		}
-		n, _ := res.RowsAffected()
-		if _, err := tx.Exec(jobCountsSQL, 0, 0, n, ms(now), id, nil); err != nil {
-			return fmt.Errorf("recover cancelled job %d: %w", id, err)
+		if _, err := settleJob(tx, id, jobSettlement{cancelled: n, now: now, webhookDue: now}); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// scanIDs reads a column of ids and closes rows.
+func scanIDs(rows *sql.Rows) ([]int64, error) {
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
+// markJobsStarted marks pending jobs as processing; a job that completed
+// meanwhile is left alone.
+func markJobsStarted(tx *sql.Tx, ids []int64, now time.Time) error {
+	_, err := tx.Exec(`UPDATE jobs SET status = 'processing', started_at = coalesce(started_at, ?)
+		WHERE id IN (SELECT value FROM json_each(?)) AND status = 'pending'`, ms(now), jsonList(ids))
+	return err
+}
+
+// jobStatuses returns the status of each of the jobs that exists.
+func (s *Store) jobStatuses(ctx context.Context, ids []int64) (map[int64]jobStatus, error) {
+	rows, err := s.r.QueryContext(ctx, "SELECT id, status FROM jobs WHERE id IN (SELECT value FROM json_each(?))", jsonList(ids))
+	if err != nil {
+		return nil, fmt.Errorf("job statuses: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[int64]jobStatus, len(ids))
+	for rows.Next() {
+		var id int64
+		var st jobStatus
+		if err := rows.Scan(&id, &st); err != nil {
+			return nil, fmt.Errorf("job statuses: %w", err)
+		}
+		out[id] = st
+	}
+	return out, rows.Err()
 }
 
 // activeJob is a job with numbers left to restore.
@@ -104,33 +205,4 @@ func (s *Store) pendingAfter(ctx context.Context, job activeJob, after, n int) (
 		got = append(got, c)
 	}
 	return got, rows.Err()
-}
-
-// jobCountsSQL adds successes (?1), failures (?2) and cancellations (?3)
-// to job ?5; marks it processing from ?6 (its first attempt) when it was
-// pending; and, once every number is final, completes it at ?4 (a
-// cancelled job stays cancelled) and makes its webhook due. It returns
-// whether every number is final, and the job's status.
-const jobCountsSQL = `UPDATE jobs SET
-	success_count = success_count + ?1, failure_count = failure_count + ?2, cancelled_count = cancelled_count + ?3,
-	status = CASE
-		WHEN status IN ('pending', 'processing') AND success_count + failure_count + cancelled_count + ?1 + ?2 + ?3 >= total
-			THEN 'completed'
-		WHEN status = 'pending' THEN 'processing'
-		ELSE status END,
-	started_at = coalesce(started_at, ?6),
-	completed_at = CASE WHEN status IN ('pending', 'processing') AND success_count + failure_count + cancelled_count + ?1 + ?2 + ?3 >= total
-		THEN ?4 ELSE completed_at END,
-	webhook_state = CASE WHEN success_count + failure_count + cancelled_count + ?1 + ?2 + ?3 >= total
-		AND webhook_state = 'waiting' THEN 'pending' ELSE webhook_state END,
-	webhook_next_at = CASE WHEN success_count + failure_count + cancelled_count + ?1 + ?2 + ?3 >= total
-		AND webhook_state = 'waiting' THEN ?4 ELSE webhook_next_at END
-	WHERE id = ?5 RETURNING success_count + failure_count + cancelled_count >= total, status`
-
-// recordOutcome is what recordResults learned while writing.
-type recordOutcome struct {
-	completedJobs []int64         // jobs whose every number is now final
-	jobsCompleted int             // of those, how many ended as 'completed'
-	retries       []claim         // numbers that wait for another try, with DueAt set
-	finals        map[Outcome]int // final outcomes (status, code), for metrics
 }

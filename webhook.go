@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -33,6 +34,9 @@ type webhookSender struct {
 	wg       sync.WaitGroup
 	cancel   context.CancelFunc
 	done     chan struct{}
+
+	deliveries context.Context // ended by cutShort at the shutdown deadline
+	cutShort   context.CancelFunc
 }
 
 // newWebhookSender builds a sender; start runs it.
@@ -46,15 +50,25 @@ func newWebhookSender(store *Store, w *writer, d *deliverer, retry retryPolicy, 
 // start runs the delivery loop until stop.
 func (s *webhookSender) start(ctx context.Context) {
 	ctx, s.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	s.deliveries, s.cutShort = context.WithCancel(context.Background())
 	go s.loop(ctx)
 }
 
-// stop ends the loop and waits for the deliveries under way (each bounded by
-// the webhook timeout) to be recorded.
-func (s *webhookSender) stop() {
+// stop ends the loop and waits for the deliveries under way (each bounded
+// by the webhook timeout) to be recorded; those still running when ctx
+// ends are cut short, and stay due for the next start.
+func (s *webhookSender) stop(ctx context.Context) {
 	s.cancel()
 	<-s.done
-	s.wg.Wait()
+	finished := make(chan struct{})
+	go func() { s.wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-ctx.Done():
+		s.cutShort()
+		<-finished
+	}
+	s.cutShort()
 }
 
 // nudge tells the loop that a delivery may be due.
@@ -92,33 +106,19 @@ func (s *webhookSender) due(ctx context.Context) ([]int64, time.Time, error) {
 	if room <= 0 {
 		return nil, time.Time{}, nil // a finishing delivery nudges the loop
 	}
-	now := ms(s.now())
-	rows, err := s.store.r.QueryContext(ctx, `SELECT id FROM jobs WHERE webhook_state = 'pending' AND webhook_next_at <= ?
-		ORDER BY webhook_next_at LIMIT ?`, now, room+busy)
+	ids, next, err := s.store.dueWebhooks(ctx, s.now(), room+busy)
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	defer rows.Close()
-	var ids []int64
 	s.mu.Lock()
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			s.mu.Unlock()
-			return nil, time.Time{}, err
-		}
-		if !s.inFlight[id] && len(ids) < room {
-			ids = append(ids, id)
+	defer s.mu.Unlock()
+	var free []int64
+	for _, id := range ids {
+		if !s.inFlight[id] && len(free) < room {
+			free = append(free, id)
 		}
 	}
-	s.mu.Unlock()
-	if err := rows.Err(); err != nil {
-		return nil, time.Time{}, err
-	}
-	var next sql.NullInt64
-	err = s.store.r.QueryRowContext(ctx,
-		"SELECT min(webhook_next_at) FROM jobs WHERE webhook_state = 'pending' AND webhook_next_at > ?", now).Scan(&next)
-	return ids, fromMs(next), err
+	return free, next, nil
 }
 
 // launch delivers one job's message in its own goroutine.
@@ -141,14 +141,18 @@ func (s *webhookSender) launch(id int64) {
 	}()
 }
 
-// deliverJob makes one attempt for a due job and records it.
+// deliverJob makes one attempt for a due job and records it. A job that is
+// gone (deleted with its user) or no longer due is left alone.
 func (s *webhookSender) deliverJob(id int64) error {
-	ctx := context.Background()
+	ctx := s.deliveries
 	job, err := s.store.jobByID(ctx, id)
+	if errors.Is(err, errNotFound) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}
-	if job.WebhookState != "pending" {
+	if job.WebhookState != webhookPending {
 		return nil // delivered or given up meanwhile
 	}
 	body, err := s.store.finalPayload(ctx, job)
@@ -164,16 +168,24 @@ func (s *webhookSender) deliverJob(id int64) error {
 }
 
 // attempt sends the message once and records the attempt with the next
-// step: delivered, given up, or the time of the next try.
+// step: delivered, given up, or the time of the next try. An attempt cut
+// short by shutdown is not recorded: the message stays due. The attempt of
+// a job deleted meanwhile has nothing to be recorded in.
 func (s *webhookSender) attempt(ctx context.Context, job Job, secrets []string, body []byte) (deliveryResult, error) {
 	at := s.now()
 	res := s.deliverer.deliver(ctx, job.WebhookURL, "msg_"+job.UUID, secrets, body)
+	if ctx.Err() != nil && !res.ok() {
+		return res, nil
+	}
 	if s.observe != nil {
 		s.observe(res)
 	}
 	err := s.writer.do(context.WithoutCancel(ctx), func(tx *sql.Tx) error {
-		return s.recordAttempt(tx, job.ID, at, res)
+		return recordWebhookAttempt(tx, job.ID, at, res, s.retry, s.now())
 	})
+	if errors.Is(err, errNotFound) {
+		return res, nil
+	}
 	if err != nil {
 		return res, fmt.Errorf("record webhook attempt: %w", err)
 	}
@@ -181,54 +193,6 @@ func (s *webhookSender) attempt(ctx context.Context, job Job, secrets []string, 
 		s.log.Warn("webhook attempt failed", "job", job.UUID, "err", res.Err)
 	}
 	return res, nil
-}
-
-// recordAttempt stores one attempt and the job's new delivery state.
-func (s *webhookSender) recordAttempt(tx *sql.Tx, jobID int64, at time.Time, res deliveryResult) error {
-	var attempts int
-	if err := tx.QueryRow("SELECT webhook_attempts FROM jobs WHERE id = ?", jobID).Scan(&attempts); err != nil {
-		return err
-	}
-	attempts++
-	var status any
-	if res.HTTPStatus != 0 {
-		status = res.HTTPStatus
-	}
-	if _, err := tx.Exec(`INSERT INTO webhook_attempts (job_id, attempt, at, http_status, error, duration_ms)
-		VALUES (?, ?, ?, ?, ?, ?)`, jobID, attempts, ms(at), status, nullString(res.Err), res.Duration.Milliseconds()); err != nil {
-		return err
-	}
-	state, next, delivered := "pending", any(nil), any(nil)
-	switch {
-	case res.ok():
-		state, delivered = "delivered", ms(s.now())
-	case res.Final || attempts >= s.retry.maxAttempts:
-		state = "failed"
-	default:
-		next = ms(s.now().Add(backoff(s.retry.base, s.retry.max, attempts)))
-	}
-	_, err := tx.Exec(`UPDATE jobs SET webhook_attempts = ?, webhook_state = ?, webhook_next_at = ?,
-		webhook_delivered_at = coalesce(?, webhook_delivered_at), webhook_error = ? WHERE id = ?`,
-		attempts, state, next, delivered, nullString(res.Err), jobID)
-	return err
-}
-
-// webhookSecrets returns the secrets a user's messages are signed with: the
-// current one and, for a day after a rotation, the previous one.
-func (s *Store) webhookSecrets(ctx context.Context, userID int64, now time.Time) ([]string, error) {
-	var secret string
-	var previous sql.NullString
-	var until sql.NullInt64
-	err := s.rq.queryRow(ctx, "SELECT webhook_secret, previous_secret, previous_until FROM users WHERE id = ?", userID).
-		Scan(&secret, &previous, &until)
-	if err != nil {
-		return nil, fmt.Errorf("webhook secret: %w", err)
-	}
-	secrets := []string{secret}
-	if previous.Valid && until.Valid && until.Int64 > ms(now) {
-		secrets = append(secrets, previous.String)
-	}
-	return secrets, nil
 }
 
 // finalPayload renders a completed job's webhook body.

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// inflight is the registry of the numbers handed to the workers and not yet
+// recorded, and of the jobs whose work must stop (cancelled, or deleted
+// with their user). It is the one owner of that state: the dispatcher adds
+// claims, the workers start them (or learn they must not), the recorder
+// releases them, the cancel endpoint stops a job, and the status endpoint
+// asks whether a number is being processed.
+type inflight struct {
+	mu      sync.Mutex
+	held    map[inflightKey]bool // true once a worker started it
+	perJob  map[int64]int        // held claims per job
+	stopped map[int64]jobStop    // jobs whose claims must not be restored
+	checked map[int64]time.Time  // when a job was last seen live in the database
+	count   atomic.Int64         // len(held), read without the lock
+}
+
+// inflightKey names one number of one job.
+type inflightKey struct {
+	job int64
+	pos int
+}
+
+// jobStop says why a job's work stopped.
+type jobStop int
+
+// The reasons a job's work stops.
+const (
+	// stopNone: not stopped.
+	stopNone jobStop = iota
+	// stopCancelled: its numbers not yet started are recorded as cancelled.
+	stopCancelled
+	// stopGone: the job no longer exists (its user was deleted), or its
+	// results can never be written; nothing more of it is written.
+	stopGone
+)
+
+// newInflight builds an empty registry.
+func newInflight() *inflight {
+	return &inflight{
+		held:    map[inflightKey]bool{},
+		perJob:  map[int64]int{},
+		stopped: map[int64]jobStop{},
+		checked: map[int64]time.Time{},
+	}
+}
+
+// size is how many numbers are held.
+func (f *inflight) size() int { return int(f.count.Load()) }
+
+// hold records claims handed out to the workers.
+func (f *inflight) hold(claims []claim) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range claims {
+		k := inflightKey{c.JobID, c.Position}
+		if _, dup := f.held[k]; dup {
+			continue
+		}
+		f.held[k] = false
+		f.perJob[c.JobID]++
+	}
+	f.count.Store(int64(len(f.held)))
+}
+
+// begin marks the claims a worker may restore now as started and returns
+// them; the others, of jobs that were stopped, are returned apart with
+// the reason, untouched.
+func (f *inflight) begin(claims []claim) (run []claim, skipped []claim, why []jobStop) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range claims {
+		if s := f.stopped[c.JobID]; s != stopNone {
+			skipped = append(skipped, c)
+			why = append(why, s)
+			continue
+		}
+		f.held[inflightKey{c.JobID, c.Position}] = true
+		run = append(run, c)
+	}
+	return run, skipped, why
+}
+
+// stop marks a job stopped (a cancellation does not undo a deletion) and
+// returns the positions of its numbers being restored right now, which run
+// to their end.
+func (f *inflight) stop(job int64, why jobStop) (started []int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stopped[job] < why {
+		f.stopped[job] = why
+	}
+	for k, running := range f.held {
+		if k.job == job && running {
+			started = append(started, k.pos)
+		}
+	}
+	return started
+}
+
+// stoppedWhy reports whether and why a job was stopped.
+func (f *inflight) stoppedWhy(job int64) jobStop {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.stopped[job]
+}
+
+// isHeld reports whether a number is with the workers right now, for the
+// status endpoint to show it as 'processing'.
+func (f *inflight) isHeld(job int64, pos int) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.held[inflightKey{job, pos}]
+	return ok
+}
+
+// release forgets recorded (or abandoned) claims.
+func (f *inflight) release(claims []claim) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range claims {
+		k := inflightKey{c.JobID, c.Position}
+		if _, ok := f.held[k]; !ok {
+			continue
+		}
+		delete(f.held, k)
+		if f.perJob[c.JobID]--; f.perJob[c.JobID] <= 0 {
+			delete(f.perJob, c.JobID)
+		}
+	}
+	f.count.Store(int64(len(f.held)))
+}
+
+// forget drops what the registry keeps of jobs that are no longer active
+// in the database and have nothing held: nothing of theirs can reach a
+// worker any more.
+func (f *inflight) forget(active func(job int64) bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for job := range f.stopped {
+		if !active(job) && f.perJob[job] == 0 {
+			delete(f.stopped, job)
+		}
+	}
+	for job := range f.checked {
+		if !active(job) && f.perJob[job] == 0 {
+			delete(f.checked, job)
+		}
+	}
+}
+
+// needsCheck returns the jobs among claims that have not been seen live in
+// the database within maxAge, and marks them checked as of now (the caller
+// checks them, and stops those it finds gone).
+func (f *inflight) needsCheck(claims []claim, now time.Time, maxAge time.Duration) []int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var jobs []int64
+	for _, c := range claims {
+		if f.stopped[c.JobID] != stopNone {
+			continue
+		}
+		if t, ok := f.checked[c.JobID]; ok && now.Sub(t) < maxAge {
+			continue
+		}
+		f.checked[c.JobID] = now
+		jobs = append(jobs, c.JobID)
+	}
+	return jobs
+}

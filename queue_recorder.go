@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"log/slog"
+	"time"
+)
+
+// recorder writes the workers' results in groups through the writer:
+// whatever has arrived while the previous group was committing goes into
+// the next transaction. It never holds a slot for ever: a write the
+// database refuses for now is tried again with backoff until it succeeds
+// or the pool stops; a write that can never succeed is split by job, and
+// a job whose results cannot be written even as failures is stopped, so
+// every other job goes on.
+type recorder struct {
+	store      *Store
+	writer     *writer
+	registry   *inflight
+	dispatch   *dispatcher
+	policy     retryPolicy
+	results    chan workResult
+	maxBatch   int
+	log        *slog.Logger
+	now        func() time.Time
+	retryFirst time.Duration // first wait after a transient failure
+	retryMax   time.Duration
+
+	// onRecorded is told what each group of results did once committed.
+	onRecorded func(out recordOutcome)
+
+	stopCtx context.Context // ended by giveUp: waiting writes are dropped
+	giveUp  context.CancelFunc
+	done    chan struct{}
+}
+
+// newRecorder builds a recorder; start runs it.
+func newRecorder(store *Store, w *writer, registry *inflight, d *dispatcher, policy retryPolicy,
+	results chan workResult, log *slog.Logger) *recorder {
+	ctx, cancel := context.WithCancel(context.Background())
+	return &recorder{
+		store: store, writer: w, registry: registry, dispatch: d, policy: policy, results: results,
+		maxBatch: 4096, log: log, now: time.Now, retryFirst: 100 * time.Millisecond, retryMax: 5 * time.Second,
+		onRecorded: func(recordOutcome) {}, stopCtx: ctx, giveUp: cancel, done: make(chan struct{}),
+	}
+}
+
+// start runs the recorder until stop.
+func (r *recorder) start() { go r.run() }
+
+// stop records what the workers sent (they must have stopped) and returns
+// when done, or when giveUp drops what is left.
+func (r *recorder) stop() {
+	close(r.results)
+	<-r.done
+	r.giveUp()
+}
+
+// run gathers results and records them a group at a time.
+func (r *recorder) run() {
+	defer close(r.done)
+	for res := range r.results {
+		batch := []workResult{res}
+	gather:
+		for len(batch) < r.maxBatch {
+			select {
+			case res, ok := <-r.results:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, res)
+			default:
+				break gather
+			}
+		}
+		r.record(batch)
+	}
+}
+
+// record writes one group, waiting out transient failures, and splits a
+// group that fails for good.
+func (r *recorder) record(batch []workResult) {
+	if err := r.writeUntilDone(batch); err != nil {
+		r.recordApart(batch, err)
+	}
+}
+
+// writeUntilDone writes batch, trying again with backoff while the
+// database refuses it for now. It returns nil once the batch is recorded
+// or dropped (the pool stopping), and a permanent failure as it is.
+func (r *recorder) writeUntilDone(batch []workResult) error {
+	wait := r.retryFirst
+	for {
+		var out recordOutcome
+		err := r.writer.do(r.stopCtx, func(tx *sql.Tx) (err error) {
+			out, err = recordResults(tx, batch, r.policy, r.now())
+			return err
+		})
+		switch classifyStoreError(err) {
+		case storeOK:
+			r.finish(batch, out)
+			return nil
+		case storePermanent:
+			return err
+		}
+		if r.stopCtx.Err() != nil {
+			r.log.Warn("results not recorded before shutdown; their numbers stay pending", "results", len(batch), "err", err)
+			r.abandon(batch)
+			return nil
+		}
+		r.log.Error("record results; will try again", "err", err, "results", len(batch), "wait", wait)
+		if !sleepFor(r.stopCtx, wait) {
+			continue // the next try fails at once and drops the batch
+		}
+		wait = min(2*wait, r.retryMax)
+	}
+}
+
+// recordApart handles a group the database will never take as it is: each
+// job's results are written on their own, so that one bad job does not
+// hold the others; a job that still fails has its results recorded as
+// internal failures; and if even that fails, the job is stopped for the
+// life of this process and its numbers stay pending.
+func (r *recorder) recordApart(batch []workResult, cause error) {
+	byJob := map[int64][]workResult{}
+	var order []int64
+	for _, res := range batch {
+		if _, seen := byJob[res.JobID]; !seen {
+			order = append(order, res.JobID)
+		}
+		byJob[res.JobID] = append(byJob[res.JobID], res)
+	}
+	if len(order) > 1 {
+		for _, id := range order {
+			r.record(byJob[id])
+		}
+		return
+	}
+	job := order[0]
+	r.log.Error("results of a job cannot be recorded; recording them as failed", "job_id", job,
+		"results", len(batch), "err", cause)
+	failed := make([]workResult, len(batch))
+	for i, res := range batch {
+		failed[i] = res
+		if !res.cancelled {
+			failed[i].Outcome = internalFailure()
+		}
+	}
+	if err := r.writeUntilDone(failed); err != nil {
+		r.log.Error("job stopped: its results cannot be written; its numbers stay pending", "job_id", job,
+			"results", len(batch), "err", err)
+		r.registry.stop(job, stopGone)
+		r.abandon(batch)
+	}
+}
+
+// finish frees the recorded claims and hands on what the write learned:
+// retries to the dispatcher, jobs found gone to the registry.
+func (r *recorder) finish(batch []workResult, out recordOutcome) {
+	for _, id := range out.goneJobs {
+		r.registry.stop(id, stopGone)
+	}
+	r.registry.release(claimsOf(batch))
+	r.dispatch.retryLater(out.retries)
+	r.dispatch.nudge()
+	r.onRecorded(out)
+}
+
+// abandon frees claims whose results will not be written.
+func (r *recorder) abandon(batch []workResult) {
+	r.registry.release(claimsOf(batch))
+	r.dispatch.nudge()
+}
+
+// claimsOf returns the claims of results.
+func claimsOf(batch []workResult) []claim {
+	out := make([]claim, len(batch))
+	for i, res := range batch {
+		out[i] = res.claim
+	}
+	return out
+}
+
+// sleepFor waits for d or until ctx ends; it reports whether the whole
+// wait passed.
+func sleepFor(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

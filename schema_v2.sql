@@ -1,0 +1,77 @@
+-- bulkrestore schema, version 2: identifiers are never reused, and an
+-- Idempotency-Key can be reserved before its job exists.
+--
+-- Version 1 declared users.id and jobs.id as plain INTEGER PRIMARY KEY, so
+-- SQLite handed the largest id out again after the newest row was deleted:
+-- a job created after a user's deletion could take the id of a job the
+-- running server still held state for. AUTOINCREMENT never reuses an id.
+-- SQLite cannot add it to a table in place, so both tables are rebuilt
+-- (the procedure of https://www.sqlite.org/lang_altertable.html#otheralter):
+-- migrate() runs this with foreign keys off and checks them before commit.
+--
+-- idempotency_keys.job_id becomes nullable: a synchronous request reserves
+-- its key before any restore runs, and links the job when it is stored.
+
+CREATE TABLE users_v2 (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    name           TEXT    NOT NULL UNIQUE,
+    key_hash       BLOB    NOT NULL,          -- SHA-256 of the API key
+    webhook_secret TEXT    NOT NULL,          -- whsec_<base64>
+    -- After a rotation the old secret keeps signing until previous_until.
+    previous_secret TEXT,
+    previous_until  INTEGER,
+    created_at     INTEGER NOT NULL
+) STRICT;
+INSERT INTO users_v2 SELECT * FROM users;
+DROP TABLE users;
+ALTER TABLE users_v2 RENAME TO users;
+
+CREATE TABLE jobs_v2 (
+    id                   INTEGER PRIMARY KEY AUTOINCREMENT,
+    uuid                 TEXT    NOT NULL UNIQUE,
+    user_id              INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    status               TEXT    NOT NULL CHECK (status IN ('pending', 'processing', 'completed', 'cancelled')),
+    total                INTEGER NOT NULL,
+    success_count        INTEGER NOT NULL DEFAULT 0,
+    failure_count        INTEGER NOT NULL DEFAULT 0,
+    cancelled_count      INTEGER NOT NULL DEFAULT 0,
+    webhook_url          TEXT,
+    created_at           INTEGER NOT NULL,
+    started_at           INTEGER,
+    completed_at         INTEGER,
+    -- Webhook outbox: 'none' (no URL), 'waiting' (job not final yet),
+    -- 'pending' (due at webhook_next_at), 'delivered', 'failed' (gave up).
+    webhook_state        TEXT    NOT NULL DEFAULT 'none'
+                         CHECK (webhook_state IN ('none', 'waiting', 'pending', 'delivered', 'failed')),
+    webhook_attempts     INTEGER NOT NULL DEFAULT 0,
+    webhook_next_at      INTEGER,
+    webhook_delivered_at INTEGER,
+    webhook_error        TEXT
+) STRICT;
+-- Copying the rows sets the id sequence to the largest id present (version 1
+-- kept no record of deleted ones); new ids continue above it.
+INSERT INTO jobs_v2 SELECT * FROM jobs;
+DROP TABLE jobs;
+ALTER TABLE jobs_v2 RENAME TO jobs;
+-- Jobs that still have numbers to restore, for the dispatcher's fair claims.
+CREATE INDEX jobs_active ON jobs (id) WHERE status IN ('pending', 'processing');
+-- Due webhook deliveries.
+CREATE INDEX jobs_webhook_due ON jobs (webhook_next_at) WHERE webhook_state = 'pending';
+-- A user's jobs, newest first.
+CREATE INDEX jobs_user ON jobs (user_id, id);
+
+CREATE TABLE idempotency_keys_v2 (
+    user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    key         TEXT    NOT NULL,
+    body_hash   BLOB    NOT NULL,
+    -- NULL while a synchronous request holds the key and its restores run.
+    job_id      INTEGER REFERENCES jobs(id) ON DELETE CASCADE,
+    http_status INTEGER,          -- NULL until the answer is recorded
+    response    BLOB,
+    created_at  INTEGER NOT NULL,
+    PRIMARY KEY (user_id, key)
+) STRICT, WITHOUT ROWID;
+INSERT INTO idempotency_keys_v2 SELECT * FROM idempotency_keys;
+DROP TABLE idempotency_keys;
+ALTER TABLE idempotency_keys_v2 RENAME TO idempotency_keys;
+CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// dueWebhooks returns up to limit jobs whose webhook is due at now, the
+// longest due first, and when the next one not yet due falls due (zero if
+// none).
+func (s *Store) dueWebhooks(ctx context.Context, now time.Time, limit int) ([]int64, time.Time, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id FROM jobs WHERE webhook_state = 'pending' AND webhook_next_at <= ?
+		ORDER BY webhook_next_at LIMIT ?`, ms(now), limit)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("due webhooks: %w", err)
+	}
+	ids, err := scanIDs(rows)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("due webhooks: %w", err)
+	}
+	var next sql.NullInt64
+	err = s.r.QueryRowContext(ctx,
+		"SELECT min(webhook_next_at) FROM jobs WHERE webhook_state = 'pending' AND webhook_next_at > ?", ms(now)).Scan(&next)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("next due webhook: %w", err)
+	}
+	return ids, fromMs(next), nil
+}
+
+// recordWebhookAttempt stores one delivery attempt and the job's new
+// delivery state: delivered, given up (a final failure, or the last
+// attempt policy allows), or due again after the policy's backoff. A job
+// that no longer exists is errNotFound.
+func recordWebhookAttempt(tx *sql.Tx, jobID int64, at time.Time, res deliveryResult, policy retryPolicy, now time.Time) error {
+	var attempts int
+	err := tx.QueryRow("SELECT webhook_attempts FROM jobs WHERE id = ?", jobID).Scan(&attempts)
+	if errors.Is(err, sql.ErrNoRows) {
+		return errNotFound
+	}
+	if err != nil {
+		return err
+	}
+	attempts++
+	var status any
+	if res.HTTPStatus != 0 {
+		status = res.HTTPStatus
+	}
+	if _, err := tx.Exec(`INSERT INTO webhook_attempts (job_id, attempt, at, http_status, error, duration_ms)
+		VALUES (?, ?, ?, ?, ?, ?)`, jobID, attempts, ms(at), status, nullString(res.Err), res.Duration.Milliseconds()); err != nil {
+		return err
+	}
+	state, next, delivered := webhookPending, any(nil), any(nil)
+	switch {
+	case res.ok():
+		state, delivered = webhookDelivered, ms(now)
+	case res.Final || attempts >= policy.maxAttempts:
+		state = webhookFailed
+	default:
+		next = ms(now.Add(backoff(policy.base, policy.max, attempts)))
+	}
+	_, err = tx.Exec(`UPDATE jobs SET webhook_attempts = ?, webhook_state = ?, webhook_next_at = ?,
+		webhook_delivered_at = coalesce(?, webhook_delivered_at), webhook_error = ? WHERE id = ?`,
+		attempts, state, next, delivered, nullString(res.Err), jobID)
+	return err
+}
+
+// webhookSecrets returns the secrets a user's messages are signed with: the
+// current one and, for a day after a rotation, the previous one.
+func (s *Store) webhookSecrets(ctx context.Context, userID int64, now time.Time) ([]string, error) {
+	var secret string
+	var previous sql.NullString
+	var until sql.NullInt64
+	err := s.rq.queryRow(ctx, "SELECT webhook_secret, previous_secret, previous_until FROM users WHERE id = ?", userID).
+		Scan(&secret, &previous, &until)
+	if err != nil {
+		return nil, fmt.Errorf("webhook secret: %w", err)
+	}
+	secrets := []string{secret}
+	if previous.Valid && until.Valid && until.Int64 > ms(now) {
+		secrets = append(secrets, previous.String)
+	}
+	return secrets, nil
+}

@@ -1,0 +1,299 @@
+package main
+
+import (
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Statements of recordResults. Final results and cancellations are written
+// by group (see outcomeGroup): one statement for every run of numbers that
+// write the same values but for their position. UPDATE ... FROM json_each
+// with a row of values per number measured slower, as SQLite materialises
+// the join and extracts every column from JSON (see BENCHMARKS.md).
+// Retries are rare and carry a due time of their own, so they go one row
+// at a time, with statements prepared only when a batch has one.
+const (
+	// liveJobsSQL keeps, of the jobs given as a JSON array, those that
+	// still exist (a job goes with its user).
+	liveJobsSQL = `SELECT id FROM jobs WHERE id IN (SELECT value FROM json_each(?))`
+	// insertAttemptGroupSQL: ?1 job, ?2 JSON array of positions.
+	insertAttemptGroupSQL = `INSERT INTO attempts (job_id, position, attempt, started_at, finished_at, status_code, message)
+		SELECT ?1, value, ?3, ?4, ?5, ?6, ?7 FROM json_each(?2)`
+	// finalGroupSQL: ?1 job, ?2 JSON array of positions; a number
+	// cancelled meanwhile is left as it is.
+	finalGroupSQL = `UPDATE job_numbers SET status = ?3, message = ?4, status_code = ?5,
+		requires_identity_update = ?6, needs_registration = ?7, attempts = ?8,
+		started_at = coalesce(started_at, ?9), completed_at = ?10
+		WHERE job_id = ?1 AND status = 'pending' AND position IN (SELECT value FROM json_each(?2))
+		RETURNING number`
+	// cancelGroupSQL: ?1 job, ?2 JSON array of positions not tried because
+	// the job was cancelled; those the cancellation marked already are left.
+	cancelGroupSQL = `UPDATE job_numbers SET status = 'cancelled', message = ?3, status_code = NULL, completed_at = ?4
+		WHERE job_id = ?1 AND status = 'pending' AND position IN (SELECT value FROM json_each(?2))`
+	insertAttemptSQL = `INSERT INTO attempts (job_id, position, attempt, started_at, finished_at, status_code, message)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`
+	retryResultSQL = `UPDATE job_numbers SET attempts = ?, next_attempt_at = ?, started_at = coalesce(started_at, ?)
+		WHERE job_id = ? AND position = ? AND status = 'pending'`
+	// activateManySQL activates a user's numbers given as a JSON array.
+	activateManySQL = `UPDATE inventory SET state = 'active'
+		WHERE user_id = ?1 AND state = 'released' AND number IN (SELECT value FROM json_each(?2))`
+)
+
+// recordOutcome is what recordResults learned while writing.
+type recordOutcome struct {
+	completedJobs []int64         // jobs whose every number is now final
+	jobsCompleted int             // of those, how many ended as 'completed'
+	goneJobs      []int64         // jobs deleted meanwhile: their results were dropped
+	retries       []claim         // numbers that wait for another try, with DueAt set
+	finals        map[Outcome]int // final outcomes (status, code), for metrics
+}
+
+// outcomeGroup is a set of results that write the same values but for
+// their position: a worker's batch restored together shares its times and,
+// mostly, its outcome.
+type outcomeGroup struct {
+	job, user         int64
+	attempt           int
+	started, finished int64
+	status            numberStatus
+	message           string
+	code              int
+	riu, nr, activate bool
+}
+
+// resultPlan is what a batch of results will write, worked out before any
+// statement runs: final results by group, retries one by one, and the
+// numbers skipped because their job was cancelled, by job.
+type resultPlan struct {
+	jobs       []int64 // in order of first appearance
+	groups     map[outcomeGroup][]int
+	groupOrder []outcomeGroup
+	retries    []claim // with Attempts counting this one and DueAt set
+	retried    []workResult
+	cancelled  map[int64][]int
+	firstStart map[int64]time.Time // per job, the earliest attempt of the batch
+}
+
+// planResults decides, for each result, whether it is final, waits for
+// another try under policy, or was cancelled untried.
+func planResults(results []workResult, policy retryPolicy, now time.Time) resultPlan {
+	p := resultPlan{groups: map[outcomeGroup][]int{}, cancelled: map[int64][]int{}, firstStart: map[int64]time.Time{}}
+	seen := map[int64]bool{}
+	for _, r := range results {
+		if !seen[r.JobID] {
+			seen[r.JobID] = true
+			p.jobs = append(p.jobs, r.JobID)
+		}
+		if r.cancelled {
+			p.cancelled[r.JobID] = append(p.cancelled[r.JobID], r.Position)
+			continue
+		}
+		if t, ok := p.firstStart[r.JobID]; !ok || r.Started.Before(t) {
+			p.firstStart[r.JobID] = r.Started
+		}
+		o, attempt := r.Outcome, r.Attempts+1
+		if wait, again := policy.next(attempt, o); again {
+			retry := r.claim
+			retry.Attempts, retry.DueAt = attempt, now.Add(wait)
+			p.retries = append(p.retries, retry)
+			p.retried = append(p.retried, r)
+			continue
+		}
+		g := outcomeGroup{job: r.JobID, user: r.UserID, attempt: attempt, started: ms(r.Started), finished: ms(r.Finished),
+			status: o.status(), message: o.Message, code: o.StatusCode,
+			riu: o.RequiresIdentityUpdate, nr: o.NeedsRegistration, activate: o.Activate}
+		if _, ok := p.groups[g]; !ok {
+			p.groupOrder = append(p.groupOrder, g)
+		}
+		p.groups[g] = append(p.groups[g], r.Position)
+	}
+	return p
+}
+
+// jobDelta is what a batch adds to one job's counts.
+type jobDelta struct{ success, failure, cancelled int }
+
+// recordResults writes a batch of worker results: an attempt row each, the
+// number's new state (final, or pending with its next try), inventory
+// activations, and per job the counts and, when its last number became
+// final, its completion and its webhook falling due. Results of jobs that
+// no longer exist (deleted with their user) are dropped and reported.
+func recordResults(tx *sql.Tx, results []workResult, policy retryPolicy, now time.Time) (recordOutcome, error) {
+	out := recordOutcome{finals: map[Outcome]int{}}
+	results, gone, err := keepLiveJobs(tx, results)
+	if err != nil {
+		return out, err
+	}
+	out.goneJobs = gone
+	plan := planResults(results, policy, now)
+	deltas := map[int64]*jobDelta{}
+	for _, id := range plan.jobs {
+		deltas[id] = &jobDelta{}
+	}
+	for job, positions := range plan.cancelled {
+		n, err := execCount(tx, cancelGroupSQL, job, jsonList(positions), msgCancelled, ms(now))
+		if err != nil {
+			return out, fmt.Errorf("record cancellations: %w", err)
+		}
+		deltas[job].cancelled += n
+	}
+	if err := recordRetries(tx, plan.retried, plan.retries); err != nil {
+		return out, err
+	}
+	out.retries = plan.retries
+	activate := map[int64][]string{} // user -> numbers restored from released
+	for _, g := range plan.groupOrder {
+		numbers, err := recordGroup(tx, g, plan.groups[g])
+		if err != nil {
+			return out, err
+		}
+		out.finals[Outcome{Success: g.status == numberSuccess, StatusCode: g.code}] += len(numbers)
+		if g.status == numberSuccess {
+			deltas[g.job].success += len(numbers)
+		} else {
+			deltas[g.job].failure += len(numbers)
+		}
+		if g.activate {
+			activate[g.user] = append(activate[g.user], numbers...)
+		}
+	}
+	for userID, numbers := range activate {
+		if _, err := tx.Exec(activateManySQL, userID, jsonList(numbers)); err != nil {
+			return out, fmt.Errorf("activate inventory: %w", err)
+		}
+	}
+	for _, id := range plan.jobs {
+		d := deltas[id]
+		s, err := settleJob(tx, id, jobSettlement{
+			success: d.success, failure: d.failure, cancelled: d.cancelled,
+			firstStart: plan.firstStart[id], now: now, webhookDue: now,
+		})
+		if err != nil {
+			return out, err
+		}
+		if s.final {
+			out.completedJobs = append(out.completedJobs, id)
+			if s.status == jobCompleted {
+				out.jobsCompleted++
+			}
+		}
+	}
+	return out, nil
+}
+
+// keepLiveJobs drops the results of jobs that no longer exist and returns
+// the rest, with the ids of the jobs dropped.
+func keepLiveJobs(tx *sql.Tx, results []workResult) ([]workResult, []int64, error) {
+	var ids []int64
+	seen := map[int64]bool{}
+	for _, r := range results {
+		if !seen[r.JobID] {
+			seen[r.JobID] = true
+			ids = append(ids, r.JobID)
+		}
+	}
+	rows, err := tx.Query(liveJobsSQL, jsonList(ids))
+	if err != nil {
+		return nil, nil, fmt.Errorf("check jobs: %w", err)
+	}
+	live := map[int64]bool{}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, nil, fmt.Errorf("check jobs: %w", err)
+		}
+		live[id] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("check jobs: %w", err)
+	}
+	if len(live) == len(ids) {
+		return results, nil, nil
+	}
+	var gone []int64
+	for _, id := range ids {
+		if !live[id] {
+			gone = append(gone, id)
+		}
+	}
+	kept := make([]workResult, 0, len(results))
+	for _, r := range results {
+		if live[r.JobID] {
+			kept = append(kept, r)
+		}
+	}
+	return kept, gone, nil
+}
+
+// recordGroup writes the attempt rows and final states of one group and
+// returns the numbers it finalised (those cancelled meanwhile are left as
+// they are).
+func recordGroup(tx *sql.Tx, g outcomeGroup, positions []int) ([]string, error) {
+	list := jsonList(positions)
+	if _, err := tx.Exec(insertAttemptGroupSQL, g.job, list, g.attempt, g.started, g.finished, g.code, g.message); err != nil {
+		return nil, fmt.Errorf("record attempts: %w", err)
+	}
+	rows, err := tx.Query(finalGroupSQL, g.job, list, g.status, g.message, g.code,
+		boolInt(g.riu), boolInt(g.nr), g.attempt, g.started, g.finished)
+	if err != nil {
+		return nil, fmt.Errorf("record results: %w", err)
+	}
+	defer rows.Close()
+	var numbers []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, fmt.Errorf("record results: %w", err)
+		}
+		numbers = append(numbers, n)
+	}
+	return numbers, rows.Err()
+}
+
+// recordRetries writes each transient failure's attempt and when its
+// number is due again; results[i] is the attempt that made retries[i].
+func recordRetries(tx *sql.Tx, results []workResult, retries []claim) error {
+	if len(retries) == 0 {
+		return nil
+	}
+	attempt, err := tx.Prepare(insertAttemptSQL)
+	if err != nil {
+		return fmt.Errorf("record attempt: %w", err)
+	}
+	defer attempt.Close()
+	schedule, err := tx.Prepare(retryResultSQL)
+	if err != nil {
+		return fmt.Errorf("schedule retry: %w", err)
+	}
+	defer schedule.Close()
+	for i, r := range results {
+		c, o := retries[i], r.Outcome
+		if _, err := attempt.Exec(c.JobID, c.Position, c.Attempts, ms(r.Started), ms(r.Finished), o.StatusCode, o.Message); err != nil {
+			return fmt.Errorf("record attempt: %w", err)
+		}
+		if _, err := schedule.Exec(c.Attempts, ms(c.DueAt), ms(r.Started), c.JobID, c.Position); err != nil {
+			return fmt.Errorf("schedule retry: %w", err)
+		}
+	}
+	return nil
+}
+
+// execCount runs a statement and returns how many rows it changed.
+func execCount(tx *sql.Tx, query string, args ...any) (int, error) {
+	res, err := tx.Exec(query, args...)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}
+
+// jsonList renders values as a JSON array, for json_each.
+func jsonList[T int | int64 | string](values []T) string {
+	b, _ := json.Marshal(values) // ints and strings always marshal
+	return string(b)
+}
