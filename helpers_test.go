@@ -18,15 +18,18 @@ import (
 type testServer struct {
 	URL    string // http://127.0.0.1:PORT
 	DB     string
+	Logs   *lockedBuffer // every log line the server wrote
 	cancel context.CancelFunc
 	done   chan error
 	once   sync.Once
 }
 
-// testLogWriter sends the server's log lines to the test log.
+// testLogWriter sends the server's log lines to the test log, and keeps
+// them in also when set.
 type testLogWriter struct {
-	t  testing.TB
-	mu sync.Mutex
+	t    testing.TB
+	mu   sync.Mutex
+	also *lockedBuffer
 }
 
 // Write implements io.Writer.
@@ -34,6 +37,9 @@ func (w *testLogWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.t.Log(strings.TrimRight(string(p), "\n"))
+	if w.also != nil {
+		w.also.Write(p)
+	}
 	return len(p), nil
 }
 
@@ -78,9 +84,10 @@ func startServerEnv(t testing.TB, env map[string]string, args ...string) *testSe
 		t.Fatalf("parse flags: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &testServer{DB: cfg.db, cancel: cancel, done: make(chan error, 1)}
+	s := &testServer{DB: cfg.db, Logs: &lockedBuffer{}, cancel: cancel, done: make(chan error, 1)}
 	ready := make(chan string, 1)
-	go func() { s.done <- serve(ctx, cfg, &testLogWriter{t: t}, func(addr string) { ready <- addr }) }()
+	logs := &testLogWriter{t: t, also: s.Logs}
+	go func() { s.done <- serve(ctx, cfg, logs, func(addr string) { ready <- addr }) }()
 	select {
 	case addr := <-ready:
 		s.URL = "http://" + addr

@@ -5,76 +5,89 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"net/http"
 	"regexp"
-	"strings"
 	"time"
 )
 
 // idempotencyKeyPattern is what an Idempotency-Key header may hold.
 var idempotencyKeyPattern = regexp.MustCompile(`^[A-Za-z0-9_:-]{1,255}$`)
 
-// idempotencyTTL is how long a key is remembered.
-const idempotencyTTL = 24 * time.Hour
+// idempotencyWait bounds how long a request waits for the answer of an
+// earlier request with the same key that is still running, before it is
+// told to retry (409 with Retry-After).
+const idempotencyWait = 10 * time.Second
 
-// errIdempotencyTaken is returned when another request recorded the same
-// key first (two retries racing each other).
-var errIdempotencyTaken = errors.New("idempotency key taken")
-
-// idempotencyRequest is a request's key and the hash of its body.
-type idempotencyRequest struct {
-	key  string
-	hash []byte
+// idempotentAnswer handles a request's Idempotency-Key before any work and
+// reports whether it answered the request: a repeat gets the first
+// request's answer (after waiting, within idempotencyWait, for a first one
+// still running), another body under the same key is 422. With reserve
+// (a synchronous request, whose restores run before its job is stored) it
+// reserves the key first, so that a duplicate arriving while the restores
+// run waits for their answer and never restores anything itself.
+func (a *app) idempotentAnswer(w http.ResponseWriter, r *http.Request, user User, req *idempotencyRequest, reserve bool) bool {
+	deadline := time.Now().Add(idempotencyWait)
+	wait := 20 * time.Millisecond
+	for range 1000 { // bounded by the deadline long before
+		rec, found, err := a.store.idempotencyRecord(r.Context(), user.ID, req.key, a.now())
+		if err != nil {
+			writeError(w, r, a.log, err)
+			return true
+		}
+		if found {
+			if !bytes.Equal(rec.hash, req.hash) {
+				writeError(w, r, a.log, newAPIError(codeUnprocessable,
+					"Idempotency-Key "+req.key+" was already used with a different request body"))
+				return true
+			}
+			if rec.jobID != 0 || rec.status != 0 {
+				a.replayIdempotent(w, r, rec)
+				return true
+			}
+			if a.now().Sub(rec.createdAt) < a.syncBudget() { // its request is still running
+				if time.Now().After(deadline) || !sleepFor(r.Context(), wait) {
+					w.Header().Set("Retry-After", "1")
+					writeError(w, r, a.log, newAPIError(codeConflict,
+						"a request with Idempotency-Key "+req.key+" is still in progress; retry shortly for its answer"))
+					return true
+				}
+				wait = min(2*wait, 250*time.Millisecond)
+				continue
+			}
+			// Reserved by a request that died before storing its job: taken over below.
+		}
+		if !reserve {
+			return false
+		}
+		err = a.writer.do(r.Context(), func(tx *sql.Tx) error {
+			return reserveIdempotencyKey(tx, user.ID, req, 0, a.now(), a.syncBudget())
+		})
+		if !errors.Is(err, errIdempotencyTaken) {
+			if err != nil {
+				writeError(w, r, a.log, err)
+				return true
+			}
+			return false
+		}
+		// Another request reserved it meanwhile: look again.
+	}
+	writeError(w, r, a.log, errors.New("idempotency key: no answer after many tries"))
+	return true
 }
 
-// idempotencyRecord is what was stored for a key.
-type idempotencyRecord struct {
-	hash     []byte
-	jobID    int64
-	status   int    // 0 until the answer was recorded
-	response []byte // the answer's body
-}
-
-// reserveIdempotencyKey records the key for a job in the transaction that
-// creates the job, so a job and its key are committed together or not at
-// all. A key older than the TTL is forgotten first.
-func reserveIdempotencyKey(tx *sql.Tx, userID int64, req *idempotencyRequest, jobID int64, now time.Time) error {
-	if _, err := tx.Exec("DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? AND created_at < ?",
-		userID, req.key, ms(now.Add(-idempotencyTTL))); err != nil {
-		return fmt.Errorf("expire idempotency key: %w", err)
-	}
-	_, err := tx.Exec("INSERT INTO idempotency_keys (user_id, key, body_hash, job_id, created_at) VALUES (?, ?, ?, ?, ?)",
-		userID, req.key, req.hash, jobID, ms(now))
-	if err != nil && strings.Contains(err.Error(), "UNIQUE") {
-		return errIdempotencyTaken
-	}
-	return err
-}
-
-// idempotencyRecord returns the live record of a user's key, if any.
-func (s *Store) idempotencyRecord(ctx context.Context, userID int64, key string, now time.Time) (idempotencyRecord, bool, error) {
-	var rec idempotencyRecord
-	var status sql.NullInt64
-	err := s.r.QueryRowContext(ctx, `SELECT body_hash, job_id, http_status, response FROM idempotency_keys
-		WHERE user_id = ? AND key = ? AND created_at >= ?`, userID, key, ms(now.Add(-idempotencyTTL))).
-		Scan(&rec.hash, &rec.jobID, &status, &rec.response)
-	if errors.Is(err, sql.ErrNoRows) {
-		return rec, false, nil
-	}
-	if err != nil {
-		return rec, false, fmt.Errorf("read idempotency key: %w", err)
-	}
-	rec.status = int(status.Int64)
-	return rec, true, nil
+// syncBudget is the longest a synchronous request may take: every attempt
+// of a number with the waits between them, and the first webhook attempt.
+// A key reserved longer ago than this without a job was left by a request
+// that died.
+func (a *app) syncBudget() time.Duration {
+	n := time.Duration(a.cfg.restoreMaxAttempts)
+	return n*a.cfg.restoreTimeout + (n-1)*a.retry.max + a.cfg.webhookTimeout + 30*time.Second
 }
 
 // saveIdempotentAnswer stores the answer given for a key, for replays.
 func (a *app) saveIdempotentAnswer(ctx context.Context, userID int64, req *idempotencyRequest, status int, body []byte) {
 	err := a.writer.do(context.WithoutCancel(ctx), func(tx *sql.Tx) error {
-		_, err := tx.Exec("UPDATE idempotency_keys SET http_status = ?, response = ? WHERE user_id = ? AND key = ?",
-			status, body, userID, req.key)
-		return err
+		return saveIdempotencyAnswer(tx, userID, req.key, status, body)
 	})
 	if err != nil {
 		// The key still maps to the job; a replay rebuilds the answer from it.
@@ -82,26 +95,23 @@ func (a *app) saveIdempotentAnswer(ctx context.Context, userID int64, req *idemp
 	}
 }
 
-// replayIdempotent answers a request whose key was seen before and reports
-// whether it did: the original answer for the same body, 422 for another.
-func (a *app) replayIdempotent(w http.ResponseWriter, r *http.Request, user User, req *idempotencyRequest) bool {
-	rec, found, err := a.store.idempotencyRecord(r.Context(), user.ID, req.key, a.now())
+// releaseIdempotentKey forgets a synchronous request's reservation after
+// the request failed, so that a retry runs anew instead of waiting.
+func (a *app) releaseIdempotentKey(ctx context.Context, userID int64, req *idempotencyRequest) {
+	err := a.writer.do(context.WithoutCancel(ctx), func(tx *sql.Tx) error {
+		return releaseIdempotencyKey(tx, userID, req.key)
+	})
 	if err != nil {
-		writeError(w, r, a.log, err)
-		return true
+		a.log.Warn("release idempotency key", "err", err)
 	}
-	if !found {
-		return false
-	}
-	if !bytes.Equal(rec.hash, req.hash) {
-		writeError(w, r, a.log, newAPIError(codeUnprocessable,
-			"Idempotency-Key "+req.key+" was already used with a different request body"))
-		return true
-	}
+}
+
+// replayIdempotent answers with the answer recorded for a key.
+func (a *app) replayIdempotent(w http.ResponseWriter, r *http.Request, rec idempotencyRecord) {
 	job, err := a.store.jobByID(r.Context(), rec.jobID)
 	if err != nil {
 		writeError(w, r, a.log, err)
-		return true
+		return
 	}
 	status, body := rec.status, rec.response
 	if status == 0 {
@@ -109,7 +119,7 @@ func (a *app) replayIdempotent(w http.ResponseWriter, r *http.Request, user User
 		// answer: rebuild it from the job as it is now.
 		if status, body, err = a.describeJob(r.Context(), job); err != nil {
 			writeError(w, r, a.log, err)
-			return true
+			return
 		}
 	}
 	w.Header().Set("Idempotent-Replayed", "true")
@@ -117,13 +127,12 @@ func (a *app) replayIdempotent(w http.ResponseWriter, r *http.Request, user User
 		w.Header().Set("Location", statusPath(job.UUID))
 	}
 	writeRaw(w, status, body)
-	return true
 }
 
 // describeJob renders the answer a job's creation would give now: 202 while
 // it is queued, the final payload once it has finished.
 func (a *app) describeJob(ctx context.Context, job Job) (int, []byte, error) {
-	if job.Status == "pending" || job.Status == "processing" {
+	if job.Status.active() {
 		body, err := queuedBody(job)
 		return http.StatusAccepted, body, err
 	}

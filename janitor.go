@@ -57,8 +57,7 @@ func (j *janitor) stop() {
 func (j *janitor) sweep(ctx context.Context) error {
 	now := j.now()
 	if err := j.writer.do(ctx, func(tx *sql.Tx) error {
-		_, err := tx.Exec("DELETE FROM idempotency_keys WHERE created_at < ?", ms(now.Add(-idempotencyTTL)))
-		return err
+		return expireIdempotencyKeys(tx, now)
 	}); err != nil {
 		return fmt.Errorf("expire idempotency keys: %w", err)
 	}

@@ -24,6 +24,7 @@ type metrics struct {
 	commitDuration   prometheus.Histogram
 	commitWrites     prometheus.Histogram
 	httpRequests     *prometheus.CounterVec
+	storeErrors      *prometheus.CounterVec
 	httpDuration     *prometheus.HistogramVec
 }
 
@@ -67,7 +68,14 @@ func newMetrics(queued func() float64) *metrics {
 		Name: "bulkrestore_http_request_duration_seconds", Help: "Time to answer an HTTP request, by route.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 3, 10),
 	}, []string{"route"})
-	for _, c := range []prometheus.Collector{m.jobsFinished, m.numbersFinished, m.restoreDuration, m.restoresInFlight,
+	m.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "bulkrestore_store_errors_total",
+		Help: "Database errors met by writes, by class: transient (retried) or permanent (the write is dropped or split).",
+	}, []string{"class"})
+	for _, class := range []storeErrorClass{storeTransient, storePermanent} {
+		m.storeErrors.WithLabelValues(class.String())
+	}
+	for _, c := range []prometheus.Collector{m.storeErrors, m.jobsFinished, m.numbersFinished, m.restoreDuration, m.restoresInFlight,
 		m.webhookAttempts, m.webhookDuration, m.commitDuration, m.commitWrites, m.httpRequests, m.httpDuration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)

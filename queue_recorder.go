@@ -117,42 +117,52 @@ func (r *recorder) writeUntilDone(batch []workResult) error {
 	}
 }
 
-// recordApart handles a group the database will never take as it is: each
-// job's results are written on their own, so that one bad job does not
-// hold the others; a job that still fails has its results recorded as
-// internal failures; and if even that fails, the job is stopped for the
-// life of this process and its numbers stay pending.
+// recordApart handles a group the database will never take as it is,
+// so that what fails is only the numbers concerned: the group is split by
+// job, then in halves, each part recorded on its own; a single result that
+// still fails is recorded as an internal failure; and if even that fails,
+// its job is stopped for the life of this process (its numbers stay
+// pending) while every other job goes on.
 func (r *recorder) recordApart(batch []workResult, cause error) {
-	byJob := map[int64][]workResult{}
-	var order []int64
-	for _, res := range batch {
-		if _, seen := byJob[res.JobID]; !seen {
-			order = append(order, res.JobID)
-		}
-		byJob[res.JobID] = append(byJob[res.JobID], res)
-	}
-	if len(order) > 1 {
-		for _, id := range order {
-			r.record(byJob[id])
+	if parts := splitResults(batch); len(parts) > 1 {
+		for _, part := range parts {
+			r.record(part)
 		}
 		return
 	}
-	job := order[0]
-	r.log.Error("results of a job cannot be recorded; recording them as failed", "job_id", job,
-		"results", len(batch), "err", cause)
-	failed := make([]workResult, len(batch))
-	for i, res := range batch {
-		failed[i] = res
-		if !res.cancelled {
-			failed[i].Outcome = internalFailure()
-		}
+	res := batch[0]
+	r.log.Error("a result cannot be recorded; recording it as an internal failure", "job_id", res.JobID,
+		"number", res.Number, "err", cause)
+	failed := res
+	if !failed.cancelled {
+		failed.Outcome = internalFailure() // final: never retried
 	}
-	if err := r.writeUntilDone(failed); err != nil {
-		r.log.Error("job stopped: its results cannot be written; its numbers stay pending", "job_id", job,
-			"results", len(batch), "err", err)
-		r.registry.stop(job, stopGone)
+	if err := r.writeUntilDone([]workResult{failed}); err != nil {
+		r.log.Error("job stopped: its results cannot be written; its numbers stay pending", "job_id", res.JobID,
+			"err", err)
+		r.registry.stop(res.JobID, stopGone)
 		r.abandon(batch)
 	}
+}
+
+// splitResults splits a group in two: by job when it holds several (the
+// first job apart from the rest), else in halves. One result is not split.
+func splitResults(batch []workResult) [][]workResult {
+	if len(batch) < 2 {
+		return [][]workResult{batch}
+	}
+	var first, rest []workResult
+	for _, res := range batch {
+		if res.JobID == batch[0].JobID {
+			first = append(first, res)
+		} else {
+			rest = append(rest, res)
+		}
+	}
+	if len(rest) > 0 {
+		return [][]workResult{first, rest}
+	}
+	return [][]workResult{batch[:len(batch)/2], batch[len(batch)/2:]}
 }
 
 // finish frees the recorded claims and hands on what the write learned:

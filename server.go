@@ -131,12 +131,18 @@ func (a *app) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-// readyz answers 200 while the database answers, else 503.
+// readyz answers 200 while the database answers and takes writes, else
+// 503.
 func (a *app) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	if err := a.store.ping(ctx); err != nil {
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{Status: "error", Message: "database unreachable"})
+		return
+	}
+	if err := a.writer.healthy(); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{Status: "error",
+			Message: "database writes are failing, retrying: " + err.Error()})
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"net/url"
 	"runtime"
-	"strings"
 	"sync"
 	"time"
 
@@ -254,7 +253,7 @@ func (s *Store) createUser(ctx context.Context, name, key, secret string) error 
 	_, err := s.w.ExecContext(ctx,
 		"INSERT INTO users (name, key_hash, webhook_secret, created_at) VALUES (?, ?, ?, ?)",
 		name, hashKey(key), secret, ms(s.now()))
-	if err != nil && strings.Contains(err.Error(), "UNIQUE") {
+	if isUniqueViolation(err) {
 		return errUserExists
 	}
 	return err
@@ -416,17 +415,6 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
-}
-
-// isStorageFull reports whether err is SQLite saying the disk is full (or
-// the database cannot grow): the client should retry later, not report a bug.
-func isStorageFull(err error) bool {
-	if err == nil {
-		return false
-	}
-	msg := err.Error()
-	return strings.Contains(msg, "database or disk is full") || strings.Contains(msg, "SQLITE_FULL") ||
-		strings.Contains(msg, "disk I/O error") || strings.Contains(msg, "no space left")
 }
 
 // stmtCache keeps statements prepared on one database handle, so that the

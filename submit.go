@@ -31,15 +31,22 @@ func (a *app) bulkRestore(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var idem *idempotencyRequest
+	runsNow := len(req.Numbers) <= a.cfg.syncLimit
 	if hasKey {
 		idem = &idempotencyRequest{key: key, hash: req.BodyHash}
-		if a.replayIdempotent(w, r, user, idem) {
+		if a.idempotentAnswer(w, r, user, idem, runsNow) {
 			return
 		}
 	}
 	status, body, job, err := a.createJob(r.Context(), user, req, idem)
+	if err != nil && idem != nil && runsNow {
+		a.releaseIdempotentKey(r.Context(), user.ID, idem)
+	}
 	switch {
-	case errors.Is(err, errIdempotencyTaken) && a.replayIdempotent(w, r, user, idem):
+	case errors.Is(err, errIdempotencyTaken) && a.idempotentAnswer(w, r, user, idem, false):
+		return
+	case isForeignKeyViolation(err):
+		a.unauthorized(w, r, "user "+user.Name+" was deleted while the request ran")
 		return
 	case errors.Is(err, errTooManyActiveJobs):
 		a.tooManyRequests(w, r, 30*time.Second, fmt.Sprintf(
@@ -127,7 +134,7 @@ func (a *app) enqueue(ctx context.Context, user User, numbers []string, webhookU
 			return err
 		}
 		if idem != nil {
-			return reserveIdempotencyKey(tx, user.ID, idem, job.ID, job.CreatedAt)
+			return reserveIdempotencyKey(tx, user.ID, idem, job.ID, job.CreatedAt, a.syncBudget())
 		}
 		return nil
 	})
@@ -171,7 +178,7 @@ func (a *app) runSync(ctx context.Context, user User, numbers []string, webhookU
 			return err
 		}
 		if idem != nil {
-			return reserveIdempotencyKey(tx, user.ID, idem, job.ID, job.CreatedAt)
+			return linkIdempotencyKey(tx, user.ID, idem.key, job.ID)
 		}
 		return nil
 	})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,6 +31,12 @@ type writer struct {
 	// observe, when set, is told how long each commit took and how many
 	// writes it carried.
 	observe func(d time.Duration, n int)
+	// onStoreError, when set, is told the class of every database error a
+	// write met (not the errors a write returns for its own reasons).
+	onStoreError func(storeErrorClass)
+	// failing holds the last transient database error while writes fail
+	// for now (a full disk, say), nil once a commit succeeds again.
+	failing atomic.Pointer[string]
 }
 
 // writeOp is one queued write and the channel its result goes back on.
@@ -124,6 +131,7 @@ func (w *writer) commit(batch []*writeOp) {
 	if err != nil {
 		w.log.Error("database write failed", "err", err, "writes", len(batch))
 	}
+	w.noteHealth(err, results)
 	if w.observe != nil {
 		w.observe(time.Since(start), len(batch))
 	}
@@ -134,6 +142,39 @@ func (w *writer) commit(batch []*writeOp) {
 			op.done <- results[i]
 		}
 	}
+}
+
+// noteHealth records what a group commit says of the database: a transient
+// failure (of the commit, or of any write in it) marks the writer failing
+// until a later commit goes through whole.
+func (w *writer) noteHealth(commitErr error, results []error) {
+	transient := ""
+	for _, err := range append([]error{commitErr}, results...) {
+		if sqliteCode(err) == 0 && !errors.Is(err, errSavepoint) {
+			continue // no error, or the write's own (not found, a limit...)
+		}
+		class := classifyStoreError(err)
+		if class == storeTransient && transient == "" {
+			transient = err.Error()
+		}
+		if w.onStoreError != nil {
+			w.onStoreError(class)
+		}
+	}
+	if transient != "" {
+		w.failing.Store(&transient)
+	} else if commitErr == nil {
+		w.failing.Store(nil)
+	}
+}
+
+// healthy returns nil while writes go through, else the last transient
+// error that made them fail.
+func (w *writer) healthy() error {
+	if msg := w.failing.Load(); msg != nil {
+		return errors.New(*msg)
+	}
+	return nil
 }
 
 // errSavepoint marks a failure of the savepoint machinery itself, after which
