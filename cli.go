@@ -221,8 +221,11 @@ func runNumbers(ctx context.Context, args []string, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
-	if userName == "" || len(rest) != 1 {
-		return usageErrorf("numbers import", "want %s", synopsis)
+	switch {
+	case userName == "":
+		return usageErrorf("numbers import", "-user NAME is required (BULKRESTORE_USER is the client's setting and is never read here)")
+	case len(rest) != 1:
+		return usageErrorf("numbers import", "want one FILE.csv, or - for standard input; got %d arguments", len(rest))
 	}
 	in := stdin
 	if rest[0] != "-" {
