@@ -44,15 +44,8 @@ func runSubmit(ctx context.Context, args []string, getenv func(string) string, s
 	fs.DurationVar(&o.poll, "poll", time.Second, "how often -wait asks for progress")
 	fs.DurationVar(&o.waitTimeout, "wait-timeout", 24*time.Hour, "how long -wait waits at most")
 	fs.StringVar(&o.progress, "progress", "auto", "progress display of -wait: auto, bar, plain or none")
-	rest, err := parseArgs(fs, args, getenv)
+	api, rest, err := o.conn.parse(fs, args, getenv, stderr, o.check)
 	if err != nil {
-		return err
-	}
-	api, err := o.conn.client(getenv, stderr)
-	if err != nil {
-		return err
-	}
-	if err := o.check(rest); err != nil {
 		return err
 	}
 	numbers, err := readInput(rest[0], stdin, stderr)

@@ -74,6 +74,21 @@ func (c *connFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.retries, "retries", 5, "retries of a request that failed transiently (network, 429, 502, 503, 504)")
 }
 
+// parse parses a client command's flags and arguments: the shared flags
+// give the API client, and check judges the positional arguments and the
+// command's own flags.
+func (c *connFlags) parse(fs *flag.FlagSet, args []string, getenv func(string) string, notes io.Writer, check func([]string) error) (*apiClient, []string, error) {
+	rest, err := parseArgs(fs, args, getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	api, err := c.client(getenv, notes)
+	if err != nil {
+		return nil, nil, err
+	}
+	return api, rest, check(rest)
+}
+
 // client checks the shared flags, after parseArgs, and returns an API
 // client. The key falls back to BULKRESTORE_API_KEY.
 func (c *connFlags) client(getenv func(string) string, notes io.Writer) (*apiClient, error) {

@@ -91,22 +91,30 @@ func TestClientProgressLine(t *testing.T) {
 	}
 }
 
+// drawBar draws a bar of 1000 numbers of a width, a frame a second with
+// done numbers done, and returns what it wrote, finished when asked.
+func drawBar(width int, done []int, finish bool) string {
+	var buf bytes.Buffer
+	b := &barProgress{w: &buf, width: width}
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, d := range done {
+		b.update(d, 1000, start.Add(time.Duration(i)*time.Second))
+	}
+	if finish {
+		b.finish()
+	}
+	return buf.String()
+}
+
 // TestClientProgressBar checks the bar's frames: one unit, an ETA, drawn in place within the terminal's width.
 func TestClientProgressBar(t *testing.T) {
-	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	t.Run("the frames show numbers/s and an ETA from the first to the last", func(t *testing.T) {
-		var buf bytes.Buffer
-		b := &barProgress{w: &buf, width: 100}
-		b.update(0, 1000, start)
-		b.update(100, 1000, start.Add(time.Second))
-		b.update(1000, 1000, start.Add(3*time.Second))
-		b.finish()
+		got := drawBar(100, []int{0, 100, 1000}, true)
 		want := []string{
 			"restoring   0% [>                             ] 0/1000 done, ? numbers/s, ETA ?",
 			"restoring  10% [===>                          ] 100/1000 done, 100 numbers/s, ETA 9s",
-			"restoring 100% [==============================] 1000/1000 done, 333 numbers/s, ETA 0s",
+			"restoring 100% [==============================] 1000/1000 done, 500 numbers/s, ETA 0s",
 		}
-		got := buf.String()
 		if !strings.HasSuffix(got, "\n") || strings.Count(got, "\n") != 1 {
 			t.Fatalf("want one newline, at the end, after finish: %q", got)
 		}
@@ -121,12 +129,7 @@ func TestClientProgressBar(t *testing.T) {
 		}
 	})
 	t.Run("a shorter frame blanks what the longer one before it drew", func(t *testing.T) {
-		var buf bytes.Buffer
-		b := &barProgress{w: &buf, width: 100}
-		b.update(900, 1000, start)
-		b.update(950, 1000, start.Add(time.Second))
-		b.update(960, 1000, start.Add(2*time.Second))
-		frames := strings.Split(strings.TrimPrefix(buf.String(), "\r"), "\r")
+		frames := strings.Split(strings.TrimPrefix(drawBar(100, []int{900, 950, 960}, false), "\r"), "\r")
 		if len(frames) != 3 || len(frames[2]) < len(frames[1]) {
 			t.Fatalf("frames: got=%q, want the last as long as the one before", frames)
 		}

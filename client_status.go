@@ -29,15 +29,8 @@ func runStatus(ctx context.Context, args []string, getenv func(string) string, s
 	fs.BoolVar(&o.results, "results", false, "also print every number's result, as a table")
 	fs.BoolVar(&o.failed, "failed", false, "only the failed numbers' results (implies -results)")
 	registerOutputFlags(fs, &o.out, &o.format)
-	rest, err := parseArgs(fs, args, getenv)
+	api, rest, err := o.conn.parse(fs, args, getenv, stderr, o.check)
 	if err != nil {
-		return err
-	}
-	api, err := o.conn.client(getenv, stderr)
-	if err != nil {
-		return err
-	}
-	if err := o.check(rest); err != nil {
 		return err
 	}
 	s, err := api.jobStatus(ctx, rest[0], 0, 0)
