@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"regexp"
 	"strings"
@@ -24,7 +25,7 @@ const secretOverlap = 24 * time.Hour
 // runBackup is `bulkrestore backup -db PATH OUT`: a consistent copy of a
 // live database, safe to take while the server runs.
 func runBackup(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	dbPath, rest, err := adminFlags("backup", args, getenv, stderr, nil)
+	dbPath, rest, err := adminFlags("backup", args, getenv, false, nil)
 	if err != nil {
 		return err
 	}
@@ -49,15 +50,12 @@ func runBackup(ctx context.Context, args []string, getenv func(string) string, s
 // runCheck is `bulkrestore check -db PATH`: PRAGMA integrity_check, with a
 // non-zero exit when the file is damaged.
 func runCheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	dbPath, rest, err := adminFlags("check", args, getenv, stderr, nil)
+	dbPath, rest, err := adminFlags("check", args, getenv, false, nil)
 	if err != nil {
 		return err
 	}
 	if len(rest) != 0 {
 		return fmt.Errorf("%w: check -db PATH", errUsage)
-	}
-	if _, err := os.Stat(dbPath); err != nil {
-		return fmt.Errorf("check: %w", err)
 	}
 	store, err := openStore(dbPath)
 	if err != nil {
@@ -77,53 +75,104 @@ func runCheck(ctx context.Context, args []string, getenv func(string) string, st
 	return nil
 }
 
-// adminFlags parses the flags of an admin subcommand: -db, plus whatever
-// extra registers. It returns the store path and the positional arguments.
-func adminFlags(name string, args []string, getenv func(string) string, stderr io.Writer, extra func(*flag.FlagSet)) (string, []string, error) {
+// adminFlags parses the flags of an admin command: -db, plus whatever
+// extra registers. Only -db may come from the environment (BULKRESTORE_DB):
+// an admin command must never take its target user from the settings a
+// client command reads. Unless the command creates a database (user add),
+// a missing database file is an error naming it, before anything opens
+// it (opening would create an empty one). It returns the database path and
+// the positional arguments.
+func adminFlags(name string, args []string, getenv func(string) string, creates bool, extra func(*flag.FlagSet)) (string, []string, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	db := fs.String("db", "bulkrestore.db", "SQLite database file")
 	if extra != nil {
 		extra(fs)
 	}
-	rest, err := parseArgs(fs, args, getenv)
+	dbOnly := func(key string) string {
+		if key == envName("db") {
+			return getenv(key)
+		}
+		return ""
+	}
+	rest, err := parseArgs(fs, args, dbOnly)
+	if err == nil && !creates && !databaseExists(*db) {
+		err = fmt.Errorf("%s: no database %s (only serve and user add create one)", name, *db)
+	}
 	return *db, rest, err
 }
 
-// runUser is `bulkrestore user add|list|del`.
+// databaseExists reports whether the database file is there; anything
+// but "does not exist" is left for opening it to report.
+func databaseExists(path string) bool {
+	_, err := os.Stat(path)
+	return !errors.Is(err, fs.ErrNotExist)
+}
+
+// userCommands are the user subcommands and how many arguments each takes.
+var userCommands = map[string]int{"add": 1, "del": 1, "list": 0, "rotate-secret": 1}
+
+// createdUserJSON is the one line `user add` prints, in the contract's
+// field order.
+type createdUserJSON struct {
+	Username      string `json:"username"`
+	APIKey        string `json:"api_key"`
+	WebhookSecret string `json:"webhook_secret"`
+}
+
+// rotatedSecretJSON is the one line `user rotate-secret` prints.
+type rotatedSecretJSON struct {
+	Username      string `json:"username"`
+	WebhookSecret string `json:"webhook_secret"`
+}
+
+// listedUserJSON is one line of `user list`.
+type listedUserJSON struct {
+	Username  string  `json:"username"`
+	CreatedAt *string `json:"created_at"`
+}
+
+// runUser is `bulkrestore user add|list|del|rotate-secret`.
 func runUser(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("%w: user add|list|del -db PATH [NAME]", errUsage)
+		return usageErrorf("user", "user needs a command: add, list, del or rotate-secret")
 	}
 	sub, args := args[0], args[1:]
-	dbPath, rest, err := adminFlags("user "+sub, args, getenv, stderr, nil)
+	if isHelpFlag(sub) {
+		return &helpRequest{cmd: "user"}
+	}
+	n, known := userCommands[sub]
+	if !known {
+		return usageErrorf("user", "unknown user command %q (want add, list, del or rotate-secret, before the flags)", sub)
+	}
+	cmd := "user " + sub
+	dbPath, rest, err := adminFlags(cmd, args, getenv, sub == "add", nil)
 	if err != nil {
 		return err
 	}
-	wantArgs := map[string]int{"add": 1, "del": 1, "list": 0, "rotate-secret": 1}
-	n, known := wantArgs[sub]
-	if !known {
-		return fmt.Errorf("%w: unknown user command %q (want add, list, del or rotate-secret)", errUsage, sub)
-	}
 	if len(rest) != n {
-		return fmt.Errorf("%w: user %s takes %d argument(s), got %d", errUsage, sub, n, len(rest))
+		return usageErrorf(cmd, "%s takes %d argument(s), got %d", cmd, n, len(rest))
 	}
+	if sub == "add" && !userNamePattern.MatchString(rest[0]) {
+		return usageErrorf(cmd, "user name must be 1 to 64 of A-Z a-z 0-9 . _ -")
+	}
+	fresh := !databaseExists(dbPath)
 	store, err := openStore(dbPath)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	if fresh {
+		fmt.Fprintf(stderr, "created database %s\n", dbPath)
+	}
+	enc := json.NewEncoder(stdout)
 	switch sub {
 	case "add":
 		name := rest[0]
-		if !userNamePattern.MatchString(name) {
-			return fmt.Errorf("%w: user name must be 1 to 64 of A-Z a-z 0-9 . _ -", errUsage)
-		}
 		key, secret := newAPIKey(), newWebhookSecret()
 		if err := store.createUser(ctx, name, key, secret); err != nil {
 			return fmt.Errorf("user add %s: %w", name, err)
 		}
-		return json.NewEncoder(stdout).Encode(map[string]string{"username": name, "api_key": key, "webhook_secret": secret})
+		return enc.Encode(createdUserJSON{Username: name, APIKey: key, WebhookSecret: secret})
 	case "rotate-secret":
 		secret := newWebhookSecret()
 		if err := store.rotateSecret(ctx, rest[0], secret, secretOverlap); err != nil {
@@ -132,7 +181,7 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 			}
 			return err
 		}
-		return json.NewEncoder(stdout).Encode(map[string]string{"username": rest[0], "webhook_secret": secret})
+		return enc.Encode(rotatedSecretJSON{Username: rest[0], WebhookSecret: secret})
 	case "del":
 		if err := store.deleteUser(ctx, rest[0]); err != nil {
 			if errors.Is(err, errNotFound) {
@@ -147,9 +196,8 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 		if err != nil {
 			return err
 		}
-		enc := json.NewEncoder(stdout)
 		for _, u := range users {
-			if err := enc.Encode(map[string]any{"username": u.Name, "created_at": jsonTime(u.CreatedAt)}); err != nil {
+			if err := enc.Encode(listedUserJSON{Username: u.Name, CreatedAt: jsonTime(u.CreatedAt)}); err != nil {
 				return err
 			}
 		}
@@ -159,18 +207,25 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 
 // runNumbers is `bulkrestore numbers import -db PATH -user NAME FILE|-`.
 func runNumbers(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "import" {
-		return fmt.Errorf("%w: numbers import -db PATH -user NAME FILE.csv|-", errUsage)
+	const synopsis = "numbers import -db PATH -user NAME FILE.csv|-"
+	switch {
+	case len(args) > 0 && isHelpFlag(args[0]):
+		return &helpRequest{cmd: "numbers"}
+	case len(args) == 0 || args[0] != "import":
+		return usageErrorf("numbers", "want %s", synopsis)
 	}
 	var userName string
-	dbPath, rest, err := adminFlags("numbers import", args[1:], getenv, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&userName, "user", "", "user whose inventory this is")
+	dbPath, rest, err := adminFlags("numbers import", args[1:], getenv, false, func(fs *flag.FlagSet) {
+		fs.StringVar(&userName, "user", "", "user whose inventory this is (required; never taken from BULKRESTORE_USER)")
 	})
 	if err != nil {
 		return err
 	}
-	if userName == "" || len(rest) != 1 {
-		return fmt.Errorf("%w: numbers import -db PATH -user NAME FILE.csv|-", errUsage)
+	switch {
+	case userName == "":
+		return usageErrorf("numbers import", "-user NAME is required (BULKRESTORE_USER is the client's setting and is never read here)")
+	case len(rest) != 1:
+		return usageErrorf("numbers import", "want one FILE.csv, or - for standard input; got %d arguments", len(rest))
 	}
 	in := stdin
 	if rest[0] != "-" {

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -19,25 +18,6 @@ import (
 
 // maxInvalidShown caps how many bad input lines submit lists.
 const maxInvalidShown = 20
-
-// submitUsage is the synopsis of `bulkrestore submit`.
-const submitUsage = `Usage: bulkrestore submit -server URL -user U [-key K] [-webhook URL] [-wait] [-o FILE|-] FILE|-
-
-Reads numbers (one a line, or the first column of a CSV; a first row with no
-digits is a header) from FILE or standard input (-), submits them in jobs of
-at most -batch numbers and prints each job_uuid. With -wait it waits for every
-job and writes every number's result (CSV, or JSON for -o *.json; standard
-output when -o is not given). The key may come from BULKRESTORE_API_KEY.
-Exit status: 0 all restored, 1 some not restored, 2 usage, auth or server error.
-
-`
-
-// statusUsage is the synopsis of `bulkrestore status`.
-const statusUsage = `Usage: bulkrestore status -server URL -user U [-key K] [-json] JOB_UUID
-
-Prints one job's summary; -json prints the server's answer as it is.
-
-`
 
 // submitOptions are the flags of `bulkrestore submit`, parsed.
 type submitOptions struct {
@@ -56,26 +36,16 @@ type submitOptions struct {
 func runSubmit(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	var o submitOptions
 	fs := flag.NewFlagSet("submit", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, submitUsage); fs.PrintDefaults() }
 	o.conn.register(fs)
 	fs.StringVar(&o.webhook, "webhook", "", "webhook_url for every job")
 	fs.BoolVar(&o.wait, "wait", false, "wait for every job, show progress and write every result")
-	fs.StringVar(&o.out, "o", "", "write results to this file (.csv or .json), or - for standard output")
-	fs.StringVar(&o.format, "format", "", "results format, csv or json (default: from -o's extension, else csv)")
+	registerOutputFlags(fs, &o.out, &o.format)
 	fs.IntVar(&o.batch, "batch", 10000, "most numbers per job (halved while the server answers 413)")
 	fs.DurationVar(&o.poll, "poll", time.Second, "how often -wait asks for progress")
 	fs.DurationVar(&o.waitTimeout, "wait-timeout", 24*time.Hour, "how long -wait waits at most")
 	fs.StringVar(&o.progress, "progress", "auto", "progress display of -wait: auto, bar, plain or none")
-	rest, err := parseArgs(fs, args, getenv)
+	api, rest, err := o.conn.parse(fs, args, getenv, stderr, o.check)
 	if err != nil {
-		return err
-	}
-	api, err := o.conn.client(getenv, stderr)
-	if err != nil {
-		return err
-	}
-	if err := o.check(rest); err != nil {
 		return err
 	}
 	numbers, err := readInput(rest[0], stdin, stderr)
@@ -91,15 +61,11 @@ func (o *submitOptions) check(rest []string) error {
 	if len(rest) != 1 {
 		return fmt.Errorf("%w: submit takes one FILE (or - for standard input), got %d arguments", errUsage, len(rest))
 	}
-	if o.format == "" {
-		o.format = "csv"
-		if strings.EqualFold(filepath.Ext(o.out), ".json") {
-			o.format = "json"
-		}
+	var err error
+	if o.format, err = resultFormat(o.out, o.format); err != nil {
+		return err
 	}
 	switch {
-	case o.format != "csv" && o.format != "json":
-		return fmt.Errorf("%w: -format must be csv or json", errUsage)
 	case o.batch < 1:
 		return fmt.Errorf("%w: -batch must be at least 1", errUsage)
 	case o.poll < time.Millisecond || o.poll > time.Hour:
@@ -339,7 +305,7 @@ func (s *submission) waitAll(ctx context.Context) error {
 	if len(waiting) == 0 {
 		return nil
 	}
-	prog := newProgress(s.opts.progress, s.stderr, total)
+	prog := newProgress(s.opts.progress, s.stderr)
 	defer prog.finish()
 	deadline := time.Now().Add(s.opts.waitTimeout)
 	for {
@@ -453,74 +419,4 @@ func (s *submission) writeResults(ctx context.Context, tally *resultTally) error
 		return err
 	}
 	return out.commit()
-}
-
-// runStatus is `bulkrestore status`: one job's summary.
-func runStatus(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	var conn connFlags
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, statusUsage); fs.PrintDefaults() }
-	conn.register(fs)
-	raw := fs.Bool("json", false, "print the server's JSON answer as it is")
-	rest, err := parseArgs(fs, args, getenv)
-	if err != nil {
-		return err
-	}
-	api, err := conn.client(getenv, stderr)
-	if err != nil {
-		return err
-	}
-	if len(rest) != 1 {
-		return fmt.Errorf("%w: status takes one JOB_UUID, got %d arguments", errUsage, len(rest))
-	}
-	if _, err := uuid.Parse(rest[0]); err != nil || len(rest[0]) != 36 {
-		return fmt.Errorf("%w: %q is not a job_uuid", errUsage, rest[0])
-	}
-	s, err := api.jobStatus(ctx, rest[0], 0, 0)
-	if err != nil {
-		return serverTrouble(err)
-	}
-	if *raw {
-		_, err := stdout.Write(s.Raw)
-		return err
-	}
-	printSummary(stdout, s)
-	return nil
-}
-
-// printSummary writes a job summary for people, one "name  value" a line.
-func printSummary(w io.Writer, s jobSummary) {
-	or := func(p *string, none string) string {
-		if p == nil || *p == "" {
-			return none
-		}
-		return *p
-	}
-	counts := fmt.Sprintf("%d: %d succeeded, %d failed", s.TotalNumbers, s.SuccessCount, s.FailureCount)
-	if s.CancelledCount > 0 {
-		counts += fmt.Sprintf(", %d cancelled", s.CancelledCount)
-	}
-	if left := s.TotalNumbers - s.done(); left > 0 {
-		counts += fmt.Sprintf(", %d to go", left)
-	}
-	webhook := "none"
-	if s.WebhookURL != nil {
-		switch {
-		case s.WebhookDeliveredAt != nil:
-			webhook = "delivered at " + *s.WebhookDeliveredAt
-		case s.WebhookError != nil:
-			webhook = fmt.Sprintf("not delivered after %d attempt(s): %s", s.WebhookAttempts, *s.WebhookError)
-		default:
-			webhook = fmt.Sprintf("not delivered yet (%d attempt(s))", s.WebhookAttempts)
-		}
-	}
-	rows := [][2]string{
-		{"job_uuid", s.JobUUID}, {"status", s.Status}, {"numbers", counts},
-		{"created_at", or(s.CreatedAt, "-")}, {"started_at", or(s.StartedAt, "-")}, {"completed_at", or(s.CompletedAt, "-")},
-		{"webhook_url", or(s.WebhookURL, "-")}, {"webhook", webhook},
-	}
-	for _, r := range rows {
-		fmt.Fprintf(w, "%-13s %s\n", r[0], r[1])
-	}
 }

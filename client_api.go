@@ -30,6 +30,9 @@ const (
 	clientRetryBase = time.Second
 	// clientRetryAfterMax caps how long a Retry-After may make the client wait.
 	clientRetryAfterMax = 2 * time.Minute
+	// resultPageSize is how many results the client asks for at a time, so
+	// that a large job is never held in memory whole.
+	resultPageSize = 1000
 )
 
 // exitError ends the program with a chosen exit code: submit exits 1 when
@@ -71,6 +74,21 @@ func (c *connFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.retries, "retries", 5, "retries of a request that failed transiently (network, 429, 502, 503, 504)")
 }
 
+// parse parses a client command's flags and arguments: the shared flags
+// give the API client, and check judges the positional arguments and the
+// command's own flags.
+func (c *connFlags) parse(fs *flag.FlagSet, args []string, getenv func(string) string, notes io.Writer, check func([]string) error) (*apiClient, []string, error) {
+	rest, err := parseArgs(fs, args, getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	api, err := c.client(getenv, notes)
+	if err != nil {
+		return nil, nil, err
+	}
+	return api, rest, check(rest)
+}
+
 // client checks the shared flags, after parseArgs, and returns an API
 // client. The key falls back to BULKRESTORE_API_KEY.
 func (c *connFlags) client(getenv func(string) string, notes io.Writer) (*apiClient, error) {
@@ -96,7 +114,7 @@ func (c *connFlags) client(getenv func(string) string, notes io.Writer) (*apiCli
 	base.RawQuery, base.Fragment = "", ""
 	return &apiClient{
 		base: base, user: c.user, key: c.key, retries: c.retries, retryBase: clientRetryBase, notes: notes,
-		hc: &http.Client{Timeout: clientRequestTimeout},
+		hc: &http.Client{Timeout: clientRequestTimeout}, pageSize: resultPageSize,
 	}, nil
 }
 
@@ -108,6 +126,7 @@ type apiClient struct {
 	retries   int
 	retryBase time.Duration
 	notes     io.Writer // where retries are announced
+	pageSize  int       // results asked for at a time
 }
 
 // apiReply is one answer from the server, read whole.
@@ -323,13 +342,12 @@ func (c *apiClient) jobStatus(ctx context.Context, jobUUID string, offset, limit
 	return s, nil
 }
 
-// eachResult calls fn for every result of a finished job, in order, a page
-// of resultPageSize at a time.
+// eachResult calls fn for every result of a job, in order, a page of
+// c.pageSize at a time.
 func (c *apiClient) eachResult(ctx context.Context, job jobSummary, fn func(clientResult) error) error {
-	const resultPageSize = 1000
-	maxPages := job.TotalNumbers/resultPageSize + 2 // bounded even if the server misbehaves
+	maxPages := job.TotalNumbers/c.pageSize + 2 // bounded even if the server misbehaves
 	for page, offset := 0, 0; page < maxPages; page++ {
-		s, err := c.jobStatus(ctx, job.JobUUID, offset, resultPageSize)
+		s, err := c.jobStatus(ctx, job.JobUUID, offset, c.pageSize)
 		if err != nil {
 			return err
 		}
@@ -340,7 +358,7 @@ func (c *apiClient) eachResult(ctx context.Context, job jobSummary, fn func(clie
 			}
 		}
 		offset += len(s.Results)
-		if len(s.Results) < resultPageSize || offset >= job.TotalNumbers {
+		if len(s.Results) < c.pageSize || offset >= job.TotalNumbers {
 			return nil
 		}
 	}

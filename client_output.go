@@ -3,11 +3,13 @@ package main
 import (
 	"encoding/csv"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // output is where results go: standard output, or a temporary file that
@@ -55,27 +57,63 @@ func (o *output) abort() {
 	}
 }
 
+// registerOutputFlags adds -o and -format, the flags that say where and
+// how results are written, to fs.
+func registerOutputFlags(fs *flag.FlagSet, out, format *string) {
+	fs.StringVar(out, "o", "", "write results to this file (.csv or .json), or - for standard output")
+	fs.StringVar(format, "format", "", "results format, csv or json (default: from -o's extension, else csv)")
+}
+
+// resultFormat checks -format, or picks it from -o's extension.
+func resultFormat(out, format string) (string, error) {
+	switch {
+	case format == "" && strings.EqualFold(filepath.Ext(out), ".json"):
+		return "json", nil
+	case format == "":
+		return "csv", nil
+	case format != "csv" && format != "json":
+		return "", fmt.Errorf("%w: -format must be csv or json", errUsage)
+	}
+	return format, nil
+}
+
 // resultColumnsCSV is the CSV header of the results.
 var resultColumnsCSV = []string{"number", "status", "status_code", "message", "requires_identity_update", "needs_registration", "attempts", "job_uuid"}
 
-// resultWriter writes results as CSV rows or as a JSON array, streaming.
+// resultTableRow is the layout of one line of the results table.
+const resultTableRow = "%-15s  %-10s  %-4s  %s\n"
+
+// resultWriter writes results as CSV rows, as a JSON array, or as a table
+// for people, streaming.
 type resultWriter struct {
 	w      io.Writer
-	csv    *csv.Writer // nil for JSON
+	format string      // csv, json or table
+	csv    *csv.Writer // for csv
 	count  int
 	failed error
 }
 
-// newResultWriter starts writing results in a format, csv or json.
+// newResultWriter starts writing results in a format: csv, json or table.
 func newResultWriter(w io.Writer, format string) *resultWriter {
-	rw := &resultWriter{w: w}
-	if format == "csv" {
+	rw := &resultWriter{w: w, format: format}
+	switch format {
+	case "csv":
 		rw.csv = csv.NewWriter(w)
 		rw.failed = rw.csv.Write(resultColumnsCSV)
-	} else {
+	case "json":
 		_, rw.failed = io.WriteString(w, "[")
+	default:
+		_, rw.failed = fmt.Fprintf(w, resultTableRow, "NUMBER", "STATUS", "CODE", "MESSAGE")
 	}
 	return rw
+}
+
+// optInt writes a number that may be null; null is empty.
+func optInt(p *int) string {
+	if p == nil {
+		return ""
+	}
+	return strconv.Itoa(*p)
 }
 
 // write adds one result.
@@ -84,30 +122,37 @@ func (rw *resultWriter) write(r clientResult) error {
 		return rw.failed
 	}
 	rw.count++
-	if rw.csv != nil {
-		optInt := func(p *int) string {
-			if p == nil {
-				return ""
-			}
-			return strconv.Itoa(*p)
-		}
-		msg := ""
-		if r.Message != nil {
-			msg = *r.Message
-		}
+	msg := ""
+	if r.Message != nil {
+		msg = *r.Message
+	}
+	switch rw.format {
+	case "csv":
 		rw.failed = rw.csv.Write([]string{r.Number, r.Status, optInt(r.StatusCode), msg,
 			strconv.Itoa(r.RequiresIdentityUpdate), strconv.Itoa(r.NeedsRegistration), optInt(r.Attempts), r.JobUUID})
-		return rw.failed
+	case "json":
+		b, err := json.Marshal(r)
+		if err != nil {
+			return err
+		}
+		sep := ",\n"
+		if rw.count == 1 {
+			sep = "\n"
+		}
+		_, rw.failed = io.WriteString(rw.w, sep+string(b))
+	default:
+		var notes []string
+		if r.RequiresIdentityUpdate == 1 {
+			notes = append(notes, "requires identity update")
+		}
+		if r.NeedsRegistration == 1 {
+			notes = append(notes, "needs registration")
+		}
+		if len(notes) > 0 {
+			msg += " (" + strings.Join(notes, ", ") + ")"
+		}
+		_, rw.failed = fmt.Fprintf(rw.w, resultTableRow, r.Number, r.Status, optInt(r.StatusCode), msg)
 	}
-	b, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	sep := ",\n"
-	if rw.count == 1 {
-		sep = "\n"
-	}
-	_, rw.failed = io.WriteString(rw.w, sep+string(b))
 	return rw.failed
 }
 
@@ -116,14 +161,17 @@ func (rw *resultWriter) close() error {
 	if rw.failed != nil {
 		return rw.failed
 	}
-	if rw.csv != nil {
+	switch rw.format {
+	case "csv":
 		rw.csv.Flush()
 		return rw.csv.Error()
+	case "json":
+		end := "\n]\n"
+		if rw.count == 0 {
+			end = "]\n"
+		}
+		_, err := io.WriteString(rw.w, end)
+		return err
 	}
-	end := "\n]\n"
-	if rw.count == 0 {
-		end = "]\n"
-	}
-	_, err := io.WriteString(rw.w, end)
-	return err
+	return nil
 }

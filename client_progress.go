@@ -5,9 +5,9 @@ import (
 	"io"
 	"math"
 	"os"
+	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 )
 
@@ -19,19 +19,30 @@ type progress interface {
 	finish()
 }
 
+// defaultBarWidth is the line width of the bar when the terminal does not
+// say its own.
+const defaultBarWidth = 80
+
 // newProgress picks the display for a -progress mode: "bar" (a live bar),
 // "plain" (a line a poll), "none", or "auto": the bar when stderr is a
 // terminal, else plain lines.
-func newProgress(mode string, stderr io.Writer, total int) progress {
+func newProgress(mode string, stderr io.Writer) progress {
+	width, isTerminal := defaultBarWidth, false
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		isTerminal = true
+		if w, _, err := term.GetSize(int(f.Fd())); err == nil && w > 0 {
+			width = w
+		}
+	}
 	if mode == "auto" {
 		mode = "plain"
-		if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		if isTerminal {
 			mode = "bar"
 		}
 	}
 	switch mode {
 	case "bar":
-		return newBarProgress(stderr, total)
+		return &barProgress{w: stderr, width: width}
 	case "plain":
 		return &plainProgress{w: stderr}
 	default:
@@ -51,49 +62,9 @@ func (noProgress) update(int, int, time.Time) {}
 // finish implements progress.
 func (noProgress) finish() {}
 
-// barProgress is a live progress bar with count, rate and ETA, for a
-// terminal.
-type barProgress struct {
-	bar *progressbar.ProgressBar
-}
-
-// newBarProgress starts a bar of total numbers on w.
-func newBarProgress(w io.Writer, total int) *barProgress {
-	bar := progressbar.NewOptions(total,
-		progressbar.OptionSetWriter(w),
-		progressbar.OptionSetDescription("restoring"),
-		progressbar.OptionSetWidth(30),
-		progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("numbers"),
-		progressbar.OptionSetPredictTime(true),
-		progressbar.OptionSetElapsedTime(true),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionSetRenderBlankState(true),
-		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
-	)
-	return &barProgress{bar: bar}
-}
-
-// update implements progress.
-func (b *barProgress) update(done, total int, _ time.Time) {
-	if b.bar.GetMax() != total {
-		b.bar.ChangeMax(total)
-	}
-	b.bar.Set(done)
-}
-
-// finish implements progress.
-func (b *barProgress) finish() {
-	if !b.bar.IsFinished() {
-		b.bar.Exit()
-	}
-}
-
-// plainProgress writes one line per update, for logs and pipes:
-// "1200/20000 done, 600/s, ETA 28s".
-type plainProgress struct {
-	w       io.Writer
+// rateMeter measures how many numbers a second get done, over the last
+// rateWindow.
+type rateMeter struct {
 	samples []progressSample
 }
 
@@ -106,38 +77,101 @@ type progressSample struct {
 // rateWindow is how far back the rate is measured.
 const rateWindow = 30 * time.Second
 
-// update implements progress.
-func (p *plainProgress) update(done, total int, now time.Time) {
-	p.samples = append(p.samples, progressSample{at: now, done: done})
+// add records a sample and returns the rate in numbers a second; known is
+// false until two samples at different times say something.
+func (m *rateMeter) add(done int, now time.Time) (rate float64, known bool) {
+	m.samples = append(m.samples, progressSample{at: now, done: done})
 	// Keep the newest sample older than the window as the baseline.
-	for len(p.samples) > 2 && now.Sub(p.samples[1].at) >= rateWindow {
-		p.samples = p.samples[1:]
+	for len(m.samples) > 2 && now.Sub(m.samples[1].at) >= rateWindow {
+		m.samples = m.samples[1:]
 	}
-	rate := 0.0
-	if first := p.samples[0]; len(p.samples) > 1 {
-		if secs := now.Sub(first.at).Seconds(); secs > 0 {
-			rate = float64(done-first.done) / secs
-		}
+	first := m.samples[0]
+	secs := now.Sub(first.at).Seconds()
+	if secs <= 0 {
+		return 0, false
 	}
-	fmt.Fprintln(p.w, progressLine(done, total, rate))
+	return float64(done-first.done) / secs, true
 }
 
-// finish implements progress.
-func (p *plainProgress) finish() {}
-
-// progressLine formats one plain progress line; a rate of 0 has no ETA yet.
-func progressLine(done, total int, rate float64) string {
-	rateText := fmt.Sprintf("%.0f/s", rate)
-	if rate > 0 && rate < 10 {
-		rateText = fmt.Sprintf("%.1f/s", rate)
+// progressLine says how far the numbers have come, in one unit
+// (numbers/s) and with an ETA: "1200/20000 done, 600 numbers/s, ETA 28s".
+// Before the rate is known, both are "?".
+func progressLine(done, total int, rate float64, known bool) string {
+	rateText := "?"
+	switch {
+	case known && rate > 0 && rate < 10:
+		rateText = fmt.Sprintf("%.1f", rate)
+	case known:
+		rateText = fmt.Sprintf("%.0f", rate)
 	}
 	eta := "?"
 	switch {
 	case done >= total:
 		eta = "0s"
-	case rate > 0:
+	case known && rate > 0:
 		secs := math.Ceil(float64(total-done) / rate)
 		eta = (time.Duration(min(secs, 1e6)) * time.Second).String()
 	}
-	return fmt.Sprintf("%d/%d done, %s, ETA %s", done, total, rateText, eta)
+	return fmt.Sprintf("%d/%d done, %s numbers/s, ETA %s", done, total, rateText, eta)
+}
+
+// plainProgress writes one progressLine per update, for logs and pipes.
+type plainProgress struct {
+	w     io.Writer
+	meter rateMeter
+}
+
+// update implements progress.
+func (p *plainProgress) update(done, total int, now time.Time) {
+	rate, known := p.meter.add(done, now)
+	fmt.Fprintln(p.w, progressLine(done, total, rate, known))
+}
+
+// finish implements progress.
+func (p *plainProgress) finish() {}
+
+// barProgress is a live bar for a terminal, redrawn in place on one line
+// of at most width characters: "restoring  30% [====>     ] " and the
+// progressLine.
+type barProgress struct {
+	w       io.Writer
+	width   int
+	meter   rateMeter
+	lastLen int // of the line drawn last, to blank what a shorter one leaves
+}
+
+// barLine is one frame of the bar; the bar itself shrinks, down to
+// nothing, to keep the line within width.
+func barLine(done, total int, rate float64, known bool, width int) string {
+	frac := 1.0
+	if total > 0 {
+		frac = min(1, max(0, float64(done)/float64(total)))
+	}
+	prefix := fmt.Sprintf("restoring %3d%% ", int(100*frac)) // 100% only when done
+	text := progressLine(done, total, rate, known)
+	inner := min(30, width-1-len(prefix)-len(text)-3)
+	if inner < 5 {
+		return prefix + text
+	}
+	filled := int(frac * float64(inner))
+	bar := strings.Repeat("=", filled)
+	if filled < inner {
+		bar += ">" + strings.Repeat(" ", inner-filled-1)
+	}
+	return prefix + "[" + bar + "] " + text
+}
+
+// update implements progress.
+func (b *barProgress) update(done, total int, now time.Time) {
+	rate, known := b.meter.add(done, now)
+	line := barLine(done, total, rate, known, b.width)
+	fmt.Fprint(b.w, "\r"+line+strings.Repeat(" ", max(0, b.lastLen-len(line))))
+	b.lastLen = len(line)
+}
+
+// finish implements progress: the cursor goes below the last frame.
+func (b *barProgress) finish() {
+	if b.lastLen > 0 {
+		fmt.Fprintln(b.w)
+	}
 }

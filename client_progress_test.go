@@ -23,7 +23,7 @@ func TestClientSubmitShowsPlainProgressWhenNotATerminal(t *testing.T) {
 	if r.code != 1 {
 		t.Fatalf("exit: got=%d, want 1", r.code)
 	}
-	line := regexp.MustCompile(`^(\d+)/40 done, [0-9.]+/s, ETA (\?|[0-9hms.]+)$`)
+	line := regexp.MustCompile(`^(\d+)/40 done, (\?|[0-9.]+) numbers/s, ETA (\?|[0-9hms.]+)$`)
 	var progress []string
 	for _, l := range strings.Split(r.stderr, "\n") {
 		if line.MatchString(l) {
@@ -47,28 +47,37 @@ func TestClientSubmitDrawsABarWhenAskedTo(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit: got=%d, want 0", r.code)
 	}
-	if !strings.Contains(r.stderr, "restoring") || !strings.Contains(r.stderr, "(32/32, ") || !strings.Contains(r.stderr, "numbers/") {
-		t.Fatalf("stderr lacks the bar with count and rate:\n%q", r.stderr)
+	if !strings.Contains(r.stderr, "restoring 100% [") || !strings.Contains(r.stderr, "32/32 done, ") ||
+		!strings.Contains(r.stderr, " numbers/s, ETA ") {
+		t.Fatalf("stderr lacks the bar with count, rate and ETA:\n%q", r.stderr)
+	}
+	if strings.Contains(r.stderr, "numbers/hr") || strings.Contains(r.stderr, "numbers/min") {
+		t.Fatalf("the bar changes its unit; want numbers/s throughout:\n%q", r.stderr)
 	}
 }
 
-// TestClientProgressLine checks the plain progress line: count, rate and ETA.
+// TestClientProgressLine checks the progress line: count, rate in numbers/s and ETA.
 func TestClientProgressLine(t *testing.T) {
 	cases := []struct {
+		name        string
 		done, total int
 		rate        float64
+		known       bool
 		want        string
 	}{
-		{1200, 20000, 600, "1200/20000 done, 600/s, ETA 32s"},
-		{0, 40, 0, "0/40 done, 0/s, ETA ?"},
-		{10, 40, 2.5, "10/40 done, 2.5/s, ETA 12s"},
-		{40, 40, 800, "40/40 done, 800/s, ETA 0s"},
-		{0, 100000, 10, "0/100000 done, 10/s, ETA 2h46m40s"},
+		{"a steady rate gives an ETA", 1200, 20000, 600, true, "1200/20000 done, 600 numbers/s, ETA 32s"},
+		{"no rate yet gives no ETA", 0, 40, 0, false, "0/40 done, ? numbers/s, ETA ?"},
+		{"a rate of zero gives no ETA", 5, 40, 0, true, "5/40 done, 0 numbers/s, ETA ?"},
+		{"a slow rate shows a decimal", 10, 40, 2.5, true, "10/40 done, 2.5 numbers/s, ETA 12s"},
+		{"all done is ETA 0s", 40, 40, 800, true, "40/40 done, 800 numbers/s, ETA 0s"},
+		{"a long wait is in hours", 0, 100000, 10, true, "0/100000 done, 10 numbers/s, ETA 2h46m40s"},
 	}
 	for _, c := range cases {
-		if got := progressLine(c.done, c.total, c.rate); got != c.want {
-			t.Errorf("progressLine(%d, %d, %g): got=%q, want %q", c.done, c.total, c.rate, got, c.want)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			if got := progressLine(c.done, c.total, c.rate, c.known); got != c.want {
+				t.Fatalf("progressLine(%d, %d, %g, %v): got=%q, want %q", c.done, c.total, c.rate, c.known, got, c.want)
+			}
+		})
 	}
 	var buf bytes.Buffer
 	p := &plainProgress{w: &buf}
@@ -76,9 +85,66 @@ func TestClientProgressLine(t *testing.T) {
 	p.update(0, 1000, start)
 	p.update(100, 1000, start.Add(time.Second))
 	p.update(300, 1000, start.Add(2*time.Second))
-	if want := "0/1000 done, 0/s, ETA ?\n100/1000 done, 100/s, ETA 9s\n300/1000 done, 150/s, ETA 5s\n"; buf.String() != want {
+	want := "0/1000 done, ? numbers/s, ETA ?\n100/1000 done, 100 numbers/s, ETA 9s\n300/1000 done, 150 numbers/s, ETA 5s\n"
+	if buf.String() != want {
 		t.Fatalf("plain progress: got=%q, want %q", buf.String(), want)
 	}
+}
+
+// drawBar draws a bar of 1000 numbers of a width, a frame a second with
+// done numbers done, and returns what it wrote, finished when asked.
+func drawBar(width int, done []int, finish bool) string {
+	var buf bytes.Buffer
+	b := &barProgress{w: &buf, width: width}
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, d := range done {
+		b.update(d, 1000, start.Add(time.Duration(i)*time.Second))
+	}
+	if finish {
+		b.finish()
+	}
+	return buf.String()
+}
+
+// TestClientProgressBar checks the bar's frames: one unit, an ETA, drawn in place within the terminal's width.
+func TestClientProgressBar(t *testing.T) {
+	t.Run("the frames show numbers/s and an ETA from the first to the last", func(t *testing.T) {
+		got := drawBar(100, []int{0, 100, 1000}, true)
+		want := []string{
+			"restoring   0% [>                             ] 0/1000 done, ? numbers/s, ETA ?",
+			"restoring  10% [===>                          ] 100/1000 done, 100 numbers/s, ETA 9s",
+			"restoring 100% [==============================] 1000/1000 done, 500 numbers/s, ETA 0s",
+		}
+		if !strings.HasSuffix(got, "\n") || strings.Count(got, "\n") != 1 {
+			t.Fatalf("want one newline, at the end, after finish: %q", got)
+		}
+		frames := strings.Split(strings.TrimPrefix(strings.TrimSuffix(got, "\n"), "\r"), "\r")
+		if len(frames) != len(want) {
+			t.Fatalf("frames: got=%q, want %d drawn in place with \\r", frames, len(want))
+		}
+		for i := range want {
+			if strings.TrimRight(frames[i], " ") != want[i] {
+				t.Errorf("frame %d: got=%q, want %q", i, frames[i], want[i])
+			}
+		}
+	})
+	t.Run("a shorter frame blanks what the longer one before it drew", func(t *testing.T) {
+		frames := strings.Split(strings.TrimPrefix(drawBar(100, []int{900, 950, 960}, false), "\r"), "\r")
+		if len(frames) != 3 || len(frames[2]) < len(frames[1]) {
+			t.Fatalf("frames: got=%q, want the last as long as the one before", frames)
+		}
+	})
+	t.Run("the bar shrinks to fit a narrow terminal and goes when there is no room", func(t *testing.T) {
+		for _, width := range []int{80, 70, 40} {
+			line := barLine(123456, 1000000, 4321, true, width)
+			if len(line) >= width && strings.Contains(line, "[") {
+				t.Errorf("width %d: got=%q (%d characters) with a bar", width, line, len(line))
+			}
+			if !strings.Contains(line, "123456/1000000 done, 4321 numbers/s, ETA 3m23s") {
+				t.Errorf("width %d: got=%q, want the count, rate and ETA whole", width, line)
+			}
+		}
+	})
 }
 
 // TestClientSubmitWaitEndsAtItsTimeout checks that -wait ends at -wait-timeout or when interrupted, and that the jobs go on.
@@ -108,7 +174,7 @@ func TestClientSubmitWaitEndsAtItsTimeout(t *testing.T) {
 	var out bytes.Buffer
 	errOut := &cancelOnWrite{cancel: cancel, when: "queued"}
 	err := run(ctx, []string{"submit", "-wait", "-poll", "20ms", in}, mapEnv(demoEnv(s)), strings.NewReader(""), &out, errOut)
-	r = clientRun{stdout: out.String(), stderr: errOut.String(), code: clientExitCode(err), err: err}
+	r = clientRun{stdout: out.String(), stderr: errOut.String(), code: exitCode(err, io.Discard), err: err}
 	if r.code != 2 || !strings.Contains(r.stderr, "queued") || !strings.Contains(r.err.Error(), "the jobs go on on the server") {
 		t.Fatalf("interrupted: got=exit %d, %v\n%s; want 2 with the job named", r.code, r.err, r.stderr)
 	}

@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	"errors"
-	"flag"
 	"io"
 	"net"
 	"net/http"
@@ -34,7 +32,7 @@ type clientRun struct {
 func runClientCtx(ctx context.Context, env map[string]string, stdin string, args ...string) clientRun {
 	var out, errOut bytes.Buffer
 	err := run(ctx, args, mapEnv(env), strings.NewReader(stdin), &out, &errOut)
-	return clientRun{stdout: out.String(), stderr: errOut.String(), code: clientExitCode(err), err: err}
+	return clientRun{stdout: out.String(), stderr: errOut.String(), code: exitCode(err, io.Discard), err: err}
 }
 
 // runClient is runClientCtx bounded to a minute.
@@ -45,21 +43,6 @@ func runClient(t *testing.T, env map[string]string, stdin string, args ...string
 	r := runClientCtx(ctx, env, stdin, args...)
 	t.Logf("bulkrestore %s: exit %d, err %v\nstderr:\n%s", strings.Join(args, " "), r.code, r.err, r.stderr)
 	return r
-}
-
-// clientExitCode maps run's error to an exit status exactly as main does.
-func clientExitCode(err error) int {
-	var exit *exitError
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &exit):
-		return exit.code
-	case errors.Is(err, errUsage) || errors.Is(err, flag.ErrHelp):
-		return 2
-	default:
-		return 1
-	}
 }
 
 // demoEnv is the client's environment for the -dev demo user.

@@ -30,69 +30,67 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(exitCode(err, os.Stderr))
+}
+
+// exitCode tells the user what err says, once, on stderr, and returns the
+// exit status for it: 0 for success or a help text (flag.ErrHelp), 2 for a
+// usage mistake (followed by a line pointing at the command's -h), the
+// code an exitError carries, else 1.
+func exitCode(err error, stderr io.Writer) int {
 	var exit *exitError
+	var hint *usageHint
 	switch {
-	case err == nil:
+	case err == nil || errors.Is(err, flag.ErrHelp):
+		return 0
 	case errors.As(err, &exit):
-		fmt.Fprintln(os.Stderr, "bulkrestore:", err)
-		os.Exit(exit.code)
-	case errors.Is(err, errUsage) || errors.Is(err, flag.ErrHelp):
-		if !errors.Is(err, flag.ErrHelp) && err.Error() != errUsage.Error() {
-			fmt.Fprintln(os.Stderr, "bulkrestore:", err)
+		fmt.Fprintln(stderr, "bulkrestore:", err)
+		return exit.code
+	case errors.Is(err, errUsage):
+		// "usage: " starts every usage error's text; the pointer to -h says it better.
+		if msg := strings.TrimPrefix(err.Error(), errUsage.Error()+": "); msg != errUsage.Error() {
+			fmt.Fprintln(stderr, "bulkrestore:", msg)
 		}
-		os.Exit(2)
+		if errors.As(err, &hint) {
+			fmt.Fprintln(stderr, hint.pointer())
+		}
+		return 2
 	default:
-		fmt.Fprintln(os.Stderr, "bulkrestore:", err)
-		os.Exit(1)
+		fmt.Fprintln(stderr, "bulkrestore:", err)
+		return 1
 	}
 }
 
-// usageText is printed for help and for an unknown command.
-const usageText = `bulkrestore: the v3 bulk phone-number restore API in one binary.
-
-Usage:
-  bulkrestore [serve] [flags]                  run the API server (the default)
-  bulkrestore user add -db PATH NAME           create a user; prints its API key and webhook secret
-  bulkrestore user list -db PATH               list users
-  bulkrestore user del -db PATH NAME           delete a user with its jobs and inventory
-  bulkrestore user rotate-secret -db PATH NAME new webhook secret; the old one signs too for 24h
-  bulkrestore numbers import -db PATH -user NAME FILE.csv|-
-                                               import or update inventory numbers
-  bulkrestore backup -db PATH OUT              consistent copy of a live database
-  bulkrestore check -db PATH                   run SQLite's integrity check
-  bulkrestore bench [-json FILE|-] [flags]     benchmark an in-process server (bench -h)
-  bulkrestore submit -server URL -user U [-key K] [-webhook URL] [-wait] [-o FILE.csv|FILE.json|-] FILE|-
-                                               client: submit numbers in jobs; -wait shows progress
-                                               and writes every result (submit -h)
-  bulkrestore status -server URL -user U [-key K] [-json] JOB_UUID
-                                               client: print one job's summary
-  bulkrestore version                          print the version
-
-Every flag can also be set as BULKRESTORE_<FLAG> (upper case, - as _).
-Run "bulkrestore serve -h" for the server's flags.
-`
-
 // run is the whole program: main only maps its error to an exit code, and
-// end-to-end tests call it directly.
+// end-to-end tests call it directly. When asked for help (-h, help) it
+// prints that help on stdout and returns flag.ErrHelp.
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	cmd := "serve"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+	switch {
+	case len(args) > 0 && isHelpFlag(args[0]):
+		cmd, args = "help", nil
+	case len(args) > 0 && !strings.HasPrefix(args[0], "-"):
 		cmd, args = args[0], args[1:]
 	}
-	if cmd == "serve" || cmd == "bench" {
-		widenScheduler(getenv)
+	err := dispatch(ctx, cmd, args, getenv, stdin, stdout, stderr)
+	var help *helpRequest
+	var hint *usageHint
+	switch {
+	case errors.As(err, &help):
+		printHelp(stdout, help)
+		return flag.ErrHelp
+	case errors.Is(err, errUsage) && !errors.As(err, &hint):
+		return &usageHint{cmd: cmd, err: err}
 	}
+	return err
+}
+
+// dispatch runs one command.
+func dispatch(ctx context.Context, cmd string, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
 	switch cmd {
 	case "serve":
-		cfg, err := parseServeFlags(args, getenv, stderr)
-		if err != nil {
-			return err
-		}
-		if cfg.showVersion {
-			fmt.Fprintln(stdout, versionString())
-			return nil
-		}
-		return serve(ctx, cfg, stderr, nil)
+		return runServe(ctx, args, getenv, stdout, stderr)
 	case "user":
 		return runUser(ctx, args, getenv, stdout, stderr)
 	case "numbers":
@@ -102,21 +100,47 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "check":
 		return runCheck(ctx, args, getenv, stdout, stderr)
 	case "bench":
+		widenScheduler(getenv)
 		return runBench(ctx, args, getenv, stdout, stderr)
 	case "submit":
 		return runSubmit(ctx, args, getenv, stdin, stdout, stderr)
 	case "status":
 		return runStatus(ctx, args, getenv, stdout, stderr)
 	case "version":
+		rest, err := parseArgs(flag.NewFlagSet("version", flag.ContinueOnError), args, getenv)
+		if err != nil {
+			return err
+		}
+		if len(rest) > 0 {
+			return usageErrorf("version", "version takes no arguments, got %q", rest)
+		}
 		fmt.Fprintln(stdout, versionString())
 		return nil
 	case "help":
-		fmt.Fprint(stdout, usageText)
-		return nil
+		return runHelp(ctx, args, getenv, stdin, stdout, stderr)
 	default:
-		fmt.Fprint(stderr, usageText)
-		return fmt.Errorf("%w: unknown command %q", errUsage, cmd)
+		return usageErrorf("", "unknown command %q", cmd)
 	}
+}
+
+// runServe is `bulkrestore serve`. A database file that did not exist is
+// created, and the log says so once the server is up.
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseServeFlags(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	if cfg.showVersion {
+		fmt.Fprintln(stdout, versionString())
+		return nil
+	}
+	widenScheduler(getenv)
+	fresh := !databaseExists(cfg.db)
+	return serve(ctx, cfg, stderr, func(string) {
+		if fresh {
+			newLogger(cfg, stderr).Info("created database", "db", cfg.db)
+		}
+	})
 }
 
 // widenScheduler runs the server with twice as many Go processors as there
@@ -158,37 +182,38 @@ func envName(flagName string) string {
 	return "BULKRESTORE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }
 
-// parseArgs sets fs from the environment (BULKRESTORE_<FLAG>), then from
-// args, where flags and positional arguments may come in any order. It
-// returns the positional arguments.
+// parseArgs sets fs from args, where flags and positional arguments may
+// come in any order, then every flag args did not set from the environment
+// (BULKRESTORE_<FLAG>). It returns the positional arguments. Nothing is
+// printed: -h gives a helpRequest for run to print, and a mistake a
+// usageHint naming fs's command for main to print.
 func parseArgs(fs *flag.FlagSet, args []string, getenv func(string) string) ([]string, error) {
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		if f.Name == "version" {
-			return // BULKRESTORE_VERSION is a common deployment label, not a request to print one
-		}
-		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
-			if err := fs.Set(f.Name, v); err != nil {
-				envErr = fmt.Errorf("%w: %s=%q: %v", errUsage, envName(f.Name), v, err)
-			}
-		}
-	})
-	if envErr != nil {
-		return nil, envErr
-	}
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	var positional []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
+				return nil, &helpRequest{cmd: fs.Name(), fs: fs}
 			}
-			return nil, fmt.Errorf("%w: %v", errUsage, err)
+			return nil, usageErrorf(fs.Name(), "%v", err)
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {
-			return positional, nil
+			break
 		}
 		positional = append(positional, rest[0])
 		args = rest[1:]
 	}
+	given := map[string]bool{"version": true} // BULKRESTORE_VERSION is a common deployment label, not a request to print one
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if v := getenv(envName(f.Name)); v != "" && !given[f.Name] && envErr == nil {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = usageErrorf(fs.Name(), "%s=%q: %v", envName(f.Name), v, err)
+			}
+		}
+	})
+	return positional, envErr
 }
