@@ -244,33 +244,3 @@ func pageParams(offsetText, limitText string) (offset, limit int, err error) {
 	limit, err = parse("limit", limitText)
 	return max(offset, 0), limit, err
 }
-
-// singleJSON is the body of GET|POST /v3/restore/{number}.
-type singleJSON struct {
-	finalResultJSON
-	JobUUID string `json:"job_uuid"`
-}
-
-// restoreOne is GET|POST /v3/restore/{number}: one number, recorded as a
-// one-number job; the HTTP status is the result's status code.
-func (a *app) restoreOne(w http.ResponseWriter, r *http.Request) {
-	number := mux.Vars(r)["number"]
-	if !validNumber(number) {
-		writeError(w, r, a.log, newAPIError(codeInvalid, "number must be 7 to 15 digits"))
-		return
-	}
-	job, results, _, err := a.runSync(r.Context(), currentUser(r), []string{number}, "", nil)
-	if err != nil {
-		writeError(w, r, a.log, err)
-		return
-	}
-	res := results[0]
-	status := http.StatusOK
-	if res.Status != "success" {
-		status = res.StatusCode
-		if status < 400 || status > 599 {
-			status = http.StatusBadGateway // a failure must not read as success
-		}
-	}
-	writeJSON(w, status, singleJSON{finalResultJSON: finalResult(res), JobUUID: job.UUID})
-}
