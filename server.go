@@ -27,6 +27,7 @@ type app struct {
 
 	userLimits   *limiterSet // requests per user; nil when -rate-limit is 0
 	authFailures *limiterSet // failed authentications per client address
+	bodies       *bodyBudget // bytes request bodies may hold at once
 }
 
 // userKey is the context key of the authenticated user.
@@ -48,7 +49,7 @@ func (a *app) routes() http.Handler {
 	api := func(path string, h http.HandlerFunc, methods ...string) {
 		r.Handle(path, a.authenticate(h)).Methods(methods...)
 	}
-	api("/v3/bulk_restore", a.bulkRestore, http.MethodPost)
+	api("/v3/bulk_restore", a.budgeted(a.bulkRestore), http.MethodPost)
 	api("/v3/bulk_restore_status", a.bulkRestoreStatus, http.MethodGet, http.MethodHead)
 	api("/v3/restore/{number}", a.restoreOne, http.MethodGet, http.MethodPost)
 	api("/v3/bulk_restore_cancel", a.bulkRestoreCancel, http.MethodPost)
