@@ -322,3 +322,33 @@ func TestConcurrentBodiesShareTheBudgetAndAllFinish(t *testing.T) {
 		t.Fatalf("budget in use %d after every request ended, want 0", used)
 	}
 }
+
+func TestMaxBodyMemoryFlag(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		want    int64
+		wantErr bool
+	}{
+		{"the default is 64MiB", nil, nil, 64 << 20, false},
+		{"the flag takes a size with a suffix", []string{"-max-body-memory", "16MiB"}, nil, 16 << 20, false},
+		{"the environment sets it as BULKRESTORE_MAX_BODY_MEMORY", nil, map[string]string{"BULKRESTORE_MAX_BODY_MEMORY": "1GiB"}, 1 << 30, false},
+		{"the flag wins over the environment", []string{"-max-body-memory", "8MiB"}, map[string]string{"BULKRESTORE_MAX_BODY_MEMORY": "1GiB"}, 8 << 20, false},
+		{"zero is refused", []string{"-max-body-memory", "0"}, nil, 0, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := parseServeFlags(tc.args, mapEnv(tc.env), io.Discard)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatal("err=nil, want the value refused")
+				}
+				return
+			}
+			if err != nil || cfg.maxBodyMemory != tc.want {
+				t.Fatalf("maxBodyMemory=%d err=%v, want %d", cfg.maxBodyMemory, err, tc.want)
+			}
+		})
+	}
+}
