@@ -6,6 +6,22 @@ import (
 	"testing"
 )
 
+// reqWantMessage checks that a message mentions each of want and none of
+// not.
+func reqWantMessage(t *testing.T, msg string, want, not []string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(msg, w) {
+			t.Fatalf("message=%q, want it to contain %q", msg, w)
+		}
+	}
+	for _, n := range not {
+		if strings.Contains(msg, n) {
+			t.Fatalf("message=%q, want it not to contain %q", msg, n)
+		}
+	}
+}
+
 func TestParseBulkRequestTellsANewcomerWhatWentWrong(t *testing.T) {
 	const form = "application/x-www-form-urlencoded"
 	tests := []struct {
@@ -50,17 +66,7 @@ func TestParseBulkRequestTellsANewcomerWhatWentWrong(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := reqParse(t, tc.contentType, tc.body, reqDefaultLimits)
-			e := reqWantError(t, err, http.StatusBadRequest)
-			for _, want := range tc.wantText {
-				if !strings.Contains(e.message, want) {
-					t.Fatalf("message=%q, want it to contain %q", e.message, want)
-				}
-			}
-			for _, not := range tc.notText {
-				if strings.Contains(e.message, not) {
-					t.Fatalf("message=%q, want it not to contain %q", e.message, not)
-				}
-			}
+			reqWantMessage(t, reqWantError(t, err, http.StatusBadRequest).message, tc.wantText, tc.notText)
 		})
 	}
 }
