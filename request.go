@@ -1,15 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
-	"net/url"
 	"strings"
 )
 
@@ -30,38 +29,82 @@ type requestLimits struct {
 	allowPrivate bool // webhook URLs may name private addresses
 }
 
-// rawBulkRequest is the request before validation, whatever its encoding.
+// rawBulkRequest is the request as decoded, whatever its encoding, before
+// the limits are applied.
 type rawBulkRequest struct {
-	numbers     []string
-	numbersText string
-	webhookURL  string
+	numbers    *numberSet
+	webhookURL string
 }
 
-// parseBulkRequest reads, decodes and validates a bulk restore request.
+// parseBulkRequest reads, decodes and validates a bulk restore request. The
+// body is decoded as it arrives, never held whole, and hashed on the way
+// for Idempotency-Key. Closing the body at the end gives its share of the
+// body memory budget back (see bodyBudget).
 func parseBulkRequest(w http.ResponseWriter, r *http.Request, lim requestLimits) (bulkRequest, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, lim.maxBody))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return bulkRequest{}, newAPIError(codeTooLarge, fmt.Sprintf("request body is larger than %d bytes", lim.maxBody))
-		}
-		return bulkRequest{}, newAPIError(codeInvalid, "could not read request body: "+err.Error())
+	defer r.Body.Close()
+	if r.ContentLength > lim.maxBody {
+		return bulkRequest{}, bodyTooLarge(lim.maxBody)
 	}
-	raw, err := decodeBulkBody(r.Header.Get("Content-Type"), body)
+	contentType := r.Header.Get("Content-Type")
+	hash := sha256.New()
+	io.WriteString(hash, contentType+"\n")
+	body := &readTracker{r: io.TeeReader(http.MaxBytesReader(w, r.Body, lim.maxBody), hash)}
+	raw, err := decodeBulkBody(contentType, body, newNumberSet(lim.maxNumbers, r.ContentLength))
+	if err == nil {
+		_, err = io.Copy(io.Discard, body) // what the decoder left unread, for the hash
+	}
+	if body.err != nil {
+		return bulkRequest{}, readError(w, body.err, lim.maxBody)
+	}
 	if err != nil {
 		return bulkRequest{}, err
 	}
 	req, err := validateBulkRequest(raw, lim)
-	h := sha256.New()
-	h.Write([]byte(r.Header.Get("Content-Type") + "\n"))
-	h.Write(body)
-	req.BodyHash = h.Sum(nil)
+	req.BodyHash = hash.Sum(nil)
 	return req, err
 }
 
-// decodeBulkBody decodes a JSON, form or plain-text body. Without a
-// Content-Type, a body that starts with '{' is JSON and anything else a form.
-func decodeBulkBody(contentType string, body []byte) (rawBulkRequest, error) {
+// readTracker remembers the first error that reading the body met, so that
+// a decoder's view of it ("unexpected end of input") does not hide the
+// cause (too large, out of memory budget, the client gone).
+type readTracker struct {
+	r   io.Reader
+	err error
+}
+
+// Read implements io.Reader.
+func (t *readTracker) Read(p []byte) (int, error) {
+	n, err := t.r.Read(p)
+	if err != nil && err != io.EOF && t.err == nil {
+		t.err = err
+	}
+	return n, err
+}
+
+// bodyTooLarge is the 413 of a body over -max-body.
+func bodyTooLarge(maxBody int64) error {
+	return newAPIError(codeTooLarge, fmt.Sprintf("request body is larger than %d bytes", maxBody))
+}
+
+// readError turns an error reading the body into the client's answer.
+func readError(w http.ResponseWriter, err error, maxBody int64) error {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		return bodyTooLarge(maxBody)
+	case errors.Is(err, errBodyMemory):
+		return refuseBodyMemory(w)
+	default:
+		return newAPIError(codeInvalid, "could not read request body: "+err.Error())
+	}
+}
+
+// decodeBulkBody decodes a JSON, form or plain-text body as it is read,
+// gathering its numbers into the set given.
+// Without a Content-Type, a body that starts with '{' is JSON and anything
+// else a form.
+func decodeBulkBody(contentType string, body io.Reader, numbers *numberSet) (rawBulkRequest, error) {
+	br := bufio.NewReader(body)
 	mediaType := ""
 	if contentType != "" {
 		mt, _, err := mime.ParseMediaType(contentType)
@@ -69,104 +112,125 @@ func decodeBulkBody(contentType string, body []byte) (rawBulkRequest, error) {
 			return rawBulkRequest{}, newAPIError(codeUnsupportedMedia, "malformed Content-Type: "+contentType)
 		}
 		mediaType = mt
-	} else if t := bytes.TrimSpace(body); len(t) > 0 && t[0] == '{' {
+	} else if skipBlanks(br) == '{' {
 		mediaType = "application/json"
 	} else {
 		mediaType = "application/x-www-form-urlencoded"
 	}
+	d := &bulkDecoding{raw: rawBulkRequest{numbers: numbers}, seen: map[string]bool{}}
+	var err error
 	switch {
 	case mediaType == "application/json" || strings.HasSuffix(mediaType, "+json"):
-		return decodeJSONBody(body)
+		err = d.decodeJSON(br)
 	case mediaType == "application/x-www-form-urlencoded":
-		return decodeFormBody(body)
+		err = d.decodeForm(br, contentType != "")
 	case mediaType == "text/plain":
-		return rawBulkRequest{numbersText: string(body)}, nil
+		err = d.decodeText(br)
 	default:
 		return rawBulkRequest{}, newAPIError(codeUnsupportedMedia,
 			"Content-Type must be application/json, application/x-www-form-urlencoded or text/plain, not "+mediaType)
 	}
-}
-
-// decodeJSONBody decodes the JSON form, with a precise message for every
-// way it can be wrong.
-func decodeJSONBody(body []byte) (rawBulkRequest, error) {
-	var doc struct {
-		Numbers     json.RawMessage `json:"numbers"`
-		NumbersText json.RawMessage `json:"numbers_text"`
-		WebhookURL  json.RawMessage `json:"webhook_url"`
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		return rawBulkRequest{}, newAPIError(codeInvalid, "request body is empty: send a JSON object with numbers or numbers_text")
-	}
-	if err := json.Unmarshal(body, &doc); err != nil {
-		return rawBulkRequest{}, newAPIError(codeInvalid, describeJSONError(err))
-	}
-	var raw rawBulkRequest
-	if isJSONValue(doc.Numbers) && !bytes.Contains(doc.Numbers, []byte("null")) &&
-		json.Unmarshal(doc.Numbers, &raw.numbers) == nil {
-		// The common case, decoded in one pass.
-	} else if isJSONValue(doc.Numbers) {
-		// Decode item by item to say which one is wrong.
-		raw.numbers = nil
-		var items []json.RawMessage
-		if err := json.Unmarshal(doc.Numbers, &items); err != nil {
-			return raw, newAPIError(codeInvalid, "numbers must be an array of strings")
-		}
-		for i, item := range items {
-			var s string
-			if string(item) == "null" || json.Unmarshal(item, &s) != nil {
-				return raw, newAPIError(codeInvalid, fmt.Sprintf("numbers[%d] must be a string of digits, not %s", i, item))
-			}
-			raw.numbers = append(raw.numbers, s)
-		}
-	}
-	if isJSONValue(doc.NumbersText) {
-		if err := json.Unmarshal(doc.NumbersText, &raw.numbersText); err != nil {
-			return raw, newAPIError(codeInvalid, "numbers_text must be a string")
-		}
-	}
-	if isJSONValue(doc.WebhookURL) {
-		if err := json.Unmarshal(doc.WebhookURL, &raw.webhookURL); err != nil {
-			return raw, newAPIError(codeInvalid, "webhook_url must be a string")
-		}
-	}
-	return raw, nil
-}
-
-// isJSONValue reports whether a field was present and not null.
-func isJSONValue(m json.RawMessage) bool {
-	return len(m) > 0 && string(m) != "null"
-}
-
-// describeJSONError turns a decoding error into a message for the client.
-func describeJSONError(err error) string {
-	var syntax *json.SyntaxError
-	var typeErr *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syntax):
-		return fmt.Sprintf("malformed JSON at byte %d: %v", syntax.Offset, syntax)
-	case errors.As(err, &typeErr) && typeErr.Field == "":
-		return "request body must be a JSON object, not " + typeErr.Value
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return "malformed JSON: unexpected end of input"
-	default:
-		return "malformed JSON: " + err.Error()
-	}
-}
-
-// decodeFormBody decodes an application/x-www-form-urlencoded body;
-// numbers may repeat (also as numbers[]).
-func decodeFormBody(body []byte) (rawBulkRequest, error) {
-	values, err := url.ParseQuery(string(body))
 	if err != nil {
-		return rawBulkRequest{}, newAPIError(codeInvalid, "malformed form body: "+err.Error())
+		return rawBulkRequest{}, err
 	}
-	raw := rawBulkRequest{
-		numbers:     append(values["numbers"], values["numbers[]"]...),
-		numbersText: strings.Join(values["numbers_text"], "\n"),
-		webhookURL:  values.Get("webhook_url"),
+	for _, text := range d.texts {
+		d.raw.numbers.addText(text)
 	}
-	return raw, nil
+	return d.raw, nil
+}
+
+// skipBlanks reads past leading blanks and returns the first other byte,
+// unread; 0 at the end of the body.
+func skipBlanks(br *bufio.Reader) byte {
+	for {
+		b, err := br.ReadByte()
+		if err != nil {
+			return 0
+		}
+		if !isBlank(b) {
+			br.UnreadByte()
+			return b
+		}
+	}
+}
+
+// isBlank reports whether b is JSON whitespace (the blanks a body may start
+// with, and that may surround the lines of a list of numbers).
+func isBlank(b byte) bool {
+	return b == ' ' || b == '\t' || b == '\n' || b == '\r'
+}
+
+// numberSet gathers a request's numbers as they are decoded, in input
+// order: trimmed, blanks skipped, duplicates dropped (first kept), invalid
+// ones counted and the first maxInvalidListed of them kept. Past limit
+// unique numbers it lets go of them and keeps counting only the invalid
+// ones (the request will be refused as too large either way), so that a
+// body costs memory by the limit, not by its size.
+type numberSet struct {
+	limit        int
+	unique       []string
+	seen         map[string]struct{}
+	overLimit    bool
+	invalid      []string
+	invalidCount int
+}
+
+// newNumberSet is an empty set that keeps at most limit numbers, sized for
+// a body of bodyLength bytes (when known, else -1).
+func newNumberSet(limit int, bodyLength int64) *numberSet {
+	size := 0
+	if bodyLength > 0 {
+		// A number takes at least 8 bytes of a body: 7 digits and a separator.
+		size = int(min(bodyLength/8, int64(limit)))
+	}
+	return &numberSet{limit: limit, seen: make(map[string]struct{}, size), unique: make([]string, 0, size)}
+}
+
+// add adds one entry of numbers.
+func (s *numberSet) add(n string) {
+	n = strings.TrimSpace(n)
+	switch {
+	case n == "":
+	case !validNumber(n):
+		s.invalidCount++
+		if len(s.invalid) < maxInvalidListed {
+			s.invalid = append(s.invalid, n)
+		}
+	case s.overLimit:
+	case len(s.unique) == s.limit:
+		if _, dup := s.seen[n]; !dup {
+			s.overLimit = true
+			s.unique, s.seen = nil, nil
+		}
+	default:
+		if _, dup := s.seen[n]; !dup {
+			s.seen[n] = struct{}{}
+			s.unique = append(s.unique, n)
+		}
+	}
+}
+
+// addLine adds one line of numbers_text; a carriage return anywhere in it
+// is dropped.
+func (s *numberSet) addLine(line []byte) {
+	if bytes.IndexByte(line, '\r') >= 0 {
+		line = bytes.ReplaceAll(line, []byte("\r"), nil)
+	}
+	if line = bytes.TrimSpace(line); len(line) > 0 {
+		s.add(string(line))
+	}
+}
+
+// addText adds every line of a numbers_text value.
+func (s *numberSet) addText(text string) {
+	for line := range strings.SplitSeq(text, "\n") {
+		s.add(strings.ReplaceAll(line, "\r", ""))
+	}
+}
+
+// empty reports whether no entry at all was given.
+func (s *numberSet) empty() bool {
+	return len(s.unique) == 0 && !s.overLimit && s.invalidCount == 0
 }
 
 // validNumber reports whether s is 7 to 15 ASCII digits.
@@ -182,63 +246,28 @@ func validNumber(s string) bool {
 	return true
 }
 
-// splitNumbersText splits numbers_text into trimmed, non-blank lines.
-func splitNumbersText(text string) []string {
-	var out []string
-	for line := range strings.SplitSeq(text, "\n") {
-		line = strings.TrimSpace(strings.ReplaceAll(line, "\r", ""))
-		if line != "" {
-			out = append(out, line)
-		}
-	}
-	return out
-}
-
-// validateBulkRequest applies the contract's rules: join numbers and
-// numbers_text, trim, skip blanks, reject anything but 7-15 digits, drop
-// duplicates (first kept), then check the count and the webhook URL.
+// validateBulkRequest applies the contract's rules to what the decoding
+// gathered (numbers first, then the lines of numbers_text, trimmed, blanks
+// skipped, duplicates dropped): any invalid number fails the request, then
+// the count and the webhook URL are checked.
 func validateBulkRequest(raw rawBulkRequest, lim requestLimits) (bulkRequest, error) {
-	var all []string
-	for _, n := range raw.numbers {
-		if n = strings.TrimSpace(n); n != "" {
-			all = append(all, n)
-		}
-	}
-	all = append(all, splitNumbersText(raw.numbersText)...)
-
-	var invalid []string
-	invalidCount := 0
-	seen := make(map[string]struct{}, len(all))
-	unique := make([]string, 0, len(all))
-	for _, n := range all {
-		if !validNumber(n) {
-			invalidCount++
-			if len(invalid) < maxInvalidListed {
-				invalid = append(invalid, n)
-			}
-			continue
-		}
-		if _, dup := seen[n]; !dup {
-			seen[n] = struct{}{}
-			unique = append(unique, n)
-		}
-	}
-	if invalidCount > 0 {
-		e := newAPIError(codeInvalid, fmt.Sprintf("%d invalid number(s): a number is 7 to 15 digits", invalidCount))
-		e.invalidNumbers = invalid
+	set := raw.numbers
+	if set.invalidCount > 0 {
+		e := newAPIError(codeInvalid, fmt.Sprintf("%d invalid number(s): a number is 7 to 15 digits", set.invalidCount))
+		e.invalidNumbers = set.invalid
 		return bulkRequest{}, e
 	}
-	if len(unique) == 0 {
+	if len(set.unique) == 0 && !set.overLimit {
 		return bulkRequest{}, newAPIError(codeInvalid, "no numbers given: send numbers (an array) or numbers_text (one number a line)")
 	}
-	if len(unique) > lim.maxNumbers {
+	if set.overLimit || len(set.unique) > lim.maxNumbers {
 		return bulkRequest{}, newAPIError(codeTooLarge,
-			fmt.Sprintf("too many numbers: %d given, at most %d per request", len(unique), lim.maxNumbers))
+			fmt.Sprintf("too many numbers: more than %d unique numbers given, at most %d per request", lim.maxNumbers, lim.maxNumbers))
 	}
 	if raw.webhookURL != "" {
 		if err := checkWebhookURL(raw.webhookURL, lim.allowPrivate); err != nil {
 			return bulkRequest{}, newAPIError(codeInvalid, err.Error())
 		}
 	}
-	return bulkRequest{Numbers: unique, WebhookURL: raw.webhookURL}, nil
+	return bulkRequest{Numbers: set.unique, WebhookURL: raw.webhookURL}, nil
 }

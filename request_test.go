@@ -42,6 +42,23 @@ func reqWantError(t *testing.T, err error, status int) *apiError {
 	return e
 }
 
+// reqRaw is a decoded request of these numbers and numbers_text.
+func reqRaw(numbers []string, text string) rawBulkRequest {
+	raw := rawBulkRequest{numbers: newNumberSet(reqDefaultLimits.maxNumbers, -1)}
+	for _, n := range numbers {
+		raw.numbers.add(n)
+	}
+	raw.numbers.addText(text)
+	return raw
+}
+
+// reqRawHook is a decoded request of these numbers and a webhook URL.
+func reqRawHook(numbers []string, webhookURL string) rawBulkRequest {
+	raw := reqRaw(numbers, "")
+	raw.webhookURL = webhookURL
+	return raw
+}
+
 // reqNums is n numbers from 15551230100 on, as strings.
 func reqNums(n int) []string { return seqNumbers(15551230100, n) }
 
@@ -84,8 +101,10 @@ func TestParseBulkRequestAcceptsValidBodies(t *testing.T) {
 		{"leading zeros are kept", "application/json", `{"numbers":["0001234"]}`, []string{"0001234"}, ""},
 		{"null fields count as absent", "application/json",
 			`{"numbers":null,"numbers_text":"` + a + `","webhook_url":null}`, []string{a}, ""},
-		{"unknown JSON fields are ignored", "application/json",
-			`{"numbers":["` + a + `"],"extra":{"x":[1,2]}}`, []string{a}, ""},
+		{"the case of a JSON field name does not matter, as in encoding/json", "application/json",
+			`{"Numbers":["` + a + `"],"NUMBERS_TEXT":"` + b + `"}`, []string{a, b}, ""},
+		{"a form ignores fields it does not know", "application/x-www-form-urlencoded",
+			"submit=go&numbers=" + a, []string{a}, ""},
 		{"a JSON Content-Type with a charset is JSON", "application/json; charset=utf-8",
 			`{"numbers":["` + a + `"]}`, []string{a}, ""},
 		{"a JSON body carries the webhook_url", "application/json",
@@ -136,19 +155,19 @@ func TestValidateBulkRequestRejectsInvalidNumbers(t *testing.T) {
 		raw         rawBulkRequest
 		wantInvalid []string
 	}{
-		{"a 6-digit number is invalid", rawBulkRequest{numbers: []string{"123456"}}, []string{"123456"}},
-		{"a 16-digit number is invalid", rawBulkRequest{numbers: []string{"1234567890123456"}}, []string{"1234567890123456"}},
-		{"letters are invalid", rawBulkRequest{numbers: []string{"1555123010a"}}, []string{"1555123010a"}},
-		{"a leading plus is invalid", rawBulkRequest{numbers: []string{"+15551230100"}}, []string{"+15551230100"}},
-		{"dashes are invalid", rawBulkRequest{numbers: []string{"1555-123-0100"}}, []string{"1555-123-0100"}},
-		{"an inner blank is invalid", rawBulkRequest{numbers: []string{"1555 1230100"}}, []string{"1555 1230100"}},
-		{"Arabic-Indic digits are invalid", rawBulkRequest{numbers: []string{"١٢٣٤٥٦٧٨"}}, []string{"١٢٣٤٥٦٧٨"}},
-		{"full-width digits are invalid", rawBulkRequest{numbers: []string{"１２３４５６７８"}}, []string{"１２３４５６７８"}},
-		{"superscript digits are invalid", rawBulkRequest{numbers: []string{"¹²³⁴⁵⁶⁷"}}, []string{"¹²³⁴⁵⁶⁷"}},
-		{"an invalid numbers_text line is invalid", rawBulkRequest{numbersText: valid + "\nabcdefg"}, []string{"abcdefg"}},
-		{"one invalid number fails a request of valid ones", rawBulkRequest{numbers: []string{valid, "12", "15551230101"}}, []string{"12"}},
+		{"a 6-digit number is invalid", reqRaw([]string{"123456"}, ""), []string{"123456"}},
+		{"a 16-digit number is invalid", reqRaw([]string{"1234567890123456"}, ""), []string{"1234567890123456"}},
+		{"letters are invalid", reqRaw([]string{"1555123010a"}, ""), []string{"1555123010a"}},
+		{"a leading plus is invalid", reqRaw([]string{"+15551230100"}, ""), []string{"+15551230100"}},
+		{"dashes are invalid", reqRaw([]string{"1555-123-0100"}, ""), []string{"1555-123-0100"}},
+		{"an inner blank is invalid", reqRaw([]string{"1555 1230100"}, ""), []string{"1555 1230100"}},
+		{"Arabic-Indic digits are invalid", reqRaw([]string{"١٢٣٤٥٦٧٨"}, ""), []string{"١٢٣٤٥٦٧٨"}},
+		{"full-width digits are invalid", reqRaw([]string{"１２３４５６７８"}, ""), []string{"１２３４５６７８"}},
+		{"superscript digits are invalid", reqRaw([]string{"¹²³⁴⁵⁶⁷"}, ""), []string{"¹²³⁴⁵⁶⁷"}},
+		{"an invalid numbers_text line is invalid", reqRaw(nil, valid+"\nabcdefg"), []string{"abcdefg"}},
+		{"one invalid number fails a request of valid ones", reqRaw([]string{valid, "12", "15551230101"}, ""), []string{"12"}},
 		{"invalid numbers are listed in input order across both fields",
-			rawBulkRequest{numbers: []string{"x1", valid, "x2"}, numbersText: "x3\n" + valid + "\nx4"}, []string{"x1", "x2", "x3", "x4"}},
+			reqRaw([]string{"x1", valid, "x2"}, "x3\n"+valid+"\nx4"), []string{"x1", "x2", "x3", "x4"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -182,7 +201,7 @@ func TestValidateBulkRequestListsAtMost50InvalidNumbersInInputOrder(t *testing.T
 		want = append(want, fmt.Sprintf("bad%03d", i))
 	}
 	want = want[:50]
-	_, err := validateBulkRequest(rawBulkRequest{numbers: numbers, numbersText: strings.Join(lines, "\n")}, reqDefaultLimits)
+	_, err := validateBulkRequest(reqRaw(numbers, strings.Join(lines, "\n")), reqDefaultLimits)
 	e := reqWantError(t, err, http.StatusBadRequest)
 	if len(e.invalidNumbers) != 50 {
 		t.Fatalf("invalid_numbers has %d entries, want 50", len(e.invalidNumbers))
@@ -203,13 +222,13 @@ func TestValidateBulkRequestCountLimits(t *testing.T) {
 		wantStatus int // 0: accepted
 		wantCount  int
 	}{
-		{"no fields at all is a 400", rawBulkRequest{}, http.StatusBadRequest, 0},
-		{"an empty numbers array is a 400", rawBulkRequest{numbers: []string{}}, http.StatusBadRequest, 0},
-		{"only blank entries is a 400", rawBulkRequest{numbers: []string{" ", ""}, numbersText: "\n \r\n\t\n"}, http.StatusBadRequest, 0},
-		{"exactly the maximum is accepted", rawBulkRequest{numbers: reqNums(3)}, 0, 3},
-		{"one over the maximum is a 413", rawBulkRequest{numbers: reqNums(4)}, http.StatusRequestEntityTooLarge, 0},
-		{"over the maximum across both fields is a 413", rawBulkRequest{numbers: reqNums(2), numbersText: "15551230150\n15551230151"}, http.StatusRequestEntityTooLarge, 0},
-		{"duplicates do not count toward the maximum", rawBulkRequest{numbers: append(reqNums(3), reqNums(3)...)}, 0, 3},
+		{"no fields at all is a 400", reqRaw(nil, ""), http.StatusBadRequest, 0},
+		{"an empty numbers array is a 400", reqRaw([]string{}, ""), http.StatusBadRequest, 0},
+		{"only blank entries is a 400", reqRaw([]string{" ", ""}, "\n \r\n\t\n"), http.StatusBadRequest, 0},
+		{"exactly the maximum is accepted", reqRaw(reqNums(3), ""), 0, 3},
+		{"one over the maximum is a 413", reqRaw(reqNums(4), ""), http.StatusRequestEntityTooLarge, 0},
+		{"over the maximum across both fields is a 413", reqRaw(reqNums(2), "15551230150\n15551230151"), http.StatusRequestEntityTooLarge, 0},
+		{"duplicates do not count toward the maximum", reqRaw(append(reqNums(3), reqNums(3)...), ""), 0, 3},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -282,13 +301,8 @@ func TestDecodeBulkBodyReportsMalformedJSONAndWrongTypes(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := decodeBulkBody("application/json", []byte(tc.body))
-			e := reqWantError(t, err, http.StatusBadRequest)
-			for _, want := range tc.wantText {
-				if !strings.Contains(e.message, want) {
-					t.Fatalf("message=%q, want it to mention %q", e.message, want)
-				}
-			}
+			_, err := decodeBulkBody("application/json", strings.NewReader(tc.body), newNumberSet(reqDefaultLimits.maxNumbers, -1))
+			reqWantMessage(t, reqWantError(t, err, http.StatusBadRequest).message, tc.wantText, nil)
 		})
 	}
 }
@@ -298,25 +312,24 @@ func TestDecodeBulkBodyContentTypes(t *testing.T) {
 		name        string
 		contentType string
 		body        string
-		wantStatus  int // 0: decoded
-		wantNumbers []string
-		wantText    string
+		wantStatus  int      // 0: decoded
+		wantNumbers []string // numbers, then the lines of numbers_text
 	}{
-		{"application/json is decoded as JSON", "application/json", `{"numbers":["15551230100"]}`, 0, []string{"15551230100"}, ""},
-		{"a form is decoded as a form", "application/x-www-form-urlencoded", "numbers=15551230100", 0, []string{"15551230100"}, ""},
-		{"text/plain becomes numbers_text", "text/plain", "15551230100\n15551230101", 0, nil, "15551230100\n15551230101"},
-		{"no Content-Type and a brace is JSON", "", ` {"numbers":["15551230100"]}`, 0, []string{"15551230100"}, ""},
-		{"no Content-Type and no brace is a form", "", "numbers=15551230100", 0, []string{"15551230100"}, ""},
-		{"no Content-Type and a broken JSON object is a JSON error", "", `{"numbers":`, http.StatusBadRequest, nil, ""},
-		{"application/xml is a 415", "application/xml", "<numbers/>", http.StatusUnsupportedMediaType, nil, ""},
-		{"multipart/form-data is a 415", "multipart/form-data; boundary=x", "--x--", http.StatusUnsupportedMediaType, nil, ""},
-		{"text/csv is a 415", "text/csv", "15551230100", http.StatusUnsupportedMediaType, nil, ""},
-		{"a malformed Content-Type is a 415", "not a media type", "numbers=15551230100", http.StatusUnsupportedMediaType, nil, ""},
-		{"a malformed form body is a 400", "application/x-www-form-urlencoded", "numbers=%zz", http.StatusBadRequest, nil, ""},
+		{"application/json is decoded as JSON", "application/json", `{"numbers":["15551230100"]}`, 0, []string{"15551230100"}},
+		{"a form is decoded as a form", "application/x-www-form-urlencoded", "numbers=15551230100", 0, []string{"15551230100"}},
+		{"text/plain is one number a line", "text/plain", "15551230100\n15551230101", 0, []string{"15551230100", "15551230101"}},
+		{"no Content-Type and a brace is JSON", "", ` {"numbers":["15551230100"]}`, 0, []string{"15551230100"}},
+		{"no Content-Type and no brace is a form", "", "numbers=15551230100", 0, []string{"15551230100"}},
+		{"no Content-Type and a broken JSON object is a JSON error", "", `{"numbers":`, http.StatusBadRequest, nil},
+		{"application/xml is a 415", "application/xml", "<numbers/>", http.StatusUnsupportedMediaType, nil},
+		{"multipart/form-data is a 415", "multipart/form-data; boundary=x", "--x--", http.StatusUnsupportedMediaType, nil},
+		{"text/csv is a 415", "text/csv", "15551230100", http.StatusUnsupportedMediaType, nil},
+		{"a malformed Content-Type is a 415", "not a media type", "numbers=15551230100", http.StatusUnsupportedMediaType, nil},
+		{"a malformed form body is a 400", "application/x-www-form-urlencoded", "numbers=%zz", http.StatusBadRequest, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			raw, err := decodeBulkBody(tc.contentType, []byte(tc.body))
+			raw, err := decodeBulkBody(tc.contentType, strings.NewReader(tc.body), newNumberSet(reqDefaultLimits.maxNumbers, -1))
 			if tc.wantStatus != 0 {
 				e := reqWantError(t, err, tc.wantStatus)
 				if e.message == "" {
@@ -327,11 +340,8 @@ func TestDecodeBulkBodyContentTypes(t *testing.T) {
 			if err != nil {
 				t.Fatalf("err=%v, want none", err)
 			}
-			if !reflect.DeepEqual(raw.numbers, tc.wantNumbers) {
-				t.Fatalf("numbers=%q, want %q", raw.numbers, tc.wantNumbers)
-			}
-			if raw.numbersText != tc.wantText {
-				t.Fatalf("numbers_text=%q, want %q", raw.numbersText, tc.wantText)
+			if !reflect.DeepEqual(raw.numbers.unique, tc.wantNumbers) {
+				t.Fatalf("numbers=%q, want %q", raw.numbers.unique, tc.wantNumbers)
 			}
 		})
 	}
@@ -384,7 +394,7 @@ func TestValidateBulkRequestWebhookURL(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			lim := reqDefaultLimits
 			lim.allowPrivate = tc.allowPrivate
-			got, err := validateBulkRequest(rawBulkRequest{numbers: []string{"15551230100"}, webhookURL: tc.url}, lim)
+			got, err := validateBulkRequest(reqRawHook([]string{"15551230100"}, tc.url), lim)
 			if tc.wantOK {
 				if err != nil {
 					t.Fatalf("err=%v, want %q accepted", err, tc.url)

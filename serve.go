@@ -32,6 +32,7 @@ type serveConfig struct {
 	syncLimit          int
 	maxNumbers         int
 	maxBody            int64
+	maxBodyMemory      int64
 	restoreWindow      time.Duration
 	restoreTimeout     time.Duration
 	restoreMaxAttempts int
@@ -109,6 +110,8 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.IntVar(&c.maxNumbers, "max-numbers", 10000, "most numbers in one request")
 	c.maxBody = 4 << 20
 	fs.Var(byteSize{&c.maxBody}, "max-body", "largest request body (bytes, or with KiB/MiB suffix)")
+	c.maxBodyMemory = 64 << 20
+	fs.Var(byteSize{&c.maxBodyMemory}, "max-body-memory", "bytes all request bodies may hold at once; past it requests wait a moment, then get 503 (bytes, or with KiB/MiB suffix)")
 	fs.DurationVar(&c.restoreWindow, "restore-window", 720*time.Hour, "how long after release a number can be restored (inventory backend)")
 	fs.DurationVar(&c.restoreTimeout, "restore-timeout", 10*time.Second, "timeout of one upstream restore call")
 	fs.IntVar(&c.restoreMaxAttempts, "restore-max-attempts", 3, "attempts per number for transient upstream failures")

@@ -27,6 +27,7 @@ type app struct {
 
 	userLimits   *limiterSet // requests per user; nil when -rate-limit is 0
 	authFailures *limiterSet // failed authentications per client address
+	bodies       *bodyBudget // bytes request bodies may hold at once
 }
 
 // userKey is the context key of the authenticated user.
@@ -48,7 +49,7 @@ func (a *app) routes() http.Handler {
 	api := func(path string, h http.HandlerFunc, methods ...string) {
 		r.Handle(path, a.authenticate(h)).Methods(methods...)
 	}
-	api("/v3/bulk_restore", a.bulkRestore, http.MethodPost)
+	api("/v3/bulk_restore", a.budgeted(a.bulkRestore), http.MethodPost)
 	api("/v3/bulk_restore_status", a.bulkRestoreStatus, http.MethodGet, http.MethodHead)
 	api("/v3/restore/{number}", a.restoreOne, http.MethodGet, http.MethodPost)
 	api("/v3/bulk_restore_cancel", a.bulkRestoreCancel, http.MethodPost)
@@ -249,34 +250,4 @@ func pageParams(offsetText, limitText string) (offset, limit int, err error) {
 	}
 	limit, err = parse("limit", limitText)
 	return max(offset, 0), limit, err
-}
-
-// singleJSON is the body of GET|POST /v3/restore/{number}.
-type singleJSON struct {
-	finalResultJSON
-	JobUUID string `json:"job_uuid"`
-}
-
-// restoreOne is GET|POST /v3/restore/{number}: one number, recorded as a
-// one-number job; the HTTP status is the result's status code.
-func (a *app) restoreOne(w http.ResponseWriter, r *http.Request) {
-	number := mux.Vars(r)["number"]
-	if !validNumber(number) {
-		writeError(w, r, a.log, newAPIError(codeInvalid, "number must be 7 to 15 digits"))
-		return
-	}
-	job, results, _, err := a.runSync(r.Context(), currentUser(r), []string{number}, "", nil)
-	if err != nil {
-		writeError(w, r, a.log, err)
-		return
-	}
-	res := results[0]
-	status := http.StatusOK
-	if res.Status != "success" {
-		status = res.StatusCode
-		if status < 400 || status > 599 {
-			status = http.StatusBadGateway // a failure must not read as success
-		}
-	}
-	writeJSON(w, status, singleJSON{finalResultJSON: finalResult(res), JobUUID: job.UUID})
 }

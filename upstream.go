@@ -176,3 +176,13 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	}
 	return 0
 }
+
+// upstreamHost is the host (and port, if any) of the -upstream-url
+// template, to name the upstream in messages.
+func upstreamHost(template string) string {
+	u, err := url.Parse(strings.ReplaceAll(template, "{number}", "0"))
+	if err != nil || u.Host == "" {
+		return "upstream"
+	}
+	return u.Host
+}

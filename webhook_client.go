@@ -24,44 +24,6 @@ import (
 // way to make the process buffer megabytes.
 const maxResponseRead = 64 << 10
 
-// addressNotAllowedError is returned by the dialer for a destination the
-// address policy refuses.
-type addressNotAllowedError struct{ ip netip.Addr }
-
-// Error implements error.
-func (e *addressNotAllowedError) Error() string {
-	return "Webhook address not allowed: " + e.ip.String()
-}
-
-// blockedPrefixes are the ranges a webhook may not reach unless private
-// webhooks are allowed, beyond what netip.Addr's own predicates cover.
-var blockedPrefixes = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),      // "this network"
-	netip.MustParsePrefix("100.64.0.0/10"),  // CGNAT
-	netip.MustParsePrefix("192.0.0.0/24"),   // IETF protocol assignments
-	netip.MustParsePrefix("198.18.0.0/15"),  // benchmarking
-	netip.MustParsePrefix("240.0.0.0/4"),    // reserved, and broadcast
-	netip.MustParsePrefix("fec0::/10"),      // deprecated site-local
-	netip.MustParsePrefix("64:ff9b::/96"),   // NAT64: embeds any IPv4
-	netip.MustParsePrefix("64:ff9b:1::/48"), // local-use NAT64
-	netip.MustParsePrefix("2002::/16"),      // 6to4: embeds any IPv4
-}
-
-// addressAllowed reports whether a webhook may be sent to ip.
-func addressAllowed(ip netip.Addr) bool {
-	ip = ip.Unmap()
-	if ip.IsLoopback() || ip.IsPrivate() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-		ip.IsInterfaceLocalMulticast() || ip.IsMulticast() || ip.IsUnspecified() {
-		return false
-	}
-	for _, p := range blockedPrefixes {
-		if p.Contains(ip) {
-			return false
-		}
-	}
-	return true
-}
-
 // deliveryResult is what one webhook attempt came to.
 type deliveryResult struct {
 	HTTPStatus int           // 0 when no response arrived
