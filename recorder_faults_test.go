@@ -81,25 +81,31 @@ func TestResultsThatCanNeverBeWrittenFailOnlyWhatTheyConcern(t *testing.T) {
 	})
 
 	t.Run("a job none of whose results can be stored is stopped, and the others go on", func(t *testing.T) {
-		s := startServer(t, "-dev", "-shutdown-timeout", "3s")
-		first := call(t, http.MethodPost, s.URL+"/v3/bulk_restore", "demo", "demo",
-			map[string]any{"numbers": seqNumbers(15551230160, 12)})
+		hold := make(chan struct{}) // the first job's answers wait for the trigger
+		f := newUpstreamFake(t, func(number string, _ int) upstreamAnswer {
+			if strings.HasPrefix(number, "1555500") {
+				<-hold
+			}
+			return upstreamAnswer{body: `{"message":"Number restored"}`}
+		})
+		s, key := startUpstreamServer(t, f.URL+"/v3/restore/{number}", "-shutdown-timeout", "3s")
+		first := call(t, http.MethodPost, s.URL+"/v3/bulk_restore", "alice", key,
+			map[string]any{"numbers": seqNumbers(15555000000, 12)})
 		if first.Status != http.StatusAccepted {
 			t.Fatalf("status=%d: %s", first.Status, first.Raw)
 		}
-		// Installed after the job was queued, before its results: the
-		// first job's rows can never change.
 		addTrigger(t, s.DB, `CREATE TRIGGER refuse_job BEFORE UPDATE ON job_numbers
 			WHEN NEW.job_id = (SELECT id FROM jobs WHERE uuid = '`+first.Body["job_uuid"].(string)+`')
 			BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END`)
-		_, other := submitAndFinishAs(t, s, "demo", "demo", seqNumbers(15551230180, 12))
-		if other.Body["total_numbers"] != float64(12) {
+		close(hold)
+		_, other := submitAndFinishAs(t, s, "alice", key, seqNumbers(15556000000, 12))
+		if other.Body["success_count"] != float64(12) {
 			t.Fatalf("the other job: %s", other.Raw)
 		}
 		waitFor(t, 10*time.Second, "the refused job to be given up", func() bool {
 			return strings.Contains(s.Logs.String(), "job stopped: its results cannot be written")
 		})
-		st := call(t, http.MethodGet, s.URL+"/v3/bulk_restore_status?job_uuid="+first.Body["job_uuid"].(string), "demo", "demo", nil)
+		st := call(t, http.MethodGet, s.URL+"/v3/bulk_restore_status?job_uuid="+first.Body["job_uuid"].(string), "alice", key, nil)
 		if st.Body["status"] == "completed" {
 			t.Fatalf("the refused job completed: %s", st.Raw)
 		}
