@@ -107,7 +107,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.addr, "addr", ":8080", "address to listen on ("+devAddr+" under -dev)")
 	fs.StringVar(&c.db, "db", "bulkrestore.db", "SQLite database file")
-	fs.BoolVar(&c.dev, "dev", false, "development mode: demo user demo/demo, demo inventory 15551230100-15551230199, private webhooks allowed")
+	fs.BoolVar(&c.dev, "dev", false, "development mode: demo user demo/demo, demo inventory 15551230100-15551230199, private webhooks allowed, listens on "+devAddr+" unless -addr is given")
 	fs.BoolVar(&c.allowPrivate, "allow-private-webhooks", false, "let webhooks reach loopback and private addresses")
 	fs.StringVar(&c.backend, "backend", "inventory", "restore backend: inventory or upstream")
 	fs.StringVar(&c.upstreamURL, "upstream-url", "", "upstream single-number restore URL containing {number} (backend upstream)")
