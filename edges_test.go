@@ -182,7 +182,9 @@ func TestServeFailsWhenAListenerFails(t *testing.T) {
 		cfg.listen = trap.listen
 		ready := make(chan string, 1)
 		done := make(chan error, 1)
-		go func() { done <- serve(context.Background(), cfg, &testLogWriter{t: t}, func(addr string) { ready <- addr }) }()
+		go func() {
+			done <- serve(context.Background(), cfg, &testLogWriter{t: t}, func(addr string) { ready <- addr })
+		}()
 		select {
 		case <-ready:
 		case err := <-done:
