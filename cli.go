@@ -32,19 +32,32 @@ func runBackup(ctx context.Context, args []string, getenv func(string) string, s
 	if len(rest) != 1 {
 		return fmt.Errorf("%w: backup -db PATH OUT", errUsage)
 	}
-	if _, err := os.Stat(rest[0]); err == nil {
+	// The copy is created here, empty and private (VACUUM INTO fills an
+	// empty file); it holds the same secrets as the database.
+	out, err := createPrivateFile(rest[0], true, os.O_WRONLY)
+	if errors.Is(err, fs.ErrExist) {
 		return fmt.Errorf("backup: %s already exists", rest[0])
 	}
+	if err != nil {
+		return fmt.Errorf("backup: %w", err)
+	}
+	out.Close()
+	if err := backupTo(ctx, dbPath, rest[0]); err != nil {
+		os.Remove(rest[0])
+		return err
+	}
+	fmt.Fprintf(stdout, "backed up %s to %s\n", dbPath, rest[0])
+	return nil
+}
+
+// backupTo copies the database at dbPath into the empty file out.
+func backupTo(ctx context.Context, dbPath, out string) error {
 	store, err := openStore(dbPath)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
-	if err := store.backup(ctx, rest[0]); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "backed up %s to %s\n", dbPath, rest[0])
-	return nil
+	return store.backup(ctx, out)
 }
 
 // runCheck is `bulkrestore check -db PATH`: PRAGMA integrity_check, with a
@@ -97,6 +110,9 @@ func adminFlags(name string, args []string, getenv func(string) string, creates 
 	rest, err := parseArgs(fs, args, dbOnly)
 	if err == nil && !creates && !databaseExists(*db) {
 		err = fmt.Errorf("%s: no database %s (only serve and user add create one)", name, *db)
+		if folderErr := checkDBFolder(*db); folderErr != nil {
+			err = fmt.Errorf("%s: %w", name, folderErr)
+		}
 	}
 	return *db, rest, err
 }

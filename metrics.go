@@ -83,12 +83,37 @@ func newMetrics(queued func() float64) *metrics {
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "bulkrestore_queued_numbers", Help: "Numbers of queued jobs waiting to be restored.",
 	}, queued))
+	// Series whose label values are known are there at 0 from the start, so
+	// that a rate or an alert on them works before the first event.
+	for _, status := range []string{"completed", "cancelled"} {
+		m.jobsFinished.WithLabelValues(status)
+	}
+	for _, outcome := range []string{"delivered", "failed", "refused"} {
+		m.webhookAttempts.WithLabelValues(outcome)
+	}
 	return m
 }
 
 // handler serves the registry in the Prometheus text format.
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// only serves the registry at /metrics and nothing else: the handler of
+// the -metrics-addr listener.
+func (m *metrics) only() http.Handler {
+	h := m.handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path != "/metrics":
+			writeJSON(w, http.StatusNotFound, errorBody{Status: "error", Message: "no such endpoint: " + r.URL.Path + "; metrics are at /metrics"})
+		case r.Method != http.MethodGet && r.Method != http.MethodHead:
+			w.Header().Set("Allow", "GET, HEAD")
+			writeJSON(w, http.StatusMethodNotAllowed, errorBody{Status: "error", Message: "method " + r.Method + " is not allowed on /metrics"})
+		default:
+			h.ServeHTTP(w, r)
+		}
+	})
 }
 
 // numbersFinishedAs counts n numbers that ended with outcome o.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"time"
@@ -66,7 +67,7 @@ func (a *app) observeRequests(next http.Handler) http.Handler {
 		a.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
 			"duration_ms", float64(d.Microseconds())/1000, "user", info.user, "request_id", id, "remote", clientIP(r))
 		if a.metrics != nil {
-			a.metrics.httpRequests.WithLabelValues(info.route, r.Method, strconv.Itoa(rec.status)).Inc()
+			a.metrics.httpRequests.WithLabelValues(info.route, methodLabel(r.Method), strconv.Itoa(rec.status)).Inc()
 			a.metrics.httpDuration.WithLabelValues(info.route).Observe(d.Seconds())
 		}
 	})
@@ -84,6 +85,41 @@ func (a *app) nameRoute(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// nameMethodMismatch records, for a request that router answers 405, the
+// template of the route whose path it matched: the 405 is counted under
+// that route, not as unmatched. (The router runs no middleware for a 405.)
+func (a *app) nameMethodMismatch(router *mux.Router, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if info, ok := r.Context().Value(requestInfoKey{}).(*requestInfo); ok {
+			router.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+				var m mux.RouteMatch
+				if route.Match(r, &m) || !errors.Is(m.MatchErr, mux.ErrMethodMismatch) {
+					return nil
+				}
+				if tpl, err := route.GetPathTemplate(); err == nil {
+					info.route = tpl
+					return errFound
+				}
+				return nil
+			})
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// errFound stops a walk of the routes at the one sought.
+var errFound = errors.New("found")
+
+// methodLabel is the method as a metrics label: one of the methods the API
+// knows, else "other", so that made-up methods cannot mint new series.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions:
+		return method
+	}
+	return "other"
 }
 
 // noteUser records the authenticated user for the request's log line.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"container/list"
 	"math"
 	"net"
 	"net/http"
@@ -20,44 +21,53 @@ const (
 	authFailureBurst = 30
 )
 
-// limiterSet hands out one token bucket per key and forgets buckets that
-// have refilled, so a flood of distinct keys cannot grow it without bound.
+// limiterSet hands out one token bucket per key, and holds at most maxKeys
+// of them: past that, the least recently used bucket is forgotten, so a
+// flood of distinct keys (addresses failing authentication) cannot grow it
+// without bound. A forgotten key starts again with a full bucket.
 type limiterSet struct {
 	mu      sync.Mutex
 	limit   rate.Limit
 	burst   int
-	buckets map[string]*rate.Limiter
+	buckets map[string]*list.Element // of *keyedLimiter, in order
+	order   *list.List               // most recently used first
 	maxKeys int
+}
+
+// keyedLimiter is a bucket and its key, an element of limiterSet.order.
+type keyedLimiter struct {
+	key string
+	l   *rate.Limiter
 }
 
 // newLimiterSet builds a set of buckets of the given rate and burst.
 func newLimiterSet(limit rate.Limit, burst int) *limiterSet {
-	return &limiterSet{limit: limit, burst: burst, buckets: map[string]*rate.Limiter{}, maxKeys: 10000}
+	return &limiterSet{limit: limit, burst: burst, buckets: map[string]*list.Element{}, order: list.New(), maxKeys: 10000}
 }
 
-// get returns key's bucket, creating it full.
-func (s *limiterSet) get(key string, now time.Time) *rate.Limiter {
+// get returns key's bucket, creating it full, and marks it most recently
+// used; O(1).
+func (s *limiterSet) get(key string) *rate.Limiter {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if l, ok := s.buckets[key]; ok {
-		return l
+	if e, ok := s.buckets[key]; ok {
+		s.order.MoveToFront(e)
+		return e.Value.(*keyedLimiter).l
 	}
-	if len(s.buckets) >= s.maxKeys {
-		for k, l := range s.buckets {
-			if l.TokensAt(now) >= float64(s.burst) {
-				delete(s.buckets, k) // full again: forgetting it changes nothing
-			}
-		}
+	if s.order.Len() >= s.maxKeys {
+		oldest := s.order.Back()
+		s.order.Remove(oldest)
+		delete(s.buckets, oldest.Value.(*keyedLimiter).key)
 	}
 	l := rate.NewLimiter(s.limit, s.burst)
-	s.buckets[key] = l
+	s.buckets[key] = s.order.PushFront(&keyedLimiter{key: key, l: l})
 	return l
 }
 
 // exhausted reports whether key has no token left, and if so how long
 // until it has one.
 func (s *limiterSet) exhausted(key string, now time.Time) (time.Duration, bool) {
-	tokens := s.get(key, now).TokensAt(now)
+	tokens := s.get(key).TokensAt(now)
 	if tokens >= 1 {
 		return 0, false
 	}
@@ -66,7 +76,7 @@ func (s *limiterSet) exhausted(key string, now time.Time) (time.Duration, bool) 
 
 // take spends one of key's tokens; false (and the wait) when there is none.
 func (s *limiterSet) take(key string, now time.Time) (time.Duration, bool) {
-	l := s.get(key, now)
+	l := s.get(key)
 	if l.AllowN(now, 1) {
 		return 0, true
 	}
@@ -87,4 +97,11 @@ func clientIP(r *http.Request) string {
 func (a *app) tooManyRequests(w http.ResponseWriter, r *http.Request, wait time.Duration, msg string) {
 	w.Header().Set("Retry-After", strconv.Itoa(int(math.Max(1, math.Ceil(wait.Seconds())))))
 	writeError(w, r, a.log, newAPIError(codeRateLimited, msg))
+}
+
+// size is the number of buckets held.
+func (s *limiterSet) size() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.buckets)
 }

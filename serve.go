@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -54,7 +55,13 @@ type serveConfig struct {
 
 	// restorer, when set (by tests), replaces the backend the flags name.
 	restorer Restorer
+	// listen, when set (by tests), opens the listeners instead of net.Listen.
+	listen func(network, address string) (net.Listener, error)
 }
+
+// devAddr is -addr under -dev when none is given: the demo user's key is
+// known to everyone, so the development server answers this machine only.
+const devAddr = "127.0.0.1:8080"
 
 // allowPrivateWebhooks reports whether webhooks may reach private and
 // loopback addresses.
@@ -99,9 +106,9 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	var c serveConfig
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.addr, "addr", ":8080", "address to listen on")
+	fs.StringVar(&c.addr, "addr", ":8080", "address to listen on ("+devAddr+" under -dev)")
 	fs.StringVar(&c.db, "db", "bulkrestore.db", "SQLite database file")
-	fs.BoolVar(&c.dev, "dev", false, "development mode: demo user demo/demo, demo inventory 15551230100-15551230199, private webhooks allowed")
+	fs.BoolVar(&c.dev, "dev", false, "development mode: demo user demo/demo, demo inventory 15551230100-15551230199, private webhooks allowed, listens on "+devAddr+" unless -addr is given")
 	fs.BoolVar(&c.allowPrivate, "allow-private-webhooks", false, "let webhooks reach loopback and private addresses")
 	fs.StringVar(&c.backend, "backend", "inventory", "restore backend: inventory or upstream")
 	fs.StringVar(&c.upstreamURL, "upstream-url", "", "upstream single-number restore URL containing {number} (backend upstream)")
@@ -125,7 +132,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.BoolVar(&c.showVersion, "version", false, "print the version and exit")
 	fs.Float64Var(&c.rateLimit, "rate-limit", 200, "requests a second per user (0: no limit)")
-	fs.IntVar(&c.rateBurst, "rate-burst", 400, "requests a user may make at once above -rate-limit")
+	fs.IntVar(&c.rateBurst, "rate-burst", 0, "requests a user may make at once above -rate-limit (default twice -rate-limit, at least 1)")
 	fs.IntVar(&c.maxActiveJobs, "max-active-jobs", 100, "queued jobs a user may have unfinished at once (0: no limit)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve /metrics on this address instead of the API listener")
 	fs.DurationVar(&c.readHeaderTimeout, "read-header-timeout", 10*time.Second, "how long a client may take to send its request headers")
@@ -137,9 +144,23 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	if len(rest) > 0 {
 		return c, fmt.Errorf("%w: serve takes no arguments, got %q", errUsage, rest)
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true }) // the command line's and the environment's
+	if c.dev && !set["addr"] {
+		c.addr = devAddr
+	}
+	if !set["rate-burst"] {
+		c.rateBurst = defaultBurst(c.rateLimit)
+	}
 	c.upstreamUser = getenv("BULKRESTORE_UPSTREAM_USER")
 	c.upstreamPassword = getenv("BULKRESTORE_UPSTREAM_PASSWORD")
 	return c, c.validate()
+}
+
+// defaultBurst is -rate-burst when it is not given: twice the rate, at
+// least 1, so that a low -rate-limit limits short bursts too.
+func defaultBurst(limit float64) int {
+	return int(max(1, min(math.Ceil(2*limit), math.MaxInt32)))
 }
 
 // validate rejects settings that cannot work.
@@ -199,14 +220,33 @@ func newLogger(c serveConfig, w io.Writer) *slog.Logger {
 }
 
 // serve runs the server until ctx ends, then shuts down in reverse order of
-// start. ready, when set, is told the address actually listened on.
+// start. ready, when set, is told the address actually listened on. It
+// takes the database's lock first, then opens every listener, and only
+// then starts the service: a listener that cannot open leaves nothing to
+// undo. A listener that fails later stops the server with an error.
 func serve(ctx context.Context, cfg serveConfig, stderr io.Writer, ready func(addr string)) error {
 	log := newLogger(cfg, stderr)
-	ln, err := net.Listen("tcp", cfg.addr)
+	lock, err := lockDatabase(cfg.db)
+	if err != nil {
+		return err
+	}
+	defer lock.release() // deferred first, so it runs after the database is closed
+	listen := cfg.listen
+	if listen == nil {
+		listen = net.Listen
+	}
+	ln, err := listen("tcp", cfg.addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	defer ln.Close()
+	var mln net.Listener
+	if cfg.metricsAddr != "" {
+		if mln, err = listen("tcp", cfg.metricsAddr); err != nil {
+			return fmt.Errorf("listen for metrics: %w", err)
+		}
+		defer mln.Close()
+	}
 	svc, err := startService(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -222,15 +262,11 @@ func serve(ctx context.Context, cfg serveConfig, stderr io.Writer, ready func(ad
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 2)
-	go func() { serveErr <- srv.Serve(ln) }()
-	if cfg.metricsAddr != "" {
-		mln, err := net.Listen("tcp", cfg.metricsAddr)
-		if err != nil {
-			return fmt.Errorf("listen for metrics: %w", err)
-		}
-		msrv := &http.Server{Handler: svc.app.metrics.handler(), ReadHeaderTimeout: cfg.readHeaderTimeout}
-		go func() { serveErr <- msrv.Serve(mln) }()
-		defer msrv.Close()
+	go func() { serveErr <- fmt.Errorf("serve %s: %w", ln.Addr(), srv.Serve(ln)) }()
+	if mln != nil {
+		msrv := &http.Server{Handler: svc.app.metrics.only(), ReadHeaderTimeout: cfg.readHeaderTimeout}
+		go func() { serveErr <- fmt.Errorf("serve metrics %s: %w", mln.Addr(), msrv.Serve(mln)) }()
+		defer msrv.Close() // after the API's shutdown, before the service stops
 		log.Info("metrics listening", "addr", mln.Addr().String())
 	}
 	log.Info("bulkrestore listening", "addr", ln.Addr().String(), "db", cfg.db, "backend", cfg.backend,
@@ -239,16 +275,17 @@ func serve(ctx context.Context, cfg serveConfig, stderr io.Writer, ready func(ad
 		ready(ln.Addr().String())
 	}
 
+	var failed error
 	select {
 	case <-ctx.Done():
 		log.Info("shutting down")
-	case err := <-serveErr:
-		log.Error("server stopped", "err", err)
+	case failed = <-serveErr:
+		log.Error("a listener failed; shutting down", "err", failed)
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		log.Warn("requests still open at shutdown were cut", "err", err)
 	}
-	return nil
+	return failed
 }

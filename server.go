@@ -59,9 +59,9 @@ func (a *app) routes() http.Handler {
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, newAPIError(codeNotFound, "no such endpoint: "+r.URL.Path))
 	})
-	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	r.MethodNotAllowedHandler = a.nameMethodMismatch(r, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, newAPIError(codeMethodNotAllowed, "method "+r.Method+" is not allowed on "+r.URL.Path))
-	})
+	}))
 	return a.observeRequests(a.recoverPanics(r))
 }
 

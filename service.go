@@ -29,12 +29,9 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serv
 	if err != nil {
 		return nil, err
 	}
-	if cfg.dev {
-		if err := seedDev(ctx, store); err != nil {
-			store.Close()
-			return nil, err
-		}
-		log.Warn("development mode: user demo with API key demo, private webhooks allowed")
+	if err := greet(ctx, cfg, store, log); err != nil {
+		store.Close()
+		return nil, err
 	}
 	m := newMetrics(store.queuedNumbers)
 	w := newWriter(store.w, log)

@@ -61,8 +61,8 @@ func dsn(path string, extra ...string) string {
 	return "file:" + path + "?" + q.Encode()
 }
 
-// openStore opens (creating if needed) the database at path and brings its
-// schema up to date.
+// openStore opens (creating if needed, mode 0600) the database at path and
+// brings its schema up to date.
 func openStore(path string) (*Store, error) {
 	return openStoreWith(path)
 }
@@ -70,6 +70,9 @@ func openStore(path string) (*Store, error) {
 // openStoreWith is openStore with more DSN parameters for the write
 // connection (name, value, name, value...).
 func openStoreWith(path string, writerExtra ...string) (*Store, error) {
+	if err := ensureDBFile(path); err != nil {
+		return nil, err
+	}
 	w, err := sql.Open("sqlite", dsn(path, append([]string{"_txlock", "immediate"}, writerExtra...)...))
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", path, err)
