@@ -199,7 +199,7 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 		}
 		return enc.Encode(rotatedSecretJSON{Username: rest[0], WebhookSecret: secret})
 	case "del":
-		if err := store.deleteUser(ctx, rest[0]); err != nil {
+		if _, err := store.deleteUser(ctx, rest[0]); err != nil {
 			if errors.Is(err, errNotFound) {
 				return fmt.Errorf("user del: no user %q", rest[0])
 			}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -315,7 +316,7 @@ func TestJobIDsAreNeverReused(t *testing.T) {
 	}
 	insert("bob")
 	newest := insert("alice") // the largest id
-	if err := store.deleteUser(ctx, "alice"); err != nil {
+	if _, err := store.deleteUser(ctx, "alice"); err != nil {
 		t.Fatal(err)
 	}
 	if next := insert("bob"); next <= newest {
@@ -345,4 +346,54 @@ func openTestDB(t *testing.T, path string) *sql.DB {
 	db.SetMaxOpenConns(1)
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+func TestAdminWritesGetInBesideAWriterThatNeverRests(t *testing.T) {
+	path := newTestDB(t)
+	server, err := openServerStore(path, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	if _, err := server.w.Exec("CREATE TABLE busy (x INTEGER)"); err != nil {
+		t.Fatal(err)
+	}
+	// A writer committing back to back, as the server's does while a big
+	// inventory job drains.
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			tx, err := server.w.Begin()
+			if err != nil {
+				continue
+			}
+			for j := range 200 {
+				tx.Exec("INSERT INTO busy VALUES (?)", i*200+j)
+			}
+			tx.Commit()
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	admin, err := openStore(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	for i := range 5 {
+		start := time.Now()
+		if err := admin.createUser(context.Background(), "user"+strconv.Itoa(i), "k", newWebhookSecret()); err != nil {
+			t.Fatalf("user add beside a busy writer: %v", err)
+		}
+		t.Logf("user add %d waited %s", i, time.Since(start))
+		if d := time.Since(start); d > 3*time.Second {
+			t.Fatalf("user add waited %s for the lock, want well under SQLite's busy handler's seconds", d)
+		}
+	}
 }

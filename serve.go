@@ -251,7 +251,6 @@ func serve(ctx context.Context, cfg serveConfig, stderr io.Writer, ready func(ad
 	if err != nil {
 		return err
 	}
-	defer svc.stop()
 	srv := &http.Server{
 		Handler:           svc.app.routes(),
 		ReadHeaderTimeout: cfg.readHeaderTimeout,
@@ -282,10 +281,13 @@ func serve(ctx context.Context, cfg serveConfig, stderr io.Writer, ready func(ad
 	case failed = <-serveErr:
 		log.Error("a listener failed; shutting down", "err", failed)
 	}
+	// One deadline for the whole shutdown: requests, then restores and
+	// their results, then webhooks under way.
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.shutdownTimeout)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		log.Warn("requests still open at shutdown were cut", "err", err)
 	}
+	svc.stopBy(shutdownCtx)
 	return failed
 }

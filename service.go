@@ -35,6 +35,7 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serv
 	}
 	m := newMetrics(store.queuedNumbers)
 	w := newWriter(store.w, log)
+	store.write = w.do // the admin API's writes join the group commits
 	w.onStoreError = func(c storeErrorClass) { m.storeErrors.WithLabelValues(c.String()).Inc() }
 	w.observe = func(d time.Duration, n int) {
 		m.commit(d, n)

@@ -2,13 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"database/sql"
 	_ "embed"
-	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +13,7 @@ import (
 	"time"
 
 	_ "modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 //go:embed schema.sql
@@ -46,12 +42,56 @@ type Store struct {
 	// ckpt, when set, checkpoints the log in the background; then the write
 	// connection does not (see openServerStore).
 	ckpt *checkpointer
+	// write runs fn in a write transaction: writeTx for the admin
+	// commands, the server's group-commit writer while a server runs, so
+	// that the admin API and the CLI share every write.
+	write func(ctx context.Context, fn func(tx *sql.Tx) error) error
 }
+
+// adminBusyWait bounds how long an admin command waits for the write lock
+// beside a running server.
+const adminBusyWait = time.Minute
+
+// writeTx runs fn in a write transaction of its own, for the admin
+// commands, which may run beside a server whose writer is rarely idle.
+// BEGIN IMMEDIATE is tried again every 50µs instead of through SQLite's
+// busy handler, whose waits grow to 100ms: beside a writer that commits
+// back to back, the lock is free only for microseconds between commits, and
+// that handler was measured to wait up to 9 seconds for such a moment,
+// where trying this often gets in within milliseconds.
+func (s *Store) writeTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	conn, err := s.w.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "PRAGMA busy_timeout = 0"); err != nil {
+		return err
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf("PRAGMA busy_timeout = %d", busyTimeout.Milliseconds()))
+	deadline := time.Now().Add(adminBusyWait)
+	for {
+		tx, err := conn.BeginTx(ctx, nil)
+		if err == nil {
+			defer tx.Rollback()
+			if err := fn(tx); err != nil {
+				return err
+			}
+			return tx.Commit()
+		}
+		if sqliteCode(err)&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) || !sleepFor(ctx, 50*time.Microsecond) {
+			return err
+		}
+	}
+}
+
+// busyTimeout is how long a connection waits for a lock SQLite's way.
+const busyTimeout = 10 * time.Second
 
 // dsn builds a modernc SQLite DSN with the pragmas every connection needs.
 func dsn(path string, extra ...string) string {
 	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busyTimeout.Milliseconds()))
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "foreign_keys(ON)")
@@ -82,6 +122,7 @@ func openStoreWith(path string, writerExtra ...string) (*Store, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 	s := &Store{w: w, now: time.Now}
+	s.write = s.writeTx
 	var mode string
 	if err := w.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil {
 		w.Close()
@@ -214,202 +255,6 @@ func fromMs(v sql.NullInt64) time.Time {
 		return time.Time{}
 	}
 	return time.UnixMilli(v.Int64).UTC()
-}
-
-// hashKey is the stored form of an API key. Keys are 128+ random bits, so a
-// plain SHA-256 is enough and costs microseconds to verify.
-func hashKey(key string) []byte {
-	h := sha256.Sum256([]byte(key))
-	return h[:]
-}
-
-// randomToken returns n random bytes in the given encoding.
-func randomToken(n int, encode func([]byte) string) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err) // crypto/rand never fails on supported platforms
-	}
-	return encode(b)
-}
-
-// newAPIKey returns a fresh 192-bit API key.
-func newAPIKey() string { return randomToken(24, hex.EncodeToString) }
-
-// newWebhookSecret returns a fresh Standard Webhooks secret.
-func newWebhookSecret() string {
-	return "whsec_" + randomToken(32, base64.StdEncoding.EncodeToString)
-}
-
-// User is an API account.
-type User struct {
-	ID            int64
-	Name          string
-	WebhookSecret string
-	CreatedAt     time.Time
-}
-
-// errUserExists is returned when adding a user whose name is taken.
-var errUserExists = errors.New("user already exists")
-
-// createUser stores a user with the given key (hashed) and secret.
-func (s *Store) createUser(ctx context.Context, name, key, secret string) error {
-	_, err := s.w.ExecContext(ctx,
-		"INSERT INTO users (name, key_hash, webhook_secret, created_at) VALUES (?, ?, ?, ?)",
-		name, hashKey(key), secret, ms(s.now()))
-	if isUniqueViolation(err) {
-		return errUserExists
-	}
-	return err
-}
-
-// listUsers returns every user, by name.
-func (s *Store) listUsers(ctx context.Context) ([]User, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT id, name, webhook_secret, created_at FROM users ORDER BY name")
-	if err != nil {
-		return nil, fmt.Errorf("list users: %w", err)
-	}
-	defer rows.Close()
-	var users []User
-	for rows.Next() {
-		var u User
-		var created sql.NullInt64
-		if err := rows.Scan(&u.ID, &u.Name, &u.WebhookSecret, &created); err != nil {
-			return nil, fmt.Errorf("list users: %w", err)
-		}
-		u.CreatedAt = fromMs(created)
-		users = append(users, u)
-	}
-	return users, rows.Err()
-}
-
-// deleteUser removes a user with its jobs and inventory.
-func (s *Store) deleteUser(ctx context.Context, name string) error {
-	res, err := s.w.ExecContext(ctx, "DELETE FROM users WHERE name = ?", name)
-	if err != nil {
-		return fmt.Errorf("delete user: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return errNotFound
-	}
-	return nil
-}
-
-// rotateSecret gives a user a new webhook secret; the old one keeps signing
-// alongside it for overlap, so receivers can switch without losing messages.
-func (s *Store) rotateSecret(ctx context.Context, name, secret string, overlap time.Duration) error {
-	res, err := s.w.ExecContext(ctx, `UPDATE users SET previous_secret = webhook_secret, previous_until = ?,
-		webhook_secret = ? WHERE name = ?`, ms(s.now().Add(overlap)), secret, name)
-	if err != nil {
-		return fmt.Errorf("rotate secret: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return errNotFound
-	}
-	return nil
-}
-
-// backup writes a consistent copy of the live database to path.
-func (s *Store) backup(ctx context.Context, path string) error {
-	if _, err := s.w.ExecContext(ctx, "VACUUM INTO ?", path); err != nil {
-		return fmt.Errorf("backup to %s: %w", path, err)
-	}
-	return nil
-}
-
-// integrityCheck runs PRAGMA integrity_check and returns its findings;
-// a healthy file gives ["ok"].
-func (s *Store) integrityCheck(ctx context.Context) ([]string, error) {
-	rows, err := s.r.QueryContext(ctx, "PRAGMA integrity_check")
-	if err != nil {
-		return nil, fmt.Errorf("integrity check: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var line string
-		if err := rows.Scan(&line); err != nil {
-			return nil, fmt.Errorf("integrity check: %w", err)
-		}
-		out = append(out, line)
-	}
-	return out, rows.Err()
-}
-
-// authenticate returns the user whose name and key match, or errNotFound.
-func (s *Store) authenticate(ctx context.Context, name, key string) (User, error) {
-	var u User
-	var hash []byte
-	err := s.rq.queryRow(ctx, "SELECT id, name, key_hash, webhook_secret FROM users WHERE name = ?", name).
-		Scan(&u.ID, &u.Name, &hash, &u.WebhookSecret)
-	if errors.Is(err, sql.ErrNoRows) {
-		// Hash anyway so an unknown name costs what a wrong key costs.
-		subtle.ConstantTimeCompare(hashKey(key), make([]byte, sha256.Size))
-		return User{}, errNotFound
-	}
-	if err != nil {
-		return User{}, fmt.Errorf("authenticate: %w", err)
-	}
-	if subtle.ConstantTimeCompare(hashKey(key), hash) != 1 {
-		return User{}, errNotFound
-	}
-	return u, nil
-}
-
-// userByName looks a user up for the admin commands.
-func (s *Store) userByName(ctx context.Context, name string) (User, error) {
-	var u User
-	err := s.r.QueryRowContext(ctx, "SELECT id, name, webhook_secret FROM users WHERE name = ?", name).
-		Scan(&u.ID, &u.Name, &u.WebhookSecret)
-	if errors.Is(err, sql.ErrNoRows) {
-		return User{}, errNotFound
-	}
-	return u, err
-}
-
-// InventoryRow is one number of a user's inventory.
-type InventoryRow struct {
-	Number                 string
-	State                  string
-	ReleasedAt             time.Time
-	RequiresIdentityUpdate bool
-	NeedsRegistration      bool
-}
-
-// upsertInventorySQL inserts or replaces one inventory row.
-const upsertInventorySQL = `INSERT INTO inventory
-	(user_id, number, state, released_at, requires_identity_update, needs_registration)
-	VALUES (?, ?, ?, ?, ?, ?)
-	ON CONFLICT (user_id, number) DO UPDATE SET state = excluded.state,
-	released_at = excluded.released_at,
-	requires_identity_update = excluded.requires_identity_update,
-	needs_registration = excluded.needs_registration`
-
-// importInventory writes rows for a user in one transaction. With
-// onlyMissing, existing rows are left as they are (used by -dev seeding).
-func (s *Store) importInventory(ctx context.Context, userID int64, rows []InventoryRow, onlyMissing bool) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("import inventory: %w", err)
-	}
-	defer tx.Rollback()
-	query := upsertInventorySQL
-	if onlyMissing {
-		query = `INSERT OR IGNORE INTO inventory
-			(user_id, number, state, released_at, requires_identity_update, needs_registration)
-			VALUES (?, ?, ?, ?, ?, ?)`
-	}
-	stmt, err := tx.PrepareContext(ctx, query)
-	if err != nil {
-		return fmt.Errorf("import inventory: %w", err)
-	}
-	defer stmt.Close()
-	for _, r := range rows {
-		if _, err := stmt.ExecContext(ctx, userID, r.Number, r.State, ms(r.ReleasedAt),
-			boolInt(r.RequiresIdentityUpdate), boolInt(r.NeedsRegistration)); err != nil {
-			return fmt.Errorf("import inventory %s: %w", r.Number, err)
-		}
-	}
-	return tx.Commit()
 }
 
 // boolInt stores a flag as 0/1.
