@@ -31,4 +31,3 @@ func (s *Store) integrityCheck(ctx context.Context) ([]string, error) {
 	}
 	return out, rows.Err()
 }
-
