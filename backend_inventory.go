@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"time"
 )
@@ -12,7 +11,7 @@ import (
 // active is made by the writer in the transaction that records the outcome
 // (Outcome.Activate), so the result and the inventory can never disagree.
 type inventoryBackend struct {
-	db     *stmtCache // on the read pool
+	store  *Store
 	window time.Duration
 	now    func() time.Time
 	log    *slog.Logger
@@ -27,13 +26,6 @@ const (
 	msgNoLongerAvail = "Error: 'number is no longer available'"
 )
 
-// inventoryRow is what the backend reads of one inventory row.
-type inventoryRecord struct {
-	state      string
-	releasedAt int64
-	riu, nr    bool
-}
-
 // Restore implements Restorer with the table of the contract's section 3.
 func (b *inventoryBackend) Restore(ctx context.Context, userID int64, number string) Outcome {
 	return b.RestoreBatch(ctx, userID, []string{number})[0]
@@ -43,7 +35,7 @@ func (b *inventoryBackend) Restore(ctx context.Context, userID int64, number str
 // user, each decided by the same table.
 func (b *inventoryBackend) RestoreBatch(ctx context.Context, userID int64, numbers []string) []Outcome {
 	out := make([]Outcome, len(numbers))
-	rows, err := b.lookup(ctx, userID, numbers)
+	rows, err := b.store.inventoryRecords(ctx, userID, numbers)
 	if err != nil {
 		b.log.Error("inventory lookup failed", "numbers", len(numbers), "err", err)
 		for i := range out {
@@ -57,34 +49,6 @@ func (b *inventoryBackend) RestoreBatch(ctx context.Context, userID int64, numbe
 		out[i] = b.decide(n, row, found, now)
 	}
 	return out
-}
-
-// lookup reads the user's rows for the numbers.
-func (b *inventoryBackend) lookup(ctx context.Context, userID int64, numbers []string) (map[string]inventoryRecord, error) {
-	list, err := json.Marshal(numbers)
-	if err != nil {
-		return nil, err
-	}
-	stmt, err := b.db.get(`SELECT number, state, released_at, requires_identity_update, needs_registration
-		FROM inventory WHERE user_id = ? AND number IN (SELECT value FROM json_each(?))`)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := stmt.QueryContext(ctx, userID, string(list))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	found := make(map[string]inventoryRecord, len(numbers))
-	for rows.Next() {
-		var n string
-		var r inventoryRecord
-		if err := rows.Scan(&n, &r.state, &r.releasedAt, &r.riu, &r.nr); err != nil {
-			return nil, err
-		}
-		found[n] = r
-	}
-	return found, rows.Err()
 }
 
 // decide applies the result table to one number's row.

@@ -3,15 +3,12 @@ package main
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -62,61 +59,6 @@ func benchPercentile(sorted []time.Duration, p float64) float64 {
 	return float64(sorted[rank]) / float64(time.Millisecond)
 }
 
-// benchUpstream is the fake provider: it answers every restore with
-// success after its latency, except the numbers it holds, which it answers
-// at once when released.
-type benchUpstream struct {
-	url      string // the -upstream-url template
-	latency  time.Duration
-	hold     func(number string) bool // nil: hold nothing
-	release  chan struct{}            // closed to answer the held calls
-	srv      *http.Server
-	busy     atomic.Int64 // nanoseconds spent in calls, summed over calls
-	held     atomic.Int64 // held calls waiting for release
-	answered atomic.Int64 // calls answered after the latency
-}
-
-// startBenchUpstream serves a fake upstream on a loopback port.
-func startBenchUpstream(latency time.Duration, hold func(number string) bool) (*benchUpstream, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	u := &benchUpstream{url: "http://" + ln.Addr().String() + "/v3/restore/{number}", latency: latency,
-		hold: hold, release: make(chan struct{})}
-	u.srv = &http.Server{Handler: http.HandlerFunc(u.restore), ReadHeaderTimeout: 10 * time.Second}
-	go u.srv.Serve(ln)
-	return u, nil
-}
-
-// restore answers one call after the latency, or when released.
-func (u *benchUpstream) restore(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	defer func() { u.busy.Add(int64(time.Since(start))) }()
-	if u.hold != nil && u.hold(strings.TrimPrefix(r.URL.Path, "/v3/restore/")) {
-		u.held.Add(1)
-		select {
-		case <-u.release:
-		case <-r.Context().Done():
-			return
-		}
-	} else {
-		t := time.NewTimer(u.latency)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-r.Context().Done():
-			return
-		}
-		u.answered.Add(1)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	io.WriteString(w, `{"message":"Number restored","requires_identity_update":0}`)
-}
-
-// close stops the fake upstream and cuts its connections.
-func (u *benchUpstream) close() { u.srv.Close() }
-
 // startWithUpstream starts a fake upstream at the bench's latency and a
 // server that restores through it; stop stops both.
 func (b *bench) startWithUpstream(ctx context.Context) (*benchUpstream, *benchServer, func(), error) {
@@ -135,59 +77,6 @@ func (b *bench) startWithUpstream(ctx context.Context) (*benchUpstream, *benchSe
 // upstreamArgs are the serve flags that point a server at the fake upstream.
 func (b *bench) upstreamArgs(u *benchUpstream) []string {
 	return []string{"-backend", "upstream", "-upstream-url", u.url, "-workers", strconv.Itoa(b.cfg.workersUpstream)}
-}
-
-// rawSQLiteRate measures batched primary-key updates on a fresh file with
-// the service's pragmas: a STRICT table of rows rows, updated perTx to a
-// transaction. It returns updates a second.
-func rawSQLiteRate(ctx context.Context, rows, perTx int) (float64, error) {
-	dir, err := os.MkdirTemp("", "bulkrestore-bench-raw-*")
-	if err != nil {
-		return 0, err
-	}
-	defer os.RemoveAll(dir)
-	db, err := sql.Open("sqlite", dsn(filepath.Join(dir, "raw.db"), "_txlock", "immediate"))
-	if err != nil {
-		return 0, err
-	}
-	defer db.Close()
-	db.SetMaxOpenConns(1)
-	if _, err := db.ExecContext(ctx, `CREATE TABLE raw_rows (id INTEGER PRIMARY KEY, status TEXT NOT NULL,
-		attempts INTEGER NOT NULL, completed_at INTEGER) STRICT`); err != nil {
-		return 0, err
-	}
-	batch := func(first, last int, query string, args func(id int) []any) error {
-		tx, err := db.BeginTx(ctx, nil)
-		if err != nil {
-			return err
-		}
-		defer tx.Rollback()
-		stmt, err := tx.PrepareContext(ctx, query)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for id := first; id <= last; id++ {
-			if _, err := stmt.ExecContext(ctx, args(id)...); err != nil {
-				return err
-			}
-		}
-		return tx.Commit()
-	}
-	if err := batch(1, rows, "INSERT INTO raw_rows (id, status, attempts) VALUES (?, 'pending', 0)",
-		func(id int) []any { return []any{id} }); err != nil {
-		return 0, fmt.Errorf("raw sqlite: fill: %w", err)
-	}
-	now := ms(time.Now())
-	start := time.Now()
-	for first := 1; first <= rows; first += perTx {
-		if err := batch(first, min(first+perTx-1, rows),
-			"UPDATE raw_rows SET status = 'success', attempts = attempts + 1, completed_at = ? WHERE id = ?",
-			func(id int) []any { return []any{now, id} }); err != nil {
-			return 0, fmt.Errorf("raw sqlite: update: %w", err)
-		}
-	}
-	return float64(rows) / time.Since(start).Seconds(), nil
 }
 
 // runThroughput times one queued job of all-released inventory numbers from
@@ -440,55 +329,6 @@ func benchProcStatusKB(field string) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no %s in /proc/self/status", field)
-}
-
-// benchReceiver is a webhook receiver on loopback that notes when each
-// job's first delivery arrived.
-type benchReceiver struct {
-	url         string
-	srv         *http.Server
-	want        int
-	mu          sync.Mutex
-	seen        map[string]bool
-	first, last time.Time
-	done        chan struct{} // closed when want jobs have been delivered
-}
-
-// startBenchReceiver serves a receiver that expects want jobs.
-func startBenchReceiver(want int) (*benchReceiver, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	r := &benchReceiver{url: "http://" + ln.Addr().String() + "/hook", want: want, seen: map[string]bool{}, done: make(chan struct{})}
-	r.srv = &http.Server{Handler: http.HandlerFunc(r.receive), ReadHeaderTimeout: 10 * time.Second}
-	go r.srv.Serve(ln)
-	return r, nil
-}
-
-// receive takes one delivery; repeats of a job are answered but not counted.
-func (r *benchReceiver) receive(w http.ResponseWriter, req *http.Request) {
-	var msg struct {
-		JobUUID string `json:"job_uuid"`
-	}
-	if err := json.NewDecoder(req.Body).Decode(&msg); err != nil || msg.JobUUID == "" {
-		http.Error(w, "not a job payload", http.StatusBadRequest)
-		return
-	}
-	now := time.Now()
-	r.mu.Lock()
-	if !r.seen[msg.JobUUID] {
-		r.seen[msg.JobUUID] = true
-		if len(r.seen) == 1 {
-			r.first = now
-		}
-		r.last = now
-		if len(r.seen) == r.want {
-			close(r.done)
-		}
-	}
-	r.mu.Unlock()
-	w.WriteHeader(http.StatusNoContent)
 }
 
 // runWebhooks makes many small jobs with a webhook each finish at once and

@@ -8,7 +8,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -216,20 +215,19 @@ func (c *apiClient) do(ctx context.Context, method, path string, query url.Value
 			}
 			return reply, nil
 		}
-		wait := c.retryBase << min(attempt, 6)
-		wait = wait/2 + rand.N(wait/2+1)
+		wait := backoff(c.retryBase, c.retryBase<<6, attempt+1)
 		why := ""
 		if err != nil {
 			why = err.Error()
 		} else {
 			why = fmt.Sprintf("HTTP %d: %s", reply.status, reply.failure().message)
-			if s, perr := strconv.Atoi(reply.header.Get("Retry-After")); perr == nil && s >= 0 {
-				wait = min(time.Duration(s)*time.Second, clientRetryAfterMax)
+			if after := parseRetryAfter(reply.header.Get("Retry-After"), time.Now()); after > 0 {
+				wait = min(after, clientRetryAfterMax)
 			}
 		}
 		fmt.Fprintf(c.notes, "%s %s: %s; retry %d of %d in %s\n", method, path, why, attempt+1, c.retries, wait.Round(time.Millisecond))
-		if err := sleepCtx(ctx, wait); err != nil {
-			return apiReply{}, err
+		if !sleepUntil(ctx, nil, time.Now().Add(wait)) {
+			return apiReply{}, ctx.Err()
 		}
 	}
 }
@@ -263,18 +261,6 @@ func (c *apiClient) once(ctx context.Context, method, target string, body []byte
 		return apiReply{}, fmt.Errorf("read answer: %w", err)
 	}
 	return apiReply{status: resp.StatusCode, header: resp.Header, body: data}, nil
-}
-
-// sleepCtx waits for d or until ctx ends.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // jobSummary is what the client reads of a job: the 200 and 202 answers of

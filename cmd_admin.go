@@ -32,7 +32,7 @@ func runBackup(ctx context.Context, args []string, getenv func(string) string, s
 	if len(rest) != 1 {
 		return fmt.Errorf("%w: backup -db PATH OUT", errUsage)
 	}
-	// The copy is created here, empty and private (VACUUM INTO fills an
+	// The copy is created here, empty and private (the backup fills an
 	// empty file); it holds the same secrets as the database.
 	out, err := createPrivateFile(rest[0], true, os.O_WRONLY)
 	if errors.Is(err, fs.ErrExist) {
@@ -60,7 +60,7 @@ func backupTo(ctx context.Context, dbPath, out string) error {
 	return store.backup(ctx, out)
 }
 
-// runCheck is `bulkrestore check -db PATH`: PRAGMA integrity_check, with a
+// runCheck is `bulkrestore check -db PATH`: SQLite's integrity check, with a
 // non-zero exit when the file is damaged.
 func runCheck(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	dbPath, rest, err := adminFlags("check", args, getenv, false, nil)

@@ -333,8 +333,8 @@ func (s *submission) waitAll(ctx context.Context) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%d job(s) still unfinished after -wait-timeout %s; check them later with bulkrestore status", open, s.opts.waitTimeout)
 		}
-		if err := sleepCtx(ctx, s.opts.poll); err != nil {
-			return fmt.Errorf("stopped waiting (%w); the jobs go on on the server", err)
+		if !sleepUntil(ctx, nil, time.Now().Add(s.opts.poll)) {
+			return fmt.Errorf("stopped waiting (%w); the jobs go on on the server", ctx.Err())
 		}
 	}
 }

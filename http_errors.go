@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
+	"time"
 )
 
 // errorCode classifies what went wrong for the client.
@@ -78,9 +80,24 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		e = newAPIError(codeInternal, "internal error, please try again or contact support")
 		if sqliteCode(err) != 0 && classifyStoreError(err) == storeTransient {
-			w.Header().Set("Retry-After", "5")
+			w.Header().Set("Retry-After", retryAfterSeconds(5*time.Second))
 			e = newAPIError(codeUnavailable, "storage is unavailable, please retry later")
 		}
 	}
 	writeJSON(w, httpStatus[e.code], errorBody{Status: "error", Message: e.message, InvalidNumbers: e.invalidNumbers})
+}
+
+// clientIP is the address the request came from (the proxy's, behind one).
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// tooManyRequests answers 429 with a Retry-After in whole seconds.
+func (a *app) tooManyRequests(w http.ResponseWriter, r *http.Request, wait time.Duration, msg string) {
+	w.Header().Set("Retry-After", retryAfterSeconds(wait))
+	writeError(w, r, a.log, newAPIError(codeRateLimited, msg))
 }

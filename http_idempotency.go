@@ -45,8 +45,8 @@ func (a *app) idempotentAnswer(w http.ResponseWriter, r *http.Request, user User
 				return true
 			}
 			if a.now().Sub(rec.createdAt) < a.syncBudget() { // its request is still running
-				if time.Now().After(deadline) || !sleepFor(r.Context(), wait) {
-					w.Header().Set("Retry-After", "1")
+				if time.Now().After(deadline) || !sleepUntil(r.Context(), nil, time.Now().Add(wait)) {
+					w.Header().Set("Retry-After", retryAfterSeconds(time.Second))
 					writeError(w, r, a.log, newAPIError(codeConflict,
 						"a request with Idempotency-Key "+req.key+" is still in progress; retry shortly for its answer"))
 					return true

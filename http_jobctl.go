@@ -145,34 +145,6 @@ type webhookAttemptJSON struct {
 	DurationMs int64   `json:"duration_ms"`
 }
 
-// webhookAttemptLog returns a job's last n delivery attempts, oldest first.
-func (s *Store) webhookAttemptLog(ctx context.Context, jobID int64, n int) ([]webhookAttemptJSON, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT attempt, at, http_status, error, duration_ms FROM
-		(SELECT * FROM webhook_attempts WHERE job_id = ? ORDER BY attempt DESC LIMIT ?) ORDER BY attempt`, jobID, n)
-	if err != nil {
-		return nil, fmt.Errorf("webhook attempt log: %w", err)
-	}
-	defer rows.Close()
-	log := []webhookAttemptJSON{}
-	for rows.Next() {
-		var e webhookAttemptJSON
-		var at sql.NullInt64
-		var status sql.NullInt64
-		var errText sql.NullString
-		if err := rows.Scan(&e.Attempt, &at, &status, &errText, &e.DurationMs); err != nil {
-			return nil, fmt.Errorf("webhook attempt log: %w", err)
-		}
-		e.At = jsonTime(fromMs(at))
-		if status.Valid {
-			code := int(status.Int64)
-			e.HTTPStatus = &code
-		}
-		e.Error = nullableString(errText.String)
-		log = append(log, e)
-	}
-	return log, rows.Err()
-}
-
 // jobListJSON is the body of GET /v3/bulk_restore_jobs.
 type jobListJSON struct {
 	Jobs       []jobHeadJSON `json:"jobs"`
@@ -235,29 +207,4 @@ func (a *app) bulkRestoreJobs(w http.ResponseWriter, r *http.Request) {
 		out.Jobs = append(out.Jobs, jobHead(j))
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-// listJobs returns up to limit of a user's jobs with ids below beforeID,
-// newest first, optionally of one status.
-func (s *Store) listJobs(ctx context.Context, userID int64, status string, beforeID int64, limit int) ([]Job, error) {
-	query := "SELECT " + jobColumns + " FROM jobs WHERE user_id = ? AND id < ?"
-	args := []any{userID, beforeID}
-	if status != "" {
-		query += " AND status = ?"
-		args = append(args, status)
-	}
-	rows, err := s.r.QueryContext(ctx, query+" ORDER BY id DESC LIMIT ?", append(args, limit)...)
-	if err != nil {
-		return nil, fmt.Errorf("list jobs: %w", err)
-	}
-	defer rows.Close()
-	var jobs []Job
-	for rows.Next() {
-		j, err := scanJob(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list jobs: %w", err)
-		}
-		jobs = append(jobs, j)
-	}
-	return jobs, rows.Err()
 }

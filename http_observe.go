@@ -137,3 +137,20 @@ func beUint64(b []byte) uint64 {
 	}
 	return v
 }
+
+// only serves the registry at /metrics and nothing else: the handler of
+// the -metrics-addr listener.
+func (m *metrics) only() http.Handler {
+	h := m.handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.URL.Path != "/metrics":
+			writeJSON(w, http.StatusNotFound, errorBody{Status: "error", Message: "no such endpoint: " + r.URL.Path + "; metrics are at /metrics"})
+		case r.Method != http.MethodGet && r.Method != http.MethodHead:
+			w.Header().Set("Allow", "GET, HEAD")
+			writeJSON(w, http.StatusMethodNotAllowed, errorBody{Status: "error", Message: "method " + r.Method + " is not allowed on /metrics"})
+		default:
+			h.ServeHTTP(w, r)
+		}
+	})
+}

@@ -3,9 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"math"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -54,12 +52,6 @@ func (a *app) restoreOne(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", retryAfterSeconds(single.retryAfterWait()))
 	}
 	writeJSON(w, status, singleJSON{finalResultJSON: finalResult(res), JobUUID: job.UUID})
-}
-
-// retryAfterSeconds is a Retry-After header value: whole seconds, rounded
-// up, at least 1.
-func retryAfterSeconds(d time.Duration) string {
-	return strconv.Itoa(int(math.Max(1, math.Ceil(d.Seconds()))))
 }
 
 // singleRestorer wraps the backend for GET|POST /v3/restore/{number}, where

@@ -121,9 +121,8 @@ func (a *app) enqueue(ctx context.Context, user User, numbers []string, webhookU
 	job := Job{UUID: uuid.NewString(), UserID: user.ID, WebhookURL: webhookURL, CreatedAt: a.now()}
 	err := a.writer.do(ctx, func(tx *sql.Tx) error {
 		if a.cfg.maxActiveJobs > 0 {
-			var active int
-			if err := tx.QueryRow("SELECT count(*) FROM jobs WHERE user_id = ? AND status IN ('pending', 'processing')",
-				user.ID).Scan(&active); err != nil {
+			active, err := countActiveJobs(tx, user.ID)
+			if err != nil {
 				return err
 			}
 			if active >= a.cfg.maxActiveJobs {

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -39,7 +38,7 @@ func (j *janitor) start(ctx context.Context) {
 			if err := j.sweep(ctx); err != nil && ctx.Err() == nil {
 				j.log.Error("retention sweep", "err", err)
 			}
-			sleepUntil(ctx, nil, j.now().Add(interval), j.now)
+			sleepUntil(ctx, nil, j.now().Add(interval))
 			if ctx.Err() != nil {
 				return
 			}
@@ -65,24 +64,20 @@ func (j *janitor) sweep(ctx context.Context) error {
 		return nil
 	}
 	deleted := 0
-	for ctx.Err() == nil {
-		var jobID int64
-		err := j.store.r.QueryRowContext(ctx, `SELECT id FROM jobs WHERE status IN ('completed', 'cancelled')
-			AND completed_at < ? AND webhook_state NOT IN ('pending', 'waiting') ORDER BY id LIMIT 1`,
-			ms(now.Add(-j.retention))).Scan(&jobID)
-		if errors.Is(err, sql.ErrNoRows) {
-			break
+	defer func() {
+		if deleted > 0 {
+			j.log.Info("deleted jobs past retention", "jobs", deleted, "retention", j.retention)
 		}
-		if err != nil {
+	}()
+	for ctx.Err() == nil {
+		jobID, found, err := j.store.nextExpiredJob(ctx, now.Add(-j.retention))
+		if err != nil || !found {
 			return err
 		}
 		if err := j.deleteJob(ctx, jobID); err != nil {
 			return err
 		}
 		deleted++
-	}
-	if deleted > 0 {
-		j.log.Info("deleted jobs past retention", "jobs", deleted, "retention", j.retention)
 	}
 	return ctx.Err()
 }
@@ -91,22 +86,8 @@ func (j *janitor) sweep(ctx context.Context) error {
 func (j *janitor) deleteJob(ctx context.Context, jobID int64) error {
 	for {
 		var finished bool
-		err := j.writer.do(ctx, func(tx *sql.Tx) error {
-			var bound sql.NullInt64
-			err := tx.QueryRow("SELECT max(position) FROM (SELECT position FROM job_numbers WHERE job_id = ? ORDER BY position LIMIT ?)",
-				jobID, j.chunk).Scan(&bound)
-			if err != nil {
-				return err
-			}
-			if !bound.Valid {
-				finished = true
-				_, err := tx.Exec("DELETE FROM jobs WHERE id = ?", jobID)
-				return err
-			}
-			if _, err := tx.Exec("DELETE FROM attempts WHERE job_id = ? AND position <= ?", jobID, bound.Int64); err != nil {
-				return err
-			}
-			_, err = tx.Exec("DELETE FROM job_numbers WHERE job_id = ? AND position <= ?", jobID, bound.Int64)
+		err := j.writer.do(ctx, func(tx *sql.Tx) (err error) {
+			finished, err = deleteJobChunk(tx, jobID, j.chunk)
 			return err
 		})
 		if err != nil {

@@ -99,23 +99,6 @@ func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
 }
 
-// only serves the registry at /metrics and nothing else: the handler of
-// the -metrics-addr listener.
-func (m *metrics) only() http.Handler {
-	h := m.handler()
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case r.URL.Path != "/metrics":
-			writeJSON(w, http.StatusNotFound, errorBody{Status: "error", Message: "no such endpoint: " + r.URL.Path + "; metrics are at /metrics"})
-		case r.Method != http.MethodGet && r.Method != http.MethodHead:
-			w.Header().Set("Allow", "GET, HEAD")
-			writeJSON(w, http.StatusMethodNotAllowed, errorBody{Status: "error", Message: "method " + r.Method + " is not allowed on /metrics"})
-		default:
-			h.ServeHTTP(w, r)
-		}
-	})
-}
-
 // numbersFinishedAs counts n numbers that ended with outcome o.
 func (m *metrics) numbersFinishedAs(o Outcome, n int) {
 	m.numbersFinished.WithLabelValues(string(o.status()), strconv.Itoa(o.StatusCode)).Add(float64(n))
@@ -183,16 +166,4 @@ func (r *instrumentedRestorer) Restore(ctx context.Context, userID int64, number
 	start := time.Now()
 	defer func() { r.duration.Observe(time.Since(start).Seconds()) }()
 	return r.next.Restore(ctx, userID, number)
-}
-
-// queuedNumbers counts the pending numbers, for the gauge.
-func (s *Store) queuedNumbers() float64 {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	var n int64
-	if err := s.r.QueryRowContext(ctx, `SELECT coalesce(sum(total - success_count - failure_count - cancelled_count), 0)
-		FROM jobs WHERE status IN ('pending', 'processing')`).Scan(&n); err != nil {
-		return -1
-	}
-	return float64(n)
 }

@@ -105,7 +105,7 @@ func (d *dispatcher) run(ctx context.Context) {
 			if ctx.Err() == nil {
 				d.log.Error("list active jobs", "err", err)
 			}
-			sleepUntil(ctx, d.wake, now.Add(time.Second), d.now)
+			sleepUntil(ctx, d.wake, now.Add(time.Second))
 			continue
 		}
 		free := d.maxInFlight - d.registry.size()
@@ -130,7 +130,7 @@ func (d *dispatcher) run(ctx context.Context) {
 				wakeAt = limit
 			}
 		}
-		sleepUntil(ctx, d.wake, wakeAt, d.now)
+		sleepUntil(ctx, d.wake, wakeAt)
 	}
 }
 
@@ -299,20 +299,4 @@ func (h *claimHeap) Pop() any {
 	c := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return c
-}
-
-// sleepUntil waits for a nudge on wake, for ctx, or until `until` when it
-// is set: the background loops never poll on a fixed interval.
-func sleepUntil(ctx context.Context, wake <-chan struct{}, until time.Time, now func() time.Time) {
-	var timer <-chan time.Time
-	if !until.IsZero() {
-		t := time.NewTimer(max(0, until.Sub(now())))
-		defer t.Stop()
-		timer = t.C
-	}
-	select {
-	case <-wake:
-	case <-timer:
-	case <-ctx.Done():
-	}
 }

@@ -24,8 +24,7 @@ type recorder struct {
 	maxBatch   int
 	log        *slog.Logger
 	now        func() time.Time
-	retryFirst time.Duration // first wait after a transient failure
-	retryMax   time.Duration
+	storeRetry retryPolicy // the waits after a transient database failure
 
 	// onRecorded is told what each group of results did once committed.
 	onRecorded func(out recordOutcome)
@@ -41,7 +40,8 @@ func newRecorder(store *Store, w *writer, registry *inflight, d *dispatcher, pol
 	ctx, cancel := context.WithCancel(context.Background())
 	return &recorder{
 		store: store, writer: w, registry: registry, dispatch: d, policy: policy, results: results,
-		maxBatch: 4096, log: log, now: time.Now, retryFirst: 100 * time.Millisecond, retryMax: 5 * time.Second,
+		maxBatch: 4096, log: log, now: time.Now,
+		storeRetry: retryPolicy{base: 100 * time.Millisecond, max: 5 * time.Second},
 		onRecorded: func(recordOutcome) {}, stopCtx: ctx, giveUp: cancel, done: make(chan struct{}),
 	}
 }
@@ -90,8 +90,7 @@ func (r *recorder) record(batch []workResult) {
 // database refuses it for now. It returns nil once the batch is recorded
 // or dropped (the pool stopping), and a permanent failure as it is.
 func (r *recorder) writeUntilDone(batch []workResult) error {
-	wait := r.retryFirst
-	for {
+	for try := 1; ; try++ {
 		var out recordOutcome
 		err := r.writer.do(r.stopCtx, func(tx *sql.Tx) (err error) {
 			out, err = recordResults(tx, batch, r.policy, r.now())
@@ -109,11 +108,9 @@ func (r *recorder) writeUntilDone(batch []workResult) error {
 			r.abandon(batch)
 			return nil
 		}
+		wait := backoff(r.storeRetry.base, r.storeRetry.max, try)
 		r.log.Error("record results; will try again", "err", err, "results", len(batch), "wait", wait)
-		if !sleepFor(r.stopCtx, wait) {
-			continue // the next try fails at once and drops the batch
-		}
-		wait = min(2*wait, r.retryMax)
+		sleepUntil(r.stopCtx, nil, time.Now().Add(wait)) // cut short by giveUp: the next try drops the batch
 	}
 }
 
@@ -190,17 +187,4 @@ func claimsOf(batch []workResult) []claim {
 		out[i] = res.claim
 	}
 	return out
-}
-
-// sleepFor waits for d or until ctx ends; it reports whether the whole
-// wait passed.
-func sleepFor(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }

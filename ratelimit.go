@@ -2,10 +2,6 @@ package main
 
 import (
 	"container/list"
-	"math"
-	"net"
-	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -82,21 +78,6 @@ func (s *limiterSet) take(key string, now time.Time) (time.Duration, bool) {
 	}
 	tokens := l.TokensAt(now)
 	return time.Duration((1 - tokens) / float64(s.limit) * float64(time.Second)), false
-}
-
-// clientIP is the address the request came from (the proxy's, behind one).
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
-// tooManyRequests answers 429 with a Retry-After in whole seconds.
-func (a *app) tooManyRequests(w http.ResponseWriter, r *http.Request, wait time.Duration, msg string) {
-	w.Header().Set("Retry-After", strconv.Itoa(int(math.Max(1, math.Ceil(wait.Seconds())))))
-	writeError(w, r, a.log, newAPIError(codeRateLimited, msg))
 }
 
 // size is the number of buckets held.

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"runtime/debug"
 	"time"
 )
@@ -82,42 +81,6 @@ func safeRestore(ctx context.Context, r Restorer, userID int64, number string, o
 	return r.Restore(ctx, userID, number)
 }
 
-// retryPolicy decides whether and when a transient failure is tried again.
-type retryPolicy struct {
-	maxAttempts int
-	base        time.Duration
-	max         time.Duration
-}
-
-// next returns the wait before attempt number done+1, and false when done
-// attempts are all the policy allows or the outcome is final.
-func (p retryPolicy) next(done int, o Outcome) (time.Duration, bool) {
-	if !o.Transient || done >= p.maxAttempts {
-		return 0, false
-	}
-	return max(backoff(p.base, p.max, done), min(o.RetryAfter, p.max)), true
-}
-
-// backoff is the capped exponential wait after the n-th failure (n from 1),
-// with "equal jitter": half fixed, half random, so retries of many numbers
-// that failed together spread out.
-func backoff(base, ceiling time.Duration, n int) time.Duration {
-	d := base
-	for i := 1; i < n && d < ceiling; i++ {
-		if d > ceiling/2 {
-			d = ceiling // doubling would pass the cap, or overflow
-			break
-		}
-		d *= 2
-	}
-	d = min(d, ceiling)
-	if d <= 1 {
-		return d
-	}
-	half := d / 2
-	return half + rand.N(d-half)
-}
-
 // attemptRecord is one try of one number.
 type attemptRecord struct {
 	Started  time.Time
@@ -134,7 +97,7 @@ func restoreWithRetries(ctx context.Context, r Restorer, p retryPolicy, userID i
 			return records
 		}
 		// The wait after a batched first attempt is made below, like any other.
-		if !waitRetry(ctx, p, n, records[n-1].Outcome) {
+		if wait, _ := p.next(n, records[n-1].Outcome); !sleepUntil(ctx, nil, time.Now().Add(wait)) {
 			return records
 		}
 	}
@@ -145,22 +108,9 @@ func restoreWithRetries(ctx context.Context, r Restorer, p retryPolicy, userID i
 		if _, again := p.next(len(records), o); !again {
 			return records
 		}
-		if !waitRetry(ctx, p, len(records), o) {
+		if wait, _ := p.next(len(records), o); !sleepUntil(ctx, nil, time.Now().Add(wait)) {
 			return records
 		}
-	}
-}
-
-// waitRetry sleeps the policy's wait after attempt n; false if ctx ended.
-func waitRetry(ctx context.Context, p retryPolicy, n int, o Outcome) bool {
-	wait, _ := p.next(n, o)
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 

@@ -59,6 +59,17 @@ CREATE INDEX jobs_active ON jobs (id) WHERE status IN ('pending', 'processing');
 CREATE INDEX jobs_webhook_due ON jobs (webhook_next_at) WHERE webhook_state = 'pending';
 -- A user's jobs, newest first.
 CREATE INDEX jobs_user ON jobs (user_id, id);
+-- A user's unfinished jobs, counted against -max-active-jobs at every
+-- queued submit: without it the count walks every job the user ever had.
+CREATE INDEX jobs_user_active ON jobs (user_id) WHERE status IN ('pending', 'processing');
+-- Finished jobs by completion, for retention: one probe finds the oldest.
+CREATE INDEX jobs_finished ON jobs (completed_at) WHERE status IN ('completed', 'cancelled');
+-- Cancelled jobs whose numbers in flight were not all recorded (their
+-- process died): the start-up recovery reads these, not every job. (Written
+-- column-first: SQLite turns "a + b < total" around in a query, and a
+-- partial index is used only when the query states its WHERE as written.)
+CREATE INDEX jobs_cancel_unsettled ON jobs (id)
+    WHERE status = 'cancelled' AND total > success_count + failure_count + cancelled_count;
 
 CREATE TABLE idempotency_keys_v2 (
     user_id     INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,

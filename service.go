@@ -41,7 +41,7 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serv
 		m.commit(d, n)
 		store.ckpt.committed()
 	}
-	var backend Restorer = &inventoryBackend{db: store.rq, window: cfg.restoreWindow, now: time.Now, log: log}
+	var backend Restorer = &inventoryBackend{store: store, window: cfg.restoreWindow, now: time.Now, log: log}
 	if cfg.backend == "upstream" {
 		backend = newUpstreamBackend(cfg.upstreamURL, cfg.upstreamUser, cfg.upstreamPassword, cfg.restoreTimeout, userAgent())
 	}

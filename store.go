@@ -79,7 +79,7 @@ func (s *Store) writeTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 			}
 			return tx.Commit()
 		}
-		if sqliteCode(err)&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) || !sleepFor(ctx, 50*time.Microsecond) {
+		if sqliteCode(err)&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) || !sleepUntil(ctx, nil, time.Now().Add(50*time.Microsecond)) {
 			return err
 		}
 	}

@@ -53,3 +53,34 @@ func (s *Store) importInventory(ctx context.Context, userID int64, rows []Invent
 	}
 	return nil
 }
+
+// inventoryRecord is what a restore reads of one inventory row.
+type inventoryRecord struct {
+	state      string
+	releasedAt int64
+	riu, nr    bool
+}
+
+// inventoryRecords reads a user's rows for the numbers, in one query.
+func (s *Store) inventoryRecords(ctx context.Context, userID int64, numbers []string) (map[string]inventoryRecord, error) {
+	stmt, err := s.rq.get(`SELECT number, state, released_at, requires_identity_update, needs_registration
+		FROM inventory WHERE user_id = ? AND number IN (SELECT value FROM json_each(?))`)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := stmt.QueryContext(ctx, userID, jsonList(numbers))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	found := make(map[string]inventoryRecord, len(numbers))
+	for rows.Next() {
+		var n string
+		var r inventoryRecord
+		if err := rows.Scan(&n, &r.state, &r.releasedAt, &r.riu, &r.nr); err != nil {
+			return nil, err
+		}
+		found[n] = r
+	}
+	return found, rows.Err()
+}

@@ -321,3 +321,37 @@ func (s *Store) eachResult(ctx context.Context, jobID int64, number string, offs
 	}
 	return rows.Err()
 }
+
+// countActiveJobs counts a user's unfinished jobs, from the
+// jobs_user_active index.
+func countActiveJobs(tx *sql.Tx, userID int64) (int, error) {
+	var n int
+	err := tx.QueryRow(`SELECT count(*) FROM jobs INDEXED BY jobs_user_active
+		WHERE user_id = ? AND status IN ('pending', 'processing')`, userID).Scan(&n)
+	return n, err
+}
+
+// listJobs returns up to limit of a user's jobs with ids below beforeID,
+// newest first, optionally of one status.
+func (s *Store) listJobs(ctx context.Context, userID int64, status string, beforeID int64, limit int) ([]Job, error) {
+	query := "SELECT " + jobColumns + " FROM jobs WHERE user_id = ? AND id < ?"
+	args := []any{userID, beforeID}
+	if status != "" {
+		query += " AND status = ?"
+		args = append(args, status)
+	}
+	rows, err := s.r.QueryContext(ctx, query+" ORDER BY id DESC LIMIT ?", append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("list jobs: %w", err)
+	}
+	defer rows.Close()
+	var jobs []Job
+	for rows.Next() {
+		j, err := scanJob(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list jobs: %w", err)
+		}
+		jobs = append(jobs, j)
+	}
+	return jobs, rows.Err()
+}

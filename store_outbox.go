@@ -84,3 +84,31 @@ func (s *Store) webhookSecrets(ctx context.Context, userID int64, now time.Time)
 	}
 	return secrets, nil
 }
+
+// webhookAttemptLog returns a job's last n delivery attempts, oldest first.
+func (s *Store) webhookAttemptLog(ctx context.Context, jobID int64, n int) ([]webhookAttemptJSON, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT attempt, at, http_status, error, duration_ms FROM
+		(SELECT * FROM webhook_attempts WHERE job_id = ? ORDER BY attempt DESC LIMIT ?) ORDER BY attempt`, jobID, n)
+	if err != nil {
+		return nil, fmt.Errorf("webhook attempt log: %w", err)
+	}
+	defer rows.Close()
+	log := []webhookAttemptJSON{}
+	for rows.Next() {
+		var e webhookAttemptJSON
+		var at sql.NullInt64
+		var status sql.NullInt64
+		var errText sql.NullString
+		if err := rows.Scan(&e.Attempt, &at, &status, &errText, &e.DurationMs); err != nil {
+			return nil, fmt.Errorf("webhook attempt log: %w", err)
+		}
+		e.At = jsonTime(fromMs(at))
+		if status.Valid {
+			code := int(status.Int64)
+			e.HTTPStatus = &code
+		}
+		e.Error = nullableString(errText.String)
+		log = append(log, e)
+	}
+	return log, rows.Err()
+}

@@ -95,10 +95,11 @@ func cancelJobNumbers(tx *sql.Tx, jobID int64, started []int, now time.Time) (ca
 
 // recoverCancelled cancels the numbers still pending in jobs that were
 // cancelled while they were in flight in a process that then died. It runs
-// once at start, before any worker.
+// once at start, before any worker, and reads only such jobs (an index
+// holds them), however many jobs the file keeps.
 func recoverCancelled(tx *sql.Tx, now time.Time) error {
-	rows, err := tx.Query(`SELECT DISTINCT j.id FROM jobs j JOIN job_numbers n ON n.job_id = j.id
-		WHERE j.status = 'cancelled' AND n.status = 'pending'`)
+	rows, err := tx.Query(`SELECT id FROM jobs INDEXED BY jobs_cancel_unsettled
+		WHERE status = 'cancelled' AND total > success_count + failure_count + cancelled_count`)
 	if err != nil {
 		return fmt.Errorf("recover cancelled jobs: %w", err)
 	}
@@ -205,4 +206,16 @@ func (s *Store) pendingAfter(ctx context.Context, job activeJob, after, n int) (
 		got = append(got, c)
 	}
 	return got, rows.Err()
+}
+
+// queuedNumbers counts the pending numbers, for the gauge.
+func (s *Store) queuedNumbers() float64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var n int64
+	if err := s.r.QueryRowContext(ctx, `SELECT coalesce(sum(total - success_count - failure_count - cancelled_count), 0)
+		FROM jobs WHERE status IN ('pending', 'processing')`).Scan(&n); err != nil {
+		return -1
+	}
+	return float64(n)
 }

@@ -92,7 +92,7 @@ func (s *webhookSender) loop(ctx context.Context) {
 		for _, id := range ids {
 			s.launch(id)
 		}
-		sleepUntil(ctx, s.wake, next, s.now)
+		sleepUntil(ctx, s.wake, next)
 	}
 }
 
