@@ -578,20 +578,9 @@ func (s *benchServer) submit(ctx context.Context, body []byte) (string, error) {
 	return queued.JobUUID, nil
 }
 
-// benchJob is the part of a status answer the bench reads.
-type benchJob struct {
-	Status  string `json:"status"`
-	Total   int    `json:"total_numbers"`
-	Success int    `json:"success_count"`
-	Failure int    `json:"failure_count"`
-}
-
-// finished reports whether the job has ended.
-func (j benchJob) finished() bool { return j.Status == "completed" || j.Status == "cancelled" }
-
 // status reads a job's summary (limit=0: no results, so it is cheap).
-func (s *benchServer) status(ctx context.Context, id string) (benchJob, error) {
-	var j benchJob
+func (s *benchServer) status(ctx context.Context, id string) (jobSummaryJSON, error) {
+	var j jobSummaryJSON
 	status, data, err := s.call(ctx, http.MethodGet, "/v3/bulk_restore_status?limit=0&job_uuid="+id, nil)
 	if err != nil {
 		return j, fmt.Errorf("status: %w", err)
@@ -604,7 +593,7 @@ func (s *benchServer) status(ctx context.Context, id string) (benchJob, error) {
 
 // waitJob polls a job's status every few milliseconds until cond holds,
 // for at most timeout.
-func (s *benchServer) waitJob(ctx context.Context, id string, timeout time.Duration, cond func(benchJob) bool) (benchJob, error) {
+func (s *benchServer) waitJob(ctx context.Context, id string, timeout time.Duration, cond func(jobSummaryJSON) bool) (jobSummaryJSON, error) {
 	deadline := time.Now().Add(timeout)
 	for {
 		j, err := s.status(ctx, id)
@@ -612,7 +601,7 @@ func (s *benchServer) waitJob(ctx context.Context, id string, timeout time.Durat
 			return j, err
 		}
 		if time.Now().After(deadline) {
-			return j, fmt.Errorf("job %s still %s (%d of %d done) after %s", id, j.Status, j.Success+j.Failure, j.Total, timeout)
+			return j, fmt.Errorf("job %s still %s (%d of %d done) after %s", id, j.Status, j.processed(), j.TotalNumbers, timeout)
 		}
 		select {
 		case <-ctx.Done():
@@ -625,9 +614,9 @@ func (s *benchServer) waitJob(ctx context.Context, id string, timeout time.Durat
 // waitCompleted waits for a job to finish and checks that every number was
 // restored.
 func (s *benchServer) waitCompleted(ctx context.Context, id string, timeout time.Duration) error {
-	j, err := s.waitJob(ctx, id, timeout, benchJob.finished)
-	if err == nil && (j.Status != "completed" || j.Success != j.Total) {
-		err = fmt.Errorf("job %s ended %s with %d of %d restored", id, j.Status, j.Success, j.Total)
+	j, err := s.waitJob(ctx, id, timeout, jobSummaryJSON.settled)
+	if err == nil && (j.Status != jobCompleted || j.SuccessCount != j.TotalNumbers) {
+		err = fmt.Errorf("job %s ended %s with %d of %d restored", id, j.Status, j.SuccessCount, j.TotalNumbers)
 	}
 	return err
 }

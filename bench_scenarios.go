@@ -230,7 +230,7 @@ func (b *bench) runFairness(ctx context.Context) (benchFigures, error) {
 	if err != nil {
 		return nil, err
 	}
-	draining := func(j benchJob) bool { return j.Success+j.Failure > 0 || j.finished() }
+	draining := func(j jobSummaryJSON) bool { return j.processed() > 0 || j.settled() }
 	if _, err := s.waitJob(ctx, bigID, b.deadline(n), draining); err != nil {
 		return nil, err
 	}
@@ -255,7 +255,7 @@ func (b *bench) runFairness(ctx context.Context) (benchFigures, error) {
 		return nil, err
 	}
 	return benchFigures{"seconds": seconds, "big_numbers": float64(n),
-		"big_done_fraction": float64(big.Success+big.Failure) / float64(n)}, nil
+		"big_done_fraction": float64(big.SuccessCount+big.FailureCount) / float64(n)}, nil
 }
 
 // runMemory measures the peak RSS of the process through one big job and

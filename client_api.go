@@ -263,19 +263,10 @@ func (c *apiClient) once(ctx context.Context, method, target string, body []byte
 	return apiReply{status: resp.StatusCode, header: resp.Header, body: data}, nil
 }
 
-// jobSummary is what the client reads of a job: the 200 and 202 answers of
+// jobReply is what the client reads of a job: the 200 and 202 answers of
 // a submit and the status answer share these fields.
-type jobSummary struct {
-	JobUUID            string          `json:"job_uuid"`
-	Status             string          `json:"status"`
-	TotalNumbers       int             `json:"total_numbers"`
-	SuccessCount       int             `json:"success_count"`
-	FailureCount       int             `json:"failure_count"`
-	CancelledCount     int             `json:"cancelled_count"`
-	WebhookURL         *string         `json:"webhook_url"`
-	CreatedAt          *string         `json:"created_at"`
-	StartedAt          *string         `json:"started_at"`
-	CompletedAt        *string         `json:"completed_at"`
+type jobReply struct {
+	jobSummaryJSON
 	Message            string          `json:"message"`
 	WebhookAttempts    int             `json:"webhook_attempts"`
 	WebhookDeliveredAt *string         `json:"webhook_delivered_at"`
@@ -284,20 +275,10 @@ type jobSummary struct {
 	Raw                json.RawMessage `json:"-"`
 }
 
-// finished reports whether no number of the job will change any more: it
-// is completed, or cancelled with its in-flight numbers done.
-func (s jobSummary) finished() bool {
-	return s.Status == "completed" ||
-		(s.Status == "cancelled" && s.SuccessCount+s.FailureCount+s.CancelledCount >= s.TotalNumbers)
-}
-
-// done is how many numbers of the job have an outcome.
-func (s jobSummary) done() int { return s.SuccessCount + s.FailureCount + s.CancelledCount }
-
 // clientResult is one number as the client reads and writes it.
 type clientResult struct {
 	Number                 string  `json:"number"`
-	Status                 string  `json:"status"`
+	Status                 numberStatus `json:"status"`
 	StatusCode             *int    `json:"status_code"`
 	Message                *string `json:"message"`
 	RequiresIdentityUpdate int     `json:"requires_identity_update"`
@@ -308,21 +289,21 @@ type clientResult struct {
 
 // jobStatus fetches a job's status: limit results from offset; limit 0 is
 // the summary alone.
-func (c *apiClient) jobStatus(ctx context.Context, jobUUID string, offset, limit int) (jobSummary, error) {
+func (c *apiClient) jobStatus(ctx context.Context, jobUUID string, offset, limit int) (jobReply, error) {
 	q := url.Values{"job_uuid": {jobUUID}, "limit": {strconv.Itoa(limit)}}
 	if offset > 0 {
 		q.Set("offset", strconv.Itoa(offset))
 	}
 	reply, err := c.do(ctx, http.MethodGet, "/v3/bulk_restore_status", q, nil, nil)
 	if err != nil {
-		return jobSummary{}, err
+		return jobReply{}, err
 	}
 	if reply.status != http.StatusOK {
-		return jobSummary{}, reply.failure()
+		return jobReply{}, reply.failure()
 	}
-	var s jobSummary
+	var s jobReply
 	if err := reply.decode(&s); err != nil {
-		return jobSummary{}, err
+		return jobReply{}, err
 	}
 	s.Raw = reply.body
 	return s, nil
@@ -330,7 +311,7 @@ func (c *apiClient) jobStatus(ctx context.Context, jobUUID string, offset, limit
 
 // eachResult calls fn for every result of a job, in order, a page of
 // c.pageSize at a time.
-func (c *apiClient) eachResult(ctx context.Context, job jobSummary, fn func(clientResult) error) error {
+func (c *apiClient) eachResult(ctx context.Context, job jobReply, fn func(clientResult) error) error {
 	maxPages := job.TotalNumbers/c.pageSize + 2 // bounded even if the server misbehaves
 	for page, offset := 0, 0; page < maxPages; page++ {
 		s, err := c.jobStatus(ctx, job.JobUUID, offset, c.pageSize)

@@ -128,7 +128,7 @@ func (rw *resultWriter) write(r clientResult) error {
 	}
 	switch rw.format {
 	case "csv":
-		rw.failed = rw.csv.Write([]string{r.Number, r.Status, optInt(r.StatusCode), msg,
+		rw.failed = rw.csv.Write([]string{r.Number, string(r.Status), optInt(r.StatusCode), msg,
 			strconv.Itoa(r.RequiresIdentityUpdate), strconv.Itoa(r.NeedsRegistration), optInt(r.Attempts), r.JobUUID})
 	case "json":
 		b, err := json.Marshal(r)

@@ -73,7 +73,7 @@ func (o *statusOptions) check(rest []string) error {
 
 // writeResults writes the job's results, or its failed ones, page by page:
 // to -o in its format, else as a table after the summary.
-func (o *statusOptions) writeResults(ctx context.Context, api *apiClient, s jobSummary, stdout, stderr io.Writer) error {
+func (o *statusOptions) writeResults(ctx context.Context, api *apiClient, s jobReply, stdout, stderr io.Writer) error {
 	out, err := openOutput(o.out, stdout)
 	if err != nil {
 		return err
@@ -86,7 +86,7 @@ func (o *statusOptions) writeResults(ctx context.Context, api *apiClient, s jobS
 	}
 	w := newResultWriter(out.w, format)
 	err = api.eachResult(ctx, s, func(r clientResult) error {
-		if o.failed && r.Status != "failed" {
+		if o.failed && r.Status != numberFailed {
 			return nil
 		}
 		return w.write(r)
@@ -107,7 +107,7 @@ func (o *statusOptions) writeResults(ctx context.Context, api *apiClient, s jobS
 }
 
 // printSummary writes a job summary for people, one "name  value" a line.
-func printSummary(w io.Writer, s jobSummary) {
+func printSummary(w io.Writer, s jobReply) {
 	or := func(p *string, none string) string {
 		if p == nil || *p == "" {
 			return none
@@ -118,7 +118,7 @@ func printSummary(w io.Writer, s jobSummary) {
 	if s.CancelledCount > 0 {
 		counts += fmt.Sprintf(", %d cancelled", s.CancelledCount)
 	}
-	if left := s.TotalNumbers - s.done(); left > 0 {
+	if left := s.TotalNumbers - s.processed(); left > 0 {
 		counts += fmt.Sprintf(", %d to go", left)
 	}
 	webhook := "none"
@@ -133,7 +133,7 @@ func printSummary(w io.Writer, s jobSummary) {
 		}
 	}
 	rows := [][2]string{
-		{"job_uuid", s.JobUUID}, {"status", s.Status}, {"numbers", counts},
+		{"job_uuid", s.JobUUID}, {"status", string(s.Status)}, {"numbers", counts},
 		{"created_at", or(s.CreatedAt, "-")}, {"started_at", or(s.StartedAt, "-")}, {"completed_at", or(s.CompletedAt, "-")},
 		{"webhook_url", or(s.WebhookURL, "-")}, {"webhook", webhook},
 	}

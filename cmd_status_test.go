@@ -174,7 +174,7 @@ func TestClientReadsResultsAPageAtATime(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var got []string
-	err = api.eachResult(ctx, jobSummary{JobUUID: jobID, TotalNumbers: len(numbers)}, func(r clientResult) error {
+	err = api.eachResult(ctx, jobReply{jobSummaryJSON: jobSummaryJSON{JobUUID: jobID, TotalNumbers: len(numbers)}}, func(r clientResult) error {
 		got = append(got, r.Number)
 		return nil
 	})

@@ -182,7 +182,7 @@ type submission struct {
 type clientJob struct {
 	numbers []string
 	sync    bool // answered at once, with its results
-	summary jobSummary
+	summary jobReply
 }
 
 // resultsToStdout reports whether results take standard output, in which
@@ -297,7 +297,7 @@ func (s *submission) waitAll(ctx context.Context) error {
 	var waiting []*clientJob
 	total := 0
 	for _, j := range s.jobs {
-		if !j.summary.finished() {
+		if !j.summary.settled() {
 			waiting = append(waiting, j)
 			total += j.summary.TotalNumbers
 		}
@@ -311,7 +311,7 @@ func (s *submission) waitAll(ctx context.Context) error {
 	for {
 		done, open := 0, 0
 		for _, j := range waiting {
-			if !j.summary.finished() {
+			if !j.summary.settled() {
 				sum, err := s.api.jobStatus(ctx, j.summary.JobUUID, 0, 0)
 				if ctx.Err() != nil {
 					return fmt.Errorf("stopped waiting (%w); the jobs go on on the server", ctx.Err())
@@ -321,8 +321,8 @@ func (s *submission) waitAll(ctx context.Context) error {
 				}
 				j.summary = sum
 			}
-			done += j.summary.done()
-			if !j.summary.finished() {
+			done += j.summary.processed()
+			if !j.summary.settled() {
 				open++
 			}
 		}
@@ -345,15 +345,15 @@ type resultTally struct {
 }
 
 // add counts one result.
-func (t *resultTally) add(status string) {
+func (t *resultTally) add(status numberStatus) {
 	switch status {
-	case "success":
+	case numberSuccess:
 		t.succeeded++
-	case "failed":
+	case numberFailed:
 		t.failed++
-	case "cancelled":
+	case numberCancelled:
 		t.cancelled++
-	case "pending", "processing":
+	case numberPending, numberProcessing:
 		t.pending++
 	default:
 		t.other++
@@ -366,7 +366,7 @@ func (t *resultTally) addSummary(j *clientJob) {
 	t.succeeded += s.SuccessCount
 	t.failed += s.FailureCount
 	t.cancelled += s.CancelledCount
-	t.pending += max(0, s.TotalNumbers-s.done())
+	t.pending += max(0, s.TotalNumbers-s.processed())
 }
 
 // String says what the tally holds, e.g. "9 succeeded, 1 failed".
@@ -398,10 +398,10 @@ func (s *submission) writeResults(ctx context.Context, tally *resultTally) error
 	defer out.abort()
 	w := newResultWriter(out.w, s.opts.format)
 	for _, j := range s.jobs {
-		if !j.summary.finished() {
+		if !j.summary.settled() {
 			for _, n := range j.numbers {
-				tally.add("pending")
-				if err := w.write(clientResult{Number: n, Status: "pending", JobUUID: j.summary.JobUUID}); err != nil {
+				tally.add(numberPending)
+				if err := w.write(clientResult{Number: n, Status: numberPending, JobUUID: j.summary.JobUUID}); err != nil {
 					return err
 				}
 			}

@@ -29,8 +29,9 @@ func (a *app) jobFromQuery(r *http.Request) (Job, error) {
 	return job, err
 }
 
-// jobSummaryJSON is the body of the job control endpoints.
-type jobSummaryJSON struct {
+// cancelResultJSON is the body of a cancellation: the job's counts, with
+// cancelled_count always present, and what the cancellation did.
+type cancelResultJSON struct {
 	JobUUID        string    `json:"job_uuid"`
 	Status         jobStatus `json:"status"`
 	TotalNumbers   int       `json:"total_numbers"`
@@ -68,14 +69,14 @@ func (a *app) bulkRestoreCancel(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
-	a.metrics.jobsFinished.WithLabelValues("cancelled").Inc()
+	a.metrics.jobsFinished.WithLabelValues(string(jobCancelled)).Inc()
 	a.webhooks.nudge()
 	a.log.Info("job cancelled", "job", job.UUID, "numbers_cancelled", cancelled)
 	if job, err = a.store.jobByID(r.Context(), job.ID); err != nil {
 		writeError(w, r, a.log, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, jobSummaryJSON{
+	writeJSON(w, http.StatusOK, cancelResultJSON{
 		JobUUID: job.UUID, Status: job.Status, TotalNumbers: job.Total, SuccessCount: job.SuccessCount,
 		FailureCount: job.FailureCount, CancelledCount: job.CancelledCount,
 		Message: fmt.Sprintf("Job cancelled: %d numbers not yet started will not be restored", cancelled),
@@ -105,7 +106,7 @@ func (a *app) bulkRestoreWebhook(w http.ResponseWriter, r *http.Request) {
 	case job.WebhookURL == "":
 		writeError(w, r, a.log, newAPIError(codeConflict, "job has no webhook_url"))
 		return
-	case job.WebhookState == "waiting" || (job.Status != "completed" && job.Status != "cancelled"):
+	case job.WebhookState == webhookWaiting || job.Status.active():
 		writeError(w, r, a.log, newAPIError(codeConflict, "job is not finished yet; its webhook is sent when it is"))
 		return
 	}
@@ -147,7 +148,7 @@ type webhookAttemptJSON struct {
 
 // jobListJSON is the body of GET /v3/bulk_restore_jobs.
 type jobListJSON struct {
-	Jobs       []jobHeadJSON `json:"jobs"`
+	Jobs       []jobSummaryJSON `json:"jobs"`
 	NextBefore *string       `json:"next_before"` // pass as before= for the next page; null on the last
 }
 
@@ -158,10 +159,8 @@ const listJobsMax = 500
 // user's jobs, newest first, a page at a time.
 func (a *app) bulkRestoreJobs(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	status := q.Get("status")
-	switch status {
-	case "", "pending", "processing", "completed", "cancelled":
-	default:
+	status := jobStatus(q.Get("status"))
+	if status != "" && !status.valid() {
 		writeError(w, r, a.log, newAPIError(codeInvalid, "status must be pending, processing, completed or cancelled"))
 		return
 	}
@@ -198,13 +197,13 @@ func (a *app) bulkRestoreJobs(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
-	out := jobListJSON{Jobs: []jobHeadJSON{}}
+	out := jobListJSON{Jobs: []jobSummaryJSON{}}
 	for i, j := range jobs {
 		if i == limit {
 			out.NextBefore = &jobs[i-1].UUID
 			break
 		}
-		out.Jobs = append(out.Jobs, jobHead(j))
+		out.Jobs = append(out.Jobs, summarize(j))
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -42,7 +42,7 @@ func (a *app) restoreOne(w http.ResponseWriter, r *http.Request) {
 	}
 	res := results[0]
 	status := http.StatusOK
-	if res.Status != "success" {
+	if res.Status != numberSuccess {
 		status = res.StatusCode
 		if status < 400 || status > 599 {
 			status = http.StatusBadGateway // a failure must not read as success

@@ -92,7 +92,7 @@ func (a *app) createJob(ctx context.Context, user User, req bulkRequest, idem *i
 // queuedJSON is the 202 body.
 type queuedJSON struct {
 	JobUUID      string  `json:"job_uuid"`
-	Status       string  `json:"status"`
+	Status       jobStatus `json:"status"`
 	TotalNumbers int     `json:"total_numbers"`
 	WebhookURL   *string `json:"webhook_url"`
 	Message      string  `json:"message"`
@@ -105,7 +105,7 @@ func queuedBody(job Job) ([]byte, error) {
 		msg = "Restore job queued. Results will be POSTed to " + job.WebhookURL
 	}
 	body, err := json.Marshal(queuedJSON{
-		JobUUID: job.UUID, Status: "pending", TotalNumbers: job.Total,
+		JobUUID: job.UUID, Status: jobPending, TotalNumbers: job.Total,
 		WebhookURL: nullableString(job.WebhookURL), Message: msg,
 	})
 	return append(body, '\n'), err
@@ -184,7 +184,7 @@ func (a *app) runSync(ctx context.Context, user User, numbers []string, webhookU
 	if err != nil {
 		return Job{}, nil, "", fmt.Errorf("store job: %w", err)
 	}
-	a.metrics.jobsFinished.WithLabelValues("completed").Inc()
+	a.metrics.jobsFinished.WithLabelValues(string(jobCompleted)).Inc()
 	for _, d := range done {
 		a.metrics.numbersFinishedAs(d.outcome(), 1)
 	}

@@ -1,5 +1,7 @@
 package main
 
+import "slices"
+
 // jobStatus is where a job is in its life: pending (queued, nothing tried),
 // processing (under way), then completed (every number final) or cancelled.
 type jobStatus string
@@ -11,6 +13,12 @@ const (
 	jobCompleted  jobStatus = "completed"
 	jobCancelled  jobStatus = "cancelled"
 )
+
+// jobStatuses are the job statuses, in the order of a job's life.
+var jobStatuses = []jobStatus{jobPending, jobProcessing, jobCompleted, jobCancelled}
+
+// valid reports whether s is one of jobStatuses.
+func (s jobStatus) valid() bool { return slices.Contains(jobStatuses, s) }
 
 // active reports whether the job still has numbers to restore.
 func (s jobStatus) active() bool { return s == jobPending || s == jobProcessing }

@@ -85,7 +85,7 @@ func newMetrics(queued func() float64) *metrics {
 	}, queued))
 	// Series whose label values are known are there at 0 from the start, so
 	// that a rate or an alert on them works before the first event.
-	for _, status := range []string{"completed", "cancelled"} {
+	for _, status := range []string{string(jobCompleted), string(jobCancelled)} {
 		m.jobsFinished.WithLabelValues(status)
 	}
 	for _, outcome := range []string{"delivered", "failed", "refused"} {

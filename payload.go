@@ -20,8 +20,10 @@ func jsonTime(t time.Time) *string {
 	return &s
 }
 
-// jobHeadJSON is the job summary that comes before "results".
-type jobHeadJSON struct {
+// jobSummaryJSON is a job's summary: what comes before "results" in every
+// body about a job, and an entry of the job lists. The server writes it,
+// and the client and the bench read it.
+type jobSummaryJSON struct {
 	JobUUID        string    `json:"job_uuid"`
 	Status         jobStatus `json:"status"`
 	TotalNumbers   int       `json:"total_numbers"`
@@ -35,14 +37,23 @@ type jobHeadJSON struct {
 	FilteredNumber string    `json:"filtered_number,omitempty"`
 }
 
-// jobHead is a job's summary.
-func jobHead(j Job) jobHeadJSON {
-	return jobHeadJSON{
+// summarize is a job's summary.
+func summarize(j Job) jobSummaryJSON {
+	return jobSummaryJSON{
 		JobUUID: j.UUID, Status: j.Status, TotalNumbers: j.Total,
 		SuccessCount: j.SuccessCount, FailureCount: j.FailureCount, CancelledCount: j.CancelledCount,
 		WebhookURL: nullableString(j.WebhookURL),
 		CreatedAt:  jsonTime(j.CreatedAt), StartedAt: jsonTime(j.StartedAt), CompletedAt: jsonTime(j.CompletedAt),
 	}
+}
+
+// processed is how many numbers have an outcome.
+func (s jobSummaryJSON) processed() int { return s.SuccessCount + s.FailureCount + s.CancelledCount }
+
+// settled reports whether no number of the job will change any more: it
+// is completed, or cancelled with its numbers in flight all recorded.
+func (s jobSummaryJSON) settled() bool {
+	return s.Status == jobCompleted || (s.Status == jobCancelled && s.processed() >= s.TotalNumbers)
 }
 
 // finalResultJSON is one number in the final payload (synchronous answer
@@ -125,7 +136,7 @@ type jobPayload struct {
 func (p jobPayload) write(w io.Writer) error {
 	bw := bufio.NewWriterSize(w, 32<<10)
 	j := p.job
-	h := jobHead(j)
+	h := summarize(j)
 	h.FilteredNumber = p.filteredNumber
 	head, err := json.Marshal(h)
 	if err != nil {

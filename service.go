@@ -59,7 +59,7 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serv
 		for o, n := range out.finals {
 			m.numbersFinishedAs(o, n)
 		}
-		m.jobsFinished.WithLabelValues("completed").Add(float64(out.jobsCompleted))
+		m.jobsFinished.WithLabelValues(string(jobCompleted)).Add(float64(out.jobsCompleted))
 		if len(out.completedJobs) > 0 {
 			sender.nudge()
 		}

@@ -333,7 +333,7 @@ func countActiveJobs(tx *sql.Tx, userID int64) (int, error) {
 
 // listJobs returns up to limit of a user's jobs with ids below beforeID,
 // newest first, optionally of one status.
-func (s *Store) listJobs(ctx context.Context, userID int64, status string, beforeID int64, limit int) ([]Job, error) {
+func (s *Store) listJobs(ctx context.Context, userID int64, status jobStatus, beforeID int64, limit int) ([]Job, error) {
 	query := "SELECT " + jobColumns + " FROM jobs WHERE user_id = ? AND id < ?"
 	args := []any{userID, beforeID}
 	if status != "" {
