@@ -277,14 +277,14 @@ type jobReply struct {
 
 // clientResult is one number as the client reads and writes it.
 type clientResult struct {
-	Number                 string  `json:"number"`
+	Number                 string       `json:"number"`
 	Status                 numberStatus `json:"status"`
-	StatusCode             *int    `json:"status_code"`
-	Message                *string `json:"message"`
-	RequiresIdentityUpdate int     `json:"requires_identity_update"`
-	NeedsRegistration      int     `json:"needs_registration"`
-	Attempts               *int    `json:"attempts"`
-	JobUUID                string  `json:"job_uuid"`
+	StatusCode             *int         `json:"status_code"`
+	Message                *string      `json:"message"`
+	RequiresIdentityUpdate int          `json:"requires_identity_update"`
+	NeedsRegistration      int          `json:"needs_registration"`
+	Attempts               *int         `json:"attempts"`
+	JobUUID                string       `json:"job_uuid"`
 }
 
 // jobStatus fetches a job's status: limit results from offset; limit 0 is

@@ -149,7 +149,7 @@ type webhookAttemptJSON struct {
 // jobListJSON is the body of GET /v3/bulk_restore_jobs.
 type jobListJSON struct {
 	Jobs       []jobSummaryJSON `json:"jobs"`
-	NextBefore *string       `json:"next_before"` // pass as before= for the next page; null on the last
+	NextBefore *string          `json:"next_before"` // pass as before= for the next page; null on the last
 }
 
 // listJobsMax caps one page of the job list.

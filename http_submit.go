@@ -91,11 +91,11 @@ func (a *app) createJob(ctx context.Context, user User, req bulkRequest, idem *i
 
 // queuedJSON is the 202 body.
 type queuedJSON struct {
-	JobUUID      string  `json:"job_uuid"`
+	JobUUID      string    `json:"job_uuid"`
 	Status       jobStatus `json:"status"`
-	TotalNumbers int     `json:"total_numbers"`
-	WebhookURL   *string `json:"webhook_url"`
-	Message      string  `json:"message"`
+	TotalNumbers int       `json:"total_numbers"`
+	WebhookURL   *string   `json:"webhook_url"`
+	Message      string    `json:"message"`
 }
 
 // queuedBody renders the 202 body of a queued job.
