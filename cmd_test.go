@@ -250,6 +250,9 @@ func TestCLIUserListAndDel(t *testing.T) {
 	if err != nil {
 		t.Fatalf("user del alice: %v", err)
 	}
+	if !strings.Contains(out, "deleted user alice") {
+		t.Fatalf("user del printed %q, want it to say alice was deleted", out)
+	}
 	if got := strings.Join(userNames(t, db), ","); got != "bob" {
 		t.Fatalf("users after del=%s, want bob", got)
 	}

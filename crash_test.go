@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -352,9 +351,9 @@ func numField(t *testing.T, body map[string]any, name string) float64 {
 // buildBinary compiles the package into a temp folder.
 func buildBinary(t *testing.T) string {
 	t.Helper()
-	goTool, err := exec.LookPath("go")
+	goTool, err := exec.LookPath("go") // go test puts its own go first in PATH
 	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		t.Fatalf("no go command to build the binary with: %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), "bulkrestore")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)

@@ -228,11 +228,6 @@ func (s *numberSet) addText(text string) {
 	}
 }
 
-// empty reports whether no entry at all was given.
-func (s *numberSet) empty() bool {
-	return len(s.unique) == 0 && !s.overLimit && s.invalidCount == 0
-}
-
 // validNumber reports whether s is 7 to 15 ASCII digits.
 func validNumber(s string) bool {
 	if len(s) < 7 || len(s) > 15 {
