@@ -109,13 +109,13 @@ func TestPlanResults(t *testing.T) {
 		}
 	})
 	t.Run("results that write the same values share a group", func(t *testing.T) {
-		if len(plan.groupOrder) != 3 {
-			t.Fatalf("groups=%v, want job 1's successes, job 1's failure, job 2's success", plan.groupOrder)
+		if len(plan.groups.order) != 3 {
+			t.Fatalf("groups=%v, want job 1's successes, job 1's failure, job 2's success", plan.groups.order)
 		}
-		if got := plan.groups[plan.groupOrder[0]]; !slices.Equal(got, []int{0, 1}) {
+		if got := plan.groups.m[plan.groups.order[0]]; !slices.Equal(got, []int{0, 1}) {
 			t.Fatalf("first group=%v, want positions 0 and 1", got)
 		}
-		if g := plan.groupOrder[1]; g.status != numberFailed || g.attempt != 3 {
+		if g := plan.groups.order[1]; g.status != numberFailed || g.attempt != 3 {
 			t.Fatalf("second group=%+v, want the third attempt, failed", g)
 		}
 	})

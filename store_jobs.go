@@ -127,94 +127,121 @@ func (s *Store) insertCompletedJob(tx *sql.Tx, j *Job, numbers []completedNumber
 	j.Status = jobProcessing
 	j.Total = len(numbers)
 	j.WebhookState = initialWebhookState(j.WebhookURL)
-	var first, last time.Time
-	var success, failure int
-	for i, n := range numbers {
-		if n.outcome().Success {
-			success++
-		} else {
-			failure++
-		}
-		if i == 0 || n.Attempts[0].Started.Before(first) {
-			first = n.Attempts[0].Started
-		}
-		last = maxTime(last, n.Attempts[len(n.Attempts)-1].Finished)
-	}
 	if err := s.insertJobRow(tx, j, time.Time{}); err != nil {
 		return err
 	}
-	// Numbers and attempts that write the same values but for their
-	// position (and number) go in together: one statement per group.
-	type numberGroup struct {
-		status            numberStatus
-		message           string
-		code, attempts    int
-		riu, nr           bool
-		started, finished int64
-	}
-	type attemptGroup struct {
-		attempt, code     int
-		message           string
-		started, finished int64
-	}
-	numberGroups := map[numberGroup][][2]any{}
-	attemptGroups := map[attemptGroup][]int{}
-	var numberOrder []numberGroup
-	var attemptOrder []attemptGroup
-	var activate []string
-	for pos, n := range numbers {
-		o := n.outcome()
-		firstTry, lastTry := n.Attempts[0], n.Attempts[len(n.Attempts)-1]
-		ng := numberGroup{status: o.status(), message: o.Message, code: o.StatusCode, attempts: len(n.Attempts),
-			riu: o.RequiresIdentityUpdate, nr: o.NeedsRegistration, started: ms(firstTry.Started), finished: ms(lastTry.Finished)}
-		if _, seen := numberGroups[ng]; !seen {
-			numberOrder = append(numberOrder, ng)
-		}
-		numberGroups[ng] = append(numberGroups[ng], [2]any{pos, n.Number})
-		for i, a := range n.Attempts {
-			ag := attemptGroup{attempt: i + 1, code: a.Outcome.StatusCode, message: a.Outcome.Message,
-				started: ms(a.Started), finished: ms(a.Finished)}
-			if _, seen := attemptGroups[ag]; !seen {
-				attemptOrder = append(attemptOrder, ag)
-			}
-			attemptGroups[ag] = append(attemptGroups[ag], pos)
-		}
-		if o.Activate {
-			activate = append(activate, n.Number)
-		}
-	}
-	for _, g := range numberOrder {
-		list, _ := json.Marshal(numberGroups[g])
-		if _, err := s.wq.exec(tx, insertCompletedNumbersSQL, j.ID, string(list), g.status, g.message, g.code,
-			boolInt(g.riu), boolInt(g.nr), g.attempts, g.started, g.finished); err != nil {
+	g := groupCompleted(numbers)
+	for _, k := range g.numbers.order {
+		if _, err := s.wq.exec(tx, insertCompletedNumbersSQL, j.ID, jsonPairs(g.numbers.m[k]), k.status, k.message, k.code,
+			boolInt(k.riu), boolInt(k.nr), k.attempts, k.started, k.finished); err != nil {
 			return fmt.Errorf("insert numbers: %w", err)
 		}
 	}
-	for _, g := range attemptOrder {
-		list, _ := json.Marshal(attemptGroups[g])
-		if _, err := s.wq.exec(tx, insertAttemptGroupSQL, j.ID, string(list), g.attempt, g.started, g.finished,
-			g.code, g.message); err != nil {
+	for _, k := range g.attempts.order {
+		if _, err := s.wq.exec(tx, insertAttemptGroupSQL, j.ID, jsonList(g.attempts.m[k]), k.attempt, k.started, k.finished,
+			k.code, k.message); err != nil {
 			return fmt.Errorf("insert attempts: %w", err)
 		}
 	}
-	if len(activate) > 0 {
-		if _, err := s.wq.exec(tx, activateManySQL, j.UserID, jsonList(activate)); err != nil {
+	if len(g.activate) > 0 {
+		if _, err := s.wq.exec(tx, activateManySQL, j.UserID, jsonList(g.activate)); err != nil {
 			return fmt.Errorf("activate inventory: %w", err)
 		}
 	}
-	settled, err := settleJob(tx, j.ID, jobSettlement{success: success, failure: failure,
-		firstStart: first, now: last, webhookDue: leaseUntil})
+	settled, err := settleJob(tx, j.ID, jobSettlement{success: g.success, failure: g.failure,
+		firstStart: g.first, now: g.last, webhookDue: leaseUntil})
 	if err != nil {
 		return err
 	}
 	if !settled.final || settled.status != jobCompleted {
 		return fmt.Errorf("store job: settled as %s, want completed", settled.status)
 	}
-	j.Status, j.SuccessCount, j.FailureCount, j.StartedAt, j.CompletedAt = jobCompleted, success, failure, first, last
+	j.Status, j.SuccessCount, j.FailureCount, j.StartedAt, j.CompletedAt = jobCompleted, g.success, g.failure, g.first, g.last
 	if j.WebhookURL != "" {
 		j.WebhookState = webhookPending
 	}
 	return nil
+}
+
+// completedNumberKey is what a group of a synchronous job's numbers write,
+// but for their position and number.
+type completedNumberKey struct {
+	status            numberStatus
+	message           string
+	code, attempts    int
+	riu, nr           bool
+	started, finished int64
+}
+
+// completedAttemptKey is what a group of attempts write, but for their
+// position.
+type completedAttemptKey struct {
+	attempt, code     int
+	message           string
+	started, finished int64
+}
+
+// completedGroups is a synchronous job's numbers and attempts grouped so
+// that one statement writes each group, with its counts and times.
+type completedGroups struct {
+	numbers          ordered[completedNumberKey, [2]any] // [position, number]
+	attempts         ordered[completedAttemptKey, int]   // positions
+	activate         []string                            // numbers restored from released
+	success, failure int
+	first, last      time.Time // the first attempt's start, the last one's end
+}
+
+// groupCompleted groups a synchronous job's numbers and attempts.
+func groupCompleted(numbers []completedNumber) completedGroups {
+	var g completedGroups
+	for pos, n := range numbers {
+		o := n.outcome()
+		firstTry, lastTry := n.Attempts[0], n.Attempts[len(n.Attempts)-1]
+		if o.Success {
+			g.success++
+		} else {
+			g.failure++
+		}
+		if pos == 0 || firstTry.Started.Before(g.first) {
+			g.first = firstTry.Started
+		}
+		g.last = maxTime(g.last, lastTry.Finished)
+		g.numbers.add(completedNumberKey{status: o.status(), message: o.Message, code: o.StatusCode, attempts: len(n.Attempts),
+			riu: o.RequiresIdentityUpdate, nr: o.NeedsRegistration, started: ms(firstTry.Started), finished: ms(lastTry.Finished)},
+			[2]any{pos, n.Number})
+		for i, a := range n.Attempts {
+			g.attempts.add(completedAttemptKey{attempt: i + 1, code: a.Outcome.StatusCode, message: a.Outcome.Message,
+				started: ms(a.Started), finished: ms(a.Finished)}, pos)
+		}
+		if o.Activate {
+			g.activate = append(g.activate, n.Number)
+		}
+	}
+	return g
+}
+
+// ordered collects values under keys and remembers the keys in the order
+// they first came: groups of rows that one statement writes each.
+type ordered[K comparable, V any] struct {
+	order []K
+	m     map[K][]V
+}
+
+// add files v under k.
+func (o *ordered[K, V]) add(k K, v V) {
+	if o.m == nil {
+		o.m = map[K][]V{}
+	}
+	if _, seen := o.m[k]; !seen {
+		o.order = append(o.order, k)
+	}
+	o.m[k] = append(o.m[k], v)
+}
+
+// jsonPairs renders [position, number] pairs as a JSON array, for json_each.
+func jsonPairs(pairs [][2]any) string {
+	b, _ := json.Marshal(pairs) // ints and strings always marshal
+	return string(b)
 }
 
 // maxTime returns the later of two times.

@@ -67,10 +67,9 @@ type outcomeGroup struct {
 // statement runs: final results by group, retries one by one, and the
 // numbers skipped because their job was cancelled, by job.
 type resultPlan struct {
-	jobs       []int64 // in order of first appearance
-	groups     map[outcomeGroup][]int
-	groupOrder []outcomeGroup
-	retries    []claim // with Attempts counting this one and DueAt set
+	jobs       []int64                    // in order of first appearance
+	groups     ordered[outcomeGroup, int] // positions
+	retries    []claim                    // with Attempts counting this one and DueAt set
 	retried    []workResult
 	cancelled  map[int64][]int
 	firstStart map[int64]time.Time // per job, the earliest attempt of the batch
@@ -79,7 +78,7 @@ type resultPlan struct {
 // planResults decides, for each result, whether it is final, waits for
 // another try under policy, or was cancelled untried.
 func planResults(results []workResult, policy retryPolicy, now time.Time) resultPlan {
-	p := resultPlan{groups: map[outcomeGroup][]int{}, cancelled: map[int64][]int{}, firstStart: map[int64]time.Time{}}
+	p := resultPlan{cancelled: map[int64][]int{}, firstStart: map[int64]time.Time{}}
 	seen := map[int64]bool{}
 	for _, r := range results {
 		if !seen[r.JobID] {
@@ -104,10 +103,7 @@ func planResults(results []workResult, policy retryPolicy, now time.Time) result
 		g := outcomeGroup{job: r.JobID, user: r.UserID, attempt: attempt, started: ms(r.Started), finished: ms(r.Finished),
 			status: o.status(), message: o.Message, code: o.StatusCode,
 			riu: o.RequiresIdentityUpdate, nr: o.NeedsRegistration, activate: o.Activate}
-		if _, ok := p.groups[g]; !ok {
-			p.groupOrder = append(p.groupOrder, g)
-		}
-		p.groups[g] = append(p.groups[g], r.Position)
+		p.groups.add(g, r.Position)
 	}
 	return p
 }
@@ -144,8 +140,8 @@ func recordResults(tx *sql.Tx, results []workResult, policy retryPolicy, now tim
 	}
 	out.retries = plan.retries
 	activate := map[int64][]string{} // user -> numbers restored from released
-	for _, g := range plan.groupOrder {
-		numbers, err := recordGroup(tx, g, plan.groups[g])
+	for _, g := range plan.groups.order {
+		numbers, err := recordGroup(tx, g, plan.groups.m[g])
 		if err != nil {
 			return out, err
 		}
