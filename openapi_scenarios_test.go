@@ -221,8 +221,8 @@ func oapiInventoryScenario(t *testing.T, c *oapiContract) {
 	}
 }
 
-// oapiRequestErrorScenario provokes every 400, 405, 413 and 415 and the 404
-// of a path no endpoint serves.
+// oapiRequestErrorScenario provokes every 400, 405, 413, 415 and 431 and the
+// 404 of a path no endpoint serves.
 func oapiRequestErrorScenario(t *testing.T, c *oapiContract) {
 	s := startServer(t, "-dev")
 	do := func(rq oapiRequest) oapiResponse { t.Helper(); return c.do(t, s.URL, rq) }
@@ -278,10 +278,21 @@ func oapiRequestErrorScenario(t *testing.T, c *oapiContract) {
 	bad(http.MethodGet, "/v3/bulk_restore_jobs?limit=501")
 	bad(http.MethodGet, "/v3/bulk_restore_jobs?before=nope")
 
-	// No such endpoint, no such method.
+	// Headers well over 64 KiB (the server allows a few KiB of slack): the
+	// HTTP server's own 431, whatever the path.
+	huge := map[string]string{"X-Padding": strings.Repeat("a", 100<<10)}
+	for _, path := range []string{"/healthz", "/readyz", "/openapi.yaml"} {
+		do(oapiRequest{method: http.MethodGet, path: path, noAuth: true, header: huge, want: http.StatusRequestHeaderFieldsTooLarge})
+	}
+
+	// No such endpoint, no such method, and paths not in clean form (no
+	// redirect: info.description says 404).
 	for _, rq := range []oapiRequest{
 		{method: http.MethodGet, path: "/nope", want: http.StatusNotFound},
 		{method: http.MethodGet, path: "/v3/nope", want: http.StatusNotFound},
+		{method: http.MethodGet, path: "//healthz", noAuth: true, want: http.StatusNotFound},
+		{method: http.MethodGet, path: "/./healthz", noAuth: true, want: http.StatusNotFound},
+		{method: http.MethodGet, path: "/v3/../healthz", noAuth: true, want: http.StatusNotFound},
 		{method: http.MethodGet, path: "/v3/bulk_restore", want: http.StatusMethodNotAllowed},
 		{method: http.MethodDelete, path: "/healthz", want: http.StatusMethodNotAllowed},
 		{method: http.MethodPut, path: "/v3/bulk_restore_jobs", want: http.StatusMethodNotAllowed},

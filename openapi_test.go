@@ -162,7 +162,7 @@ func clip(b []byte) string {
 // check validates one exchange: the request against its operation (it
 // must pass, or fail when rq.invalid), then the answer, whose status must be
 // documented. Answers of no operation (unknown path, unknown method) are
-// checked against components.responses.
+// checked as info.description says they are.
 func (c *oapiContract) check(t testing.TB, base string, rq oapiRequest, out oapiResponse) {
 	t.Helper()
 	ctx := context.Background()
@@ -170,11 +170,9 @@ func (c *oapiContract) check(t testing.TB, base string, rq oapiRequest, out oapi
 	req := rq.newRequest(t, base)
 	route, params, err := c.router.FindRoute(req)
 	switch {
-	case errors.Is(err, routers.ErrPathNotFound) && out.Status == http.StatusNotFound:
-		c.checkComponent(t, where, req, "NoSuchEndpoint", out)
-		return
-	case errors.Is(err, routers.ErrMethodNotAllowed) && out.Status == http.StatusMethodNotAllowed:
-		c.checkComponent(t, where, req, "MethodNotAllowed", out)
+	case errors.Is(err, routers.ErrPathNotFound) && out.Status == http.StatusNotFound,
+		errors.Is(err, routers.ErrMethodNotAllowed) && out.Status == http.StatusMethodNotAllowed:
+		c.checkNoOperation(t, where, req, out)
 		return
 	case err != nil:
 		t.Fatalf("%s: the document has no such operation (%v), yet the server answered %d: %s", where, err, out.Status, clip(out.Raw))
@@ -214,16 +212,23 @@ func (c *oapiContract) responseKey(route *routers.Route, status int) string {
 	return ""
 }
 
-// checkComponent validates an answer of no operation against the named
-// entry of components.responses, as if an operation answered with it.
-func (c *oapiContract) checkComponent(t testing.TB, where string, req *http.Request, name string, out oapiResponse) {
+// noOperationAnswers are the statuses info.description gives to requests
+// that reach no operation: no such path, no such method.
+var noOperationAnswers = []int{http.StatusNotFound, http.StatusMethodNotAllowed}
+
+// checkNoOperation validates an answer of no operation as info.description
+// describes it (the error body of components.schemas.Error, with
+// X-Request-Id), as if an operation answered with it.
+func (c *oapiContract) checkNoOperation(t testing.TB, where string, req *http.Request, out oapiResponse) {
 	t.Helper()
-	ref := c.doc.Components.Responses[name]
-	if ref == nil {
-		t.Fatalf("%s: components.responses has no %s", where, name)
+	schema, header := c.doc.Components.Schemas["Error"], c.doc.Components.Headers["RequestId"]
+	if schema == nil || header == nil {
+		t.Fatalf("%s: components lack schemas.Error or headers.RequestId", where)
 	}
+	res := openapi3.NewResponse().WithDescription("no operation").WithJSONSchemaRef(schema)
+	res.Headers = openapi3.Headers{"X-Request-Id": header}
 	op := openapi3.NewOperation()
-	op.Responses = openapi3.NewResponses(openapi3.WithStatus(out.Status, ref))
+	op.Responses = openapi3.NewResponses(openapi3.WithStatus(out.Status, &openapi3.ResponseRef{Value: res}))
 	route := &routers.Route{Spec: c.doc, Path: req.URL.Path, PathItem: &openapi3.PathItem{}, Method: req.Method, Operation: op}
 	in := &openapi3filter.ResponseValidationInput{
 		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, Route: route, Options: oapiOptions},
@@ -231,10 +236,10 @@ func (c *oapiContract) checkComponent(t testing.TB, where string, req *http.Requ
 	}
 	in.SetBodyBytes(out.Raw)
 	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
-		t.Errorf("%s: the answer does not match components.responses.%s: %v\nbody: %s", where, name, err, clip(out.Raw))
+		t.Errorf("%s: the answer does not match the answer of no operation: %v\nbody: %s", where, err, clip(out.Raw))
 	}
 	c.mu.Lock()
-	c.seen["component "+name] = true
+	c.seen["no operation "+strconv.Itoa(out.Status)] = true
 	c.mu.Unlock()
 }
 
@@ -297,9 +302,9 @@ func (c *oapiContract) checkCoverage(t *testing.T) {
 	if !c.seen["webhook jobFinished"] {
 		missing = append(missing, "webhooks.jobFinished")
 	}
-	for name := range c.doc.Components.Responses {
-		if (name == "NoSuchEndpoint" || name == "MethodNotAllowed") && !c.seen["component "+name] {
-			missing = append(missing, "components.responses."+name)
+	for _, status := range noOperationAnswers {
+		if key := "no operation " + strconv.Itoa(status); !c.seen[key] {
+			missing = append(missing, key)
 		}
 	}
 	slices.Sort(missing)
