@@ -27,6 +27,10 @@ type app struct {
 	userLimits   *limiterSet // requests per user; nil when -rate-limit is 0
 	authFailures *limiterSet // failed authentications per client address
 	bodies       *bodyBudget // bytes request bodies may hold at once
+
+	// idempotencyWait bounds a request's wait for the answer of an earlier
+	// one with the same Idempotency-Key.
+	idempotencyWait time.Duration
 }
 
 // userKey is the context key of the authenticated user.

@@ -13,20 +13,20 @@ import (
 // idempotencyKeyPattern is what an Idempotency-Key header may hold.
 var idempotencyKeyPattern = regexp.MustCompile(`^[A-Za-z0-9_:-]{1,255}$`)
 
-// idempotencyWait bounds how long a request waits for the answer of an
-// earlier request with the same key that is still running, before it is
-// told to retry (409 with Retry-After).
-const idempotencyWait = 10 * time.Second
+// defaultIdempotencyWait bounds how long a request waits for the answer of
+// an earlier request with the same key that is still running, before it is
+// told to retry (409 with Retry-After); app.idempotencyWait is set from it.
+const defaultIdempotencyWait = 10 * time.Second
 
 // idempotentAnswer handles a request's Idempotency-Key before any work and
 // reports whether it answered the request: a repeat gets the first
-// request's answer (after waiting, within idempotencyWait, for a first one
+// request's answer (after waiting, within a.idempotencyWait, for a first one
 // still running), another body under the same key is 422. With reserve
 // (a synchronous request, whose restores run before its job is stored) it
 // reserves the key first, so that a duplicate arriving while the restores
 // run waits for their answer and never restores anything itself.
 func (a *app) idempotentAnswer(w http.ResponseWriter, r *http.Request, user User, req *idempotencyRequest, reserve bool) bool {
-	deadline := time.Now().Add(idempotencyWait)
+	deadline := time.Now().Add(a.idempotencyWait)
 	wait := 20 * time.Millisecond
 	for range 1000 { // bounded by the deadline long before
 		rec, found, err := a.store.idempotencyRecord(r.Context(), user.ID, req.key, a.now())

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -355,7 +356,8 @@ func (b *oapiBackend) Restore(ctx context.Context, _ int64, number string) Outco
 // cancelled.
 func oapiBackendScenario(t *testing.T, c *oapiContract) {
 	backend := &oapiBackend{gate: make(chan struct{})}
-	_, srv := startServiceWith(t, backend, "-dev", "-max-active-jobs", "1", "-workers", "2")
+	svc, srv := startServiceWith(t, backend, "-dev", "-max-active-jobs", "1", "-workers", "2")
+	svc.app.idempotencyWait = 50 * time.Millisecond
 	t.Cleanup(backend.open) // runs before the service stops
 	do := func(rq oapiRequest) oapiResponse { t.Helper(); return c.do(t, srv.URL, rq) }
 	recv := newOAPIReceiver(t)
@@ -374,6 +376,27 @@ func oapiBackendScenario(t *testing.T, c *oapiContract) {
 		t.Fatalf("a 302 failure: %s", redirected.Raw)
 	}
 
+	// A synchronous request whose restore is held, and the same request
+	// again: it waits for the first one's answer, then is told to retry.
+	held := oapiPost(t, map[string]any{"numbers": []string{"15559991000"}}, http.StatusOK)
+	held.header = map[string]string{"Idempotency-Key": "oapi-held"}
+	heldDone := make(chan struct{})
+	go func() {
+		defer close(heldDone)
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+held.path, bytes.NewReader(held.body))
+		req.Header.Set("Content-Type", held.contentType)
+		req.Header.Set("Idempotency-Key", "oapi-held")
+		req.SetBasicAuth("demo", "demo")
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	waitFor(t, 10*time.Second, "the held restore to start", func() bool { return backend.started.Load() == 1 })
+	held.want = http.StatusConflict
+	if got := do(held); got.Header.Get("Retry-After") == "" {
+		t.Fatalf("409 for a key still in progress without Retry-After: %v", got.Header)
+	}
+
 	job := oapiPost(t, map[string]any{"numbers": seqNumbers(15559990000, 12), "webhook_url": recv.URL}, http.StatusAccepted)
 	job.header = map[string]string{"Idempotency-Key": "oapi-gated"}
 	id := do(job).Body["job_uuid"].(string)
@@ -383,7 +406,7 @@ func oapiBackendScenario(t *testing.T, c *oapiContract) {
 		t.Fatalf("active-jobs 429 without Retry-After: %v", capped.Header)
 	}
 	oapiWaitStatus(t, c, srv.URL, id, "a number to be under way", func(map[string]any) bool {
-		return backend.started.Load() > 0
+		return backend.started.Load() > 1 // the held request's restore is the first
 	})
 	do(oapiRequest{method: http.MethodPost, path: "/v3/bulk_restore_webhook?job_uuid=" + id, want: http.StatusConflict})
 	do(oapiGet("/v3/bulk_restore_jobs?status=processing", http.StatusOK))
@@ -395,6 +418,7 @@ func oapiBackendScenario(t *testing.T, c *oapiContract) {
 	do(oapiRequest{method: http.MethodPost, path: "/v3/bulk_restore_cancel?job_uuid=" + id, want: http.StatusConflict})
 	do(oapiGet("/v3/bulk_restore_status?job_uuid="+id, http.StatusOK))
 	backend.open()
+	<-heldDone
 	oapiWaitStatus(t, c, srv.URL, id, "the cancelled job's webhook", func(b map[string]any) bool {
 		return b["webhook_delivered_at"] != nil
 	})

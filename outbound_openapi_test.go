@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestOpenAPIDocumentsTheOutboundAnswers checks the answers this branch
@@ -30,9 +31,10 @@ func TestOpenAPIDocumentsTheOutboundAnswers(t *testing.T) {
 			body: []byte(`{"number":["15551230101"]}`), want: 400, invalid: true})
 	})
 	t.Run("the body budget's 503 matches the document", func(t *testing.T) {
-		_, srv := startServiceWith(t, nil, "-dev", "-max-body", "1MiB", "-max-body-memory", "1MiB", "-rate-limit", "0")
+		svc, srv := startServiceWith(t, nil, "-dev", "-max-body", "1MiB", "-max-body-memory", "1MiB", "-rate-limit", "0")
 		addr := strings.TrimPrefix(srv.URL, "http://")
 		held := startStalledPost(t, addr, 1<<20-1, numbersBody(1<<20))
+		waitFor(t, 10*time.Second, "the stalled body to hold the budget", func() bool { return svc.app.bodies.inUse() > 0 })
 		out := c.do(t, srv.URL, oapiRequest{method: http.MethodPost, path: "/v3/bulk_restore", contentType: "application/json",
 			body: numbersBody(100 << 10), want: 503})
 		if out.Header.Get("Retry-After") == "" {

@@ -76,7 +76,8 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serv
 	syncRetry := retry
 	syncRetry.max = min(retry.max, 30*time.Second) // a client is waiting
 	a := &app{store: store, writer: w, pool: p, webhooks: sender, backend: backend, retry: syncRetry,
-		cfg: cfg, log: log, now: time.Now, metrics: m,
+		idempotencyWait: defaultIdempotencyWait,
+		cfg:             cfg, log: log, now: time.Now, metrics: m,
 		authFailures: newLimiterSet(authFailureRate, authFailureBurst), bodies: newBodyBudget(cfg.maxBodyMemory)}
 	if cfg.rateLimit > 0 {
 		a.userLimits = newLimiterSet(rate.Limit(cfg.rateLimit), cfg.rateBurst)
