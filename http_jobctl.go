@@ -1,8 +1,6 @@
 package main
 
 import (
-	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"math"
@@ -48,31 +46,8 @@ func (a *app) bulkRestoreCancel(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
-	var cancelled int
-	err = a.writer.do(r.Context(), func(tx *sql.Tx) (err error) {
-		// Taken inside the write, so no worker can start a number between
-		// the snapshot of started numbers and the cancellation.
-		started := a.pool.cancelJob(job.ID)
-		cancelled, err = cancelJobNumbers(tx, job.ID, started, a.now())
-		return err
-	})
-	var finished *errJobFinished
-	switch {
-	case errors.As(err, &finished):
-		writeError(w, r, a.log, newAPIError(codeConflict, "job is already "+string(finished.status)+
-			"; only pending or processing jobs can be cancelled"))
-		return
-	case errors.Is(err, errNotFound):
-		writeError(w, r, a.log, newAPIError(codeNotFound, "job not found"))
-		return
-	case err != nil:
-		writeError(w, r, a.log, err)
-		return
-	}
-	a.metrics.jobsFinished.WithLabelValues(string(jobCancelled)).Inc()
-	a.webhooks.nudge()
-	a.log.Info("job cancelled", "job", job.UUID, "numbers_cancelled", cancelled)
-	if job, err = a.store.jobByID(r.Context(), job.ID); err != nil {
+	job, cancelled, err := a.cancel(r.Context(), job)
+	if err != nil {
 		writeError(w, r, a.log, err)
 		return
 	}
@@ -102,32 +77,8 @@ func (a *app) bulkRestoreWebhook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
-	switch {
-	case job.WebhookURL == "":
-		writeError(w, r, a.log, newAPIError(codeConflict, "job has no webhook_url"))
-		return
-	case job.WebhookState == webhookWaiting || job.Status.active():
-		writeError(w, r, a.log, newAPIError(codeConflict, "job is not finished yet; its webhook is sent when it is"))
-		return
-	}
-	ctx := context.WithoutCancel(r.Context())
-	body, err := a.store.finalPayload(ctx, job)
+	job, res, err := a.redeliver(r.Context(), job)
 	if err != nil {
-		writeError(w, r, a.log, err)
-		return
-	}
-	secrets, err := a.store.webhookSecrets(ctx, job.UserID, a.now())
-	if err != nil {
-		writeError(w, r, a.log, err)
-		return
-	}
-	res, err := a.webhooks.attempt(ctx, job, secrets, body)
-	if err != nil {
-		writeError(w, r, a.log, err)
-		return
-	}
-	a.webhooks.nudge()
-	if job, err = a.store.jobByID(ctx, job.ID); err != nil {
 		writeError(w, r, a.log, err)
 		return
 	}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+)
+
+// The operations on a job that the API and the console share: each
+// returns what it did or an *apiError for the client's mistakes, and never
+// speaks HTTP.
+
+// cancel cancels a job's numbers that have not started and returns the
+// job as it is after, with how many numbers were cancelled.
+func (a *app) cancel(ctx context.Context, job Job) (Job, int, error) {
+	var cancelled int
+	err := a.writer.do(ctx, func(tx *sql.Tx) (err error) {
+		// Taken inside the write, so no worker can start a number between
+		// the snapshot of started numbers and the cancellation.
+		started := a.pool.cancelJob(job.ID)
+		cancelled, err = cancelJobNumbers(tx, job.ID, started, a.now())
+		return err
+	})
+	var finished *errJobFinished
+	switch {
+	case errors.As(err, &finished):
+		return job, 0, newAPIError(codeConflict, "job is already "+string(finished.status)+
+			"; only pending or processing jobs can be cancelled")
+	case errors.Is(err, errNotFound):
+		return job, 0, newAPIError(codeNotFound, "job not found")
+	case err != nil:
+		return job, 0, err
+	}
+	a.metrics.jobsFinished.WithLabelValues(string(jobCancelled)).Inc()
+	a.webhooks.nudge()
+	a.log.Info("job cancelled", "job", job.UUID, "numbers_cancelled", cancelled)
+	job, err = a.store.jobByID(ctx, job.ID)
+	return job, cancelled, err
+}
+
+// redeliver delivers a finished job's final payload again, now, and
+// returns the job after the attempt with how it went. A failure is retried
+// on the usual schedule.
+func (a *app) redeliver(ctx context.Context, job Job) (Job, deliveryResult, error) {
+	switch {
+	case job.WebhookURL == "":
+		return job, deliveryResult{}, newAPIError(codeConflict, "job has no webhook_url")
+	case job.WebhookState == webhookWaiting || job.Status.active():
+		return job, deliveryResult{}, newAPIError(codeConflict, "job is not finished yet; its webhook is sent when it is")
+	}
+	ctx = context.WithoutCancel(ctx)
+	body, err := a.store.finalPayload(ctx, job)
+	if err != nil {
+		return job, deliveryResult{}, err
+	}
+	secrets, err := a.store.webhookSecrets(ctx, job.UserID, a.now())
+	if err != nil {
+		return job, deliveryResult{}, err
+	}
+	res, err := a.webhooks.attempt(ctx, job, secrets, body)
+	if err != nil {
+		return job, res, err
+	}
+	a.webhooks.nudge()
+	job, err = a.store.jobByID(ctx, job.ID)
+	return job, res, err
+}
