@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"log/slog"
 	"slices"
 	"testing"
 	"time"
@@ -137,8 +138,9 @@ func TestPlanResults(t *testing.T) {
 	})
 }
 
-// settleFixture is a store with one user and one queued job of n numbers.
-func settleFixture(t *testing.T, n int, webhook string) (*Store, int64) {
+// queueFixture is a store with one user and queued jobs of the given
+// sizes, numbered apart; it returns the store, the user and the job ids.
+func queueFixture(t *testing.T, sizes ...int) (*Store, int64, []int64) {
 	t.Helper()
 	store := newTestStore(t)
 	if err := store.createUser(context.Background(), "alice", "k", newWebhookSecret()); err != nil {
@@ -148,71 +150,106 @@ func settleFixture(t *testing.T, n int, webhook string) (*Store, int64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	j := Job{UUID: "job-1", UserID: u.ID, WebhookURL: webhook, CreatedAt: time.Unix(100, 0)}
-	inTx(t, store, func(tx *sql.Tx) error { return store.insertQueuedJob(tx, &j, seqNumbers(15551230001, n)) })
-	return store, j.ID
-}
-
-// inTx runs fn in a write transaction of store and commits it.
-func inTx(t *testing.T, store *Store, fn func(tx *sql.Tx) error) {
-	t.Helper()
-	tx, err := store.w.Begin()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	if err := fn(tx); err != nil {
-		t.Fatal(err)
-	}
-	if err := tx.Commit(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func TestSettleJobIsTheOneRuleThatMovesAJobOn(t *testing.T) {
-	now := time.Unix(500, 0)
-	cases := []struct {
-		name        string
-		webhook     string
-		steps       []jobSettlement
-		wantFinal   bool
-		wantStatus  jobStatus
-		wantWebhook webhookState
-	}{
-		{name: "the first results make a pending job processing",
-			steps:     []jobSettlement{{success: 1, firstStart: now, now: now}},
-			wantFinal: false, wantStatus: jobProcessing, wantWebhook: webhookNone},
-		{name: "the last result completes it and makes its webhook due",
-			webhook:   "https://example.com/h",
-			steps:     []jobSettlement{{success: 2, now: now}, {failure: 1, now: now, webhookDue: now}},
-			wantFinal: true, wantStatus: jobCompleted, wantWebhook: webhookPending},
-		{name: "a cancellation with numbers in flight waits for them before the webhook",
-			webhook:   "https://example.com/h",
-			steps:     []jobSettlement{{cancelled: 2, cancel: true, now: now}},
-			wantFinal: false, wantStatus: jobCancelled, wantWebhook: webhookWaiting},
-		{name: "the in-flight result after a cancellation makes the webhook due, the job stays cancelled",
-			webhook:   "https://example.com/h",
-			steps:     []jobSettlement{{cancelled: 2, cancel: true, now: now}, {success: 1, now: now, webhookDue: now}},
-			wantFinal: true, wantStatus: jobCancelled, wantWebhook: webhookPending},
-	}
-	for _, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			store, id := settleFixture(t, 3, c.webhook)
-			var got settledJob
-			for _, s := range c.steps {
-				inTx(t, store, func(tx *sql.Tx) (err error) {
-					got, err = settleJob(tx, id, s)
-					return err
-				})
-			}
-			j, err := store.jobByID(context.Background(), id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got.final != c.wantFinal || got.status != c.wantStatus || j.Status != c.wantStatus || j.WebhookState != c.wantWebhook {
-				t.Fatalf("settled %+v, job %s webhook %s; want final=%v %s webhook %s",
-					got, j.Status, j.WebhookState, c.wantFinal, c.wantStatus, c.wantWebhook)
-			}
+	var ids []int64
+	for i, n := range sizes {
+		j := Job{UUID: "job-" + itoa(i), UserID: u.ID, CreatedAt: time.Unix(100, 0)}
+		inTx(t, store, func(tx *sql.Tx) error {
+			return store.insertQueuedJob(tx, &j, seqNumbers(15550000000+i*100000, n))
 		})
+		ids = append(ids, j.ID)
 	}
+	return store, u.ID, ids
+}
+
+// countByJob counts claims per job.
+func countByJob(claims []claim) map[int64]int {
+	out := map[int64]int{}
+	for _, c := range claims {
+		out[c.JobID]++
+	}
+	return out
+}
+
+func TestDispatcherReadsFairly(t *testing.T) {
+	ctx := context.Background()
+	now := time.Unix(1000, 0)
+	newDispatch := func(store *Store) *dispatcher {
+		return newDispatcher(store, nil, newInflight(), make(chan claim, 1), 1024, slog.New(slog.DiscardHandler))
+	}
+	t.Run("every active job gets a share, the small one all of its numbers", func(t *testing.T) {
+		store, _, ids := queueFixture(t, 100, 5, 100)
+		d := newDispatch(store)
+		jobs, err := d.reconcile(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := d.readPending(ctx, jobs, 30, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		per := countByJob(got)
+		if per[ids[0]] != 10 || per[ids[1]] != 5 || per[ids[2]] != 10 {
+			t.Fatalf("claims per job %v, want 10, 5 and 10", per)
+		}
+	})
+	t.Run("the next read goes on where each job's last stopped, starting after the job served last", func(t *testing.T) {
+		store, _, ids := queueFixture(t, 20, 20)
+		d := newDispatch(store)
+		jobs, _ := d.reconcile(ctx)
+		first, _ := d.readPending(ctx, jobs, 8, now) // share of 8: job 1 only
+		if per := countByJob(first); per[ids[0]] != 8 || len(per) != 1 {
+			t.Fatalf("first read %v, want 8 of the first job", per)
+		}
+		second, _ := d.readPending(ctx, jobs, 8, now)
+		if per := countByJob(second); per[ids[1]] != 8 || len(per) != 1 {
+			t.Fatalf("second read %v, want 8 of the second job (the first was served last)", per)
+		}
+		third, _ := d.readPending(ctx, jobs, 8, now)
+		if len(third) != 8 || third[0].JobID != ids[0] || third[0].Position != 8 {
+			t.Fatalf("third read starts at %+v, want job 1 at position 8", third[0])
+		}
+	})
+	t.Run("numbers whose retry is not due wait in the retry queue", func(t *testing.T) {
+		store, _, ids := queueFixture(t, 10)
+		later := now.Add(time.Hour)
+		if _, err := store.w.Exec("UPDATE job_numbers SET next_attempt_at = ?, attempts = 1 WHERE job_id = ? AND position < 3",
+			ms(later), ids[0]); err != nil {
+			t.Fatal(err)
+		}
+		d := newDispatch(store)
+		jobs, _ := d.reconcile(ctx)
+		got, _ := d.readPending(ctx, jobs, 100, now)
+		if len(got) != 7 {
+			t.Fatalf("%d claims handed out, want the 7 that are due", len(got))
+		}
+		if next := d.nextRetry(); !next.Equal(later) {
+			t.Fatalf("next retry at %v, want %v", next, later)
+		}
+	})
+	t.Run("a stopped job is not read", func(t *testing.T) {
+		store, _, ids := queueFixture(t, 10, 10)
+		d := newDispatch(store)
+		d.registry.stop(ids[0], stopCancelled)
+		jobs, _ := d.reconcile(ctx)
+		got, _ := d.readPending(ctx, jobs, 100, now)
+		if per := countByJob(got); per[ids[0]] != 0 || per[ids[1]] != 10 {
+			t.Fatalf("claims per job %v, want none of the stopped one", per)
+		}
+	})
+	t.Run("a job that left the active set is forgotten with its retries", func(t *testing.T) {
+		store, _, ids := queueFixture(t, 10, 10)
+		d := newDispatch(store)
+		jobs, _ := d.reconcile(ctx)
+		d.readPending(ctx, jobs, 100, now)
+		d.retryLater([]claim{{JobID: ids[0], Position: 1, DueAt: now.Add(time.Hour)}})
+		if _, err := store.w.Exec("DELETE FROM jobs WHERE id = ?", ids[0]); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.reconcile(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, kept := d.cursors[ids[0]]; kept || !d.nextRetry().IsZero() {
+			t.Fatalf("cursor kept=%v, next retry %v: the deleted job is remembered", kept, d.nextRetry())
+		}
+	})
 }
