@@ -309,22 +309,9 @@ func (s *submission) waitAll(ctx context.Context) error {
 	defer prog.finish()
 	deadline := time.Now().Add(s.opts.waitTimeout)
 	for {
-		done, open := 0, 0
-		for _, j := range waiting {
-			if !j.summary.settled() {
-				sum, err := s.api.jobStatus(ctx, j.summary.JobUUID, 0, 0)
-				if ctx.Err() != nil {
-					return fmt.Errorf("stopped waiting (%w); the jobs go on on the server", ctx.Err())
-				}
-				if err != nil {
-					return fmt.Errorf("job %s: %w", j.summary.JobUUID, err)
-				}
-				j.summary = sum
-			}
-			done += j.summary.processed()
-			if !j.summary.settled() {
-				open++
-			}
+		done, open, err := s.poll(ctx, waiting)
+		if err != nil {
+			return err
 		}
 		prog.update(done, total, time.Now())
 		if open == 0 {
@@ -337,6 +324,28 @@ func (s *submission) waitAll(ctx context.Context) error {
 			return fmt.Errorf("stopped waiting (%w); the jobs go on on the server", ctx.Err())
 		}
 	}
+}
+
+// poll refreshes the summary of every job not yet settled and returns how
+// many numbers have an outcome and how many jobs are still open.
+func (s *submission) poll(ctx context.Context, jobs []*clientJob) (done, open int, err error) {
+	for _, j := range jobs {
+		if !j.summary.settled() {
+			sum, err := s.api.jobStatus(ctx, j.summary.JobUUID, 0, 0)
+			if ctx.Err() != nil {
+				return 0, 0, fmt.Errorf("stopped waiting (%w); the jobs go on on the server", ctx.Err())
+			}
+			if err != nil {
+				return 0, 0, fmt.Errorf("job %s: %w", j.summary.JobUUID, err)
+			}
+			j.summary = sum
+		}
+		done += j.summary.processed()
+		if !j.summary.settled() {
+			open++
+		}
+	}
+	return done, open, nil
 }
 
 // resultTally counts results by outcome.
