@@ -13,6 +13,10 @@ import (
 // job's order, linked both ways (retry_of, retried_by). The API and the
 // console share this operation; it never speaks HTTP.
 
+// msgNothingToRetry is the 409 of a retry of a job with no failed numbers
+// (with status_code, none with those codes); the client reads it.
+const msgNothingToRetry = "no failed numbers to retry"
+
 // errStatusCodes refuses a status_code list that is not one.
 var errStatusCodes = newAPIError(codeInvalid,
 	"status_code must be HTTP status codes (100 to 599) separated by commas, like 500,503")
@@ -58,7 +62,7 @@ func (a *app) retryFailures(ctx context.Context, job Job, codes []int, webhookUR
 		return bulkRequest{}, err
 	}
 	if len(numbers) == 0 {
-		return bulkRequest{}, newAPIError(codeConflict, "no failed numbers to retry")
+		return bulkRequest{}, newAPIError(codeConflict, msgNothingToRetry)
 	}
 	if len(numbers) > a.cfg.maxNumbers {
 		return bulkRequest{}, newAPIError(codeTooLarge, fmt.Sprintf(
