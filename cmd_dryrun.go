@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 )
@@ -30,16 +29,8 @@ func (s *submission) dryRun(ctx context.Context) error {
 	}
 	w := newResultWriter(out.w, format)
 	var succeed, fail, unknown int
-	batch := s.opts.batch
-	for start := 0; start < len(s.numbers); {
-		chunk := s.numbers[start:min(start+batch, len(s.numbers))]
+	err = s.eachBatch("request", func(chunk []string) error {
 		reply, err := s.dryRunOne(ctx, chunk)
-		var refused *apiFailure
-		if errors.As(err, &refused) && refused.status == http.StatusRequestEntityTooLarge && len(chunk) > 1 {
-			batch = len(chunk) / 2
-			fmt.Fprintf(s.stderr, "server refused %d numbers in one request (%s); trying %d\n", len(chunk), refused.message, batch)
-			continue
-		}
 		if err != nil {
 			return err
 		}
@@ -56,7 +47,10 @@ func (s *submission) dryRun(ctx context.Context) error {
 				return err
 			}
 		}
-		start += len(chunk)
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if err := w.close(); err != nil {
 		return err

@@ -78,6 +78,13 @@ func TestClientSubmitDryRun(t *testing.T) {
 			t.Fatalf("the dry run made %d jobs", n)
 		}
 	})
+	t.Run("a 413 halves the batch, as submit does", func(t *testing.T) {
+		small := startServer(t, "-dev", "-max-numbers", "4")
+		r := runClient(t, demoEnv(small), "", "submit", "-dry-run", file)
+		if r.code != 1 || strings.Count(r.stderr, "server refused") != 2 || strings.Count(r.stdout, "\n1555123011") != len(numbers) {
+			t.Fatalf("exit %d, stderr %q, stdout:\n%s", r.code, r.stderr, r.stdout)
+		}
+	})
 	t.Run("-dry-run with -wait is a usage mistake", func(t *testing.T) {
 		if r := runClient(t, env, "", "submit", "-dry-run", "-wait", file); r.code != 2 {
 			t.Fatalf("exit %d, want 2", r.code)

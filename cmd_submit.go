@@ -243,27 +243,40 @@ func (s *submission) finish(ctx context.Context) error {
 	return nil
 }
 
-// submitAll sends the numbers in batches; a 413 halves the batch and the
-// same numbers are sent again.
+// submitAll sends the numbers in jobs of -batch numbers.
 func (s *submission) submitAll(ctx context.Context) error {
-	batch := s.opts.batch
-	for start := 0; start < len(s.numbers); {
-		chunk := s.numbers[start:min(start+batch, len(s.numbers))]
+	err := s.eachBatch("job", func(chunk []string) error {
 		job, err := s.submitOne(ctx, chunk)
-		var fail *apiFailure
-		if errors.As(err, &fail) && fail.status == http.StatusRequestEntityTooLarge && len(chunk) > 1 {
-			batch = len(chunk) / 2
-			fmt.Fprintf(s.stderr, "server refused %d numbers in one job (%s); trying %d\n", len(chunk), fail.message, batch)
-			continue
-		}
 		if err != nil {
-			if len(s.jobs) > 0 {
-				fmt.Fprintf(s.stderr, "%d job(s) were submitted before this error; see their job_uuid above\n", len(s.jobs))
-			}
 			return err
 		}
 		s.jobs = append(s.jobs, job)
 		s.announce(job)
+		return nil
+	})
+	if err != nil && len(s.jobs) > 0 {
+		fmt.Fprintf(s.stderr, "%d job(s) were submitted before this error; see their job_uuid above\n", len(s.jobs))
+	}
+	return err
+}
+
+// eachBatch calls send with the numbers in batches of -batch, in order,
+// until one fails; a 413 halves the batch and the same numbers are sent
+// again (what names a batch in the note that says so).
+func (s *submission) eachBatch(what string, send func(chunk []string) error) error {
+	batch := s.opts.batch
+	for start := 0; start < len(s.numbers); {
+		chunk := s.numbers[start:min(start+batch, len(s.numbers))]
+		err := send(chunk)
+		var fail *apiFailure
+		if errors.As(err, &fail) && fail.status == http.StatusRequestEntityTooLarge && len(chunk) > 1 {
+			batch = len(chunk) / 2
+			fmt.Fprintf(s.stderr, "server refused %d numbers in one %s (%s); trying %d\n", len(chunk), what, fail.message, batch)
+			continue
+		}
+		if err != nil {
+			return err
+		}
 		start += len(chunk)
 	}
 	return nil
