@@ -34,21 +34,32 @@ func (b *inventoryBackend) Restore(ctx context.Context, userID int64, number str
 // RestoreBatch implements batchRestorer: one query for many numbers of one
 // user, each decided by the same table.
 func (b *inventoryBackend) RestoreBatch(ctx context.Context, userID int64, numbers []string) []Outcome {
-	out := make([]Outcome, len(numbers))
-	rows, err := b.store.inventoryRecords(ctx, userID, numbers)
+	out, err := b.decideBatch(ctx, userID, numbers)
 	if err != nil {
 		b.log.Error("inventory lookup failed", "numbers", len(numbers), "err", err)
+		out = make([]Outcome, len(numbers))
 		for i := range out {
 			out[i] = internalFailure()
 		}
-		return out
 	}
+	return out
+}
+
+// decideBatch reads the user's rows for the numbers in one query and
+// decides each by the result table, changing nothing: what a restore does
+// (the writer then applies Outcome.Activate) and what a dry run shows.
+func (b *inventoryBackend) decideBatch(ctx context.Context, userID int64, numbers []string) ([]Outcome, error) {
+	rows, err := b.store.inventoryRecords(ctx, userID, numbers)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Outcome, len(numbers))
 	now := b.now()
 	for i, n := range numbers {
 		row, found := rows[n]
 		out[i] = b.decide(n, row, found, now)
 	}
-	return out
+	return out, nil
 }
 
 // decide applies the result table to one number's row.

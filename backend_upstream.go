@@ -17,6 +17,7 @@ import (
 // upstreamBackend restores each number by calling a provider's
 // single-number restore endpoint.
 type upstreamBackend struct {
+	name        string // what messages call it: upstream, or upstream preview
 	urlTemplate string // contains {number}
 	user        string
 	password    string
@@ -38,7 +39,7 @@ func newUpstreamBackend(urlTemplate, user, password string, timeout time.Duratio
 		TLSHandshakeTimeout: timeout,
 	}
 	return &upstreamBackend{
-		urlTemplate: urlTemplate, user: user, password: password, timeout: timeout, userAgent: userAgent,
+		name: "upstream", urlTemplate: urlTemplate, user: user, password: password, timeout: timeout, userAgent: userAgent,
 		client: &http.Client{
 			Transport:     transport,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -48,12 +49,18 @@ func newUpstreamBackend(urlTemplate, user, password string, timeout time.Duratio
 
 // checkUpstreamURL validates the -upstream-url template.
 func checkUpstreamURL(template string) error {
+	return checkURLTemplate("upstream-url", template)
+}
+
+// checkURLTemplate validates the template of the flag named: an absolute
+// http or https URL containing {number}.
+func checkURLTemplate(flag, template string) error {
 	if !strings.Contains(template, "{number}") {
-		return errors.New("-upstream-url must contain {number}, e.g. https://api.multitel.net/v3/restore/{number}")
+		return fmt.Errorf("-%s must contain {number}, e.g. https://api.multitel.net/v3/restore/{number}", flag)
 	}
 	u, err := url.Parse(strings.ReplaceAll(template, "{number}", "15551230111"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("-upstream-url %q is not an absolute http or https URL", template)
+		return fmt.Errorf("-%s %q is not an absolute http or https URL", flag, template)
 	}
 	return nil
 }
@@ -109,10 +116,10 @@ func (b *upstreamBackend) Restore(ctx context.Context, _ int64, number string) O
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
 			return Outcome{StatusCode: http.StatusGatewayTimeout, Transient: true,
-				Message: fmt.Sprintf("Error: 'upstream did not answer within %s'", b.timeout)}
+				Message: fmt.Sprintf("Error: '%s did not answer within %s'", b.name, b.timeout)}
 		}
 		return Outcome{StatusCode: http.StatusBadGateway, Transient: true,
-			Message: "Error: 'upstream unreachable'"}
+			Message: "Error: '" + b.name + " unreachable'"}
 	}
 	defer resp.Body.Close()
 	// Read one byte past the cap to tell a large body from one that fits.
@@ -120,15 +127,15 @@ func (b *upstreamBackend) Restore(ctx context.Context, _ int64, number string) O
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
 			return Outcome{StatusCode: http.StatusGatewayTimeout, Transient: true,
-				Message: fmt.Sprintf("Error: 'upstream did not finish its answer within %s'", b.timeout)}
+				Message: fmt.Sprintf("Error: '%s did not finish its answer within %s'", b.name, b.timeout)}
 		}
-		return Outcome{StatusCode: http.StatusBadGateway, Transient: true, Message: "Error: 'upstream answer cut short'"}
+		return Outcome{StatusCode: http.StatusBadGateway, Transient: true, Message: "Error: '" + b.name + " answer cut short'"}
 	}
 	parsed, parseErr := parseUpstreamBody(body)
 	if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
 		if parseErr != nil {
 			return Outcome{StatusCode: http.StatusBadGateway,
-				Message: fmt.Sprintf("Error: 'upstream answered %d with an unreadable body'", resp.StatusCode)}
+				Message: fmt.Sprintf("Error: '%s answered %d with an unreadable body'", b.name, resp.StatusCode)}
 		}
 		msg := parsed.Message
 		if msg == "" {

@@ -112,6 +112,7 @@ var benchScenarios = []benchScenario{
 				benchFormat(f["jobs"]), benchFormat(f["first_delivery_ms"]), benchFormat(f["first_to_last_per_s"]))
 		},
 	},
+	benchDryRunScenario,
 }
 
 // benchScenarioNames lists the scenarios' names, in order.

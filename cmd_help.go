@@ -25,7 +25,10 @@ Usage:
   bulkrestore check -db PATH                   run SQLite's integrity check
   bulkrestore bench [flags]                    benchmark an in-process server
   bulkrestore submit [flags] FILE|-            client: submit numbers in jobs; -wait shows progress
-                                               and writes every result (-o FILE.csv|FILE.json|-)
+                                               and writes every result (-o FILE.csv|FILE.json|-);
+                                               -dry-run shows what each would give, creating nothing
+  bulkrestore retry [flags] JOB_UUID           client: a new job of a finished job's failed numbers
+                                               (-status-code 500,503 narrows); -wait and -o as submit
   bulkrestore status [flags] JOB_UUID          client: one job's summary; -results, -failed and -o
                                                show or write its numbers' results
   bulkrestore version                          print the version
@@ -119,6 +122,23 @@ ETA), and writes every number's result. Results are CSV, or JSON with -format
 json or -o FILE.json; they go to -o FILE, or standard output with -o - (or
 with -wait and no -o). The key may come from BULKRESTORE_API_KEY.
 Exit status: 0 all restored, 1 some not restored, 2 usage, auth or server error.
+
+With -dry-run nothing is created: the numbers are sent as dry runs (in batches
+of -batch) and what restoring each would give now is printed as a table, or
+written with -o as the results are (status unknown: the server could not
+check it). -webhook is checked but never called; -wait does not apply. Exit
+status: 0 none would fail, 1 some would fail, 2 usage, auth or server error.
+`, flagEnvNote},
+	"retry": {"[flags] JOB_UUID", `Retries the failed numbers of a finished job: the server makes a new job of
+them, in the job's order, linked to it (retry_of, and retried_by on the
+original). -status-code 500,503 retries only those that failed with these
+codes. The new job's webhook_url is the original's, or -webhook URL (-webhook ''
+for none). The new job_uuid is printed; then, as submit: -wait waits for it
+with a progress display, and -wait or -o FILE.csv|FILE.json|- writes every
+result. The request carries an Idempotency-Key, so a retry after a lost answer
+makes no second job. The key may come from BULKRESTORE_API_KEY.
+Exit status: 0 all restored (or no failed numbers to retry), 1 some not
+restored, 2 usage, auth or server error.
 `, flagEnvNote},
 	"status": {"[flags] JOB_UUID", `Prints one job's summary; -json prints the server's JSON answer instead (the
 results left out). -results adds a table of every number's result, -failed of

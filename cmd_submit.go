@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -30,6 +31,7 @@ type submitOptions struct {
 	poll        time.Duration
 	waitTimeout time.Duration
 	progress    string
+	dryRun      bool
 }
 
 // runSubmit is `bulkrestore submit`.
@@ -44,6 +46,7 @@ func runSubmit(ctx context.Context, args []string, getenv func(string) string, s
 	fs.DurationVar(&o.poll, "poll", time.Second, "how often -wait asks for progress")
 	fs.DurationVar(&o.waitTimeout, "wait-timeout", 24*time.Hour, "how long -wait waits at most")
 	fs.StringVar(&o.progress, "progress", "auto", "progress display of -wait: auto, bar, plain or none")
+	fs.BoolVar(&o.dryRun, "dry-run", false, "create nothing: show what restoring each number would give now (a table, or -o)")
 	api, rest, err := o.conn.parse(fs, args, getenv, stderr, o.check)
 	if err != nil {
 		return err
@@ -53,21 +56,33 @@ func runSubmit(ctx context.Context, args []string, getenv func(string) string, s
 		return err
 	}
 	s := &submission{opts: o, api: api, numbers: numbers, stdout: stdout, stderr: stderr}
+	if o.dryRun {
+		return serverTrouble(s.dryRun(ctx))
+	}
 	return serverTrouble(s.run(ctx))
 }
 
 // check validates the submit flags other than the connection's.
 func (o *submitOptions) check(rest []string) error {
-	if len(rest) != 1 {
+	switch {
+	case len(rest) != 1:
 		return fmt.Errorf("%w: submit takes one FILE (or - for standard input), got %d arguments", errUsage, len(rest))
+	case o.dryRun && o.wait:
+		return fmt.Errorf("%w: -dry-run creates no job, so there is nothing to -wait for", errUsage)
+	case o.batch < 1:
+		return fmt.Errorf("%w: -batch must be at least 1", errUsage)
 	}
+	return o.checkWaitAndOutput()
+}
+
+// checkWaitAndOutput validates the flags submit and retry share: -o,
+// -format, -poll, -wait-timeout and -progress.
+func (o *submitOptions) checkWaitAndOutput() error {
 	var err error
 	if o.format, err = resultFormat(o.out, o.format); err != nil {
 		return err
 	}
 	switch {
-	case o.batch < 1:
-		return fmt.Errorf("%w: -batch must be at least 1", errUsage)
 	case o.poll < time.Millisecond || o.poll > time.Hour:
 		return fmt.Errorf("%w: -poll must be between 1ms and 1h", errUsage)
 	case o.waitTimeout <= 0:
@@ -191,12 +206,17 @@ func (s *submission) resultsToStdout() bool {
 	return s.opts.out == "-" || (s.opts.out == "" && s.opts.wait)
 }
 
-// run submits every number, waits when asked, writes the results and
-// turns the outcome into the exit status.
+// run submits every number, then finishes.
 func (s *submission) run(ctx context.Context) error {
 	if err := s.submitAll(ctx); err != nil {
 		return err
 	}
+	return s.finish(ctx)
+}
+
+// finish waits for the jobs when asked, writes the results and turns the
+// outcome into the exit status.
+func (s *submission) finish(ctx context.Context) error {
 	if s.opts.wait {
 		if err := s.waitAll(ctx); err != nil {
 			return err
@@ -212,34 +232,51 @@ func (s *submission) run(ctx context.Context) error {
 			tally.addSummary(j)
 		}
 	}
-	fmt.Fprintf(s.stderr, "%d number(s) in %d job(s): %s\n", len(s.numbers), len(s.jobs), tally)
+	total := 0
+	for _, j := range s.jobs {
+		total += j.summary.TotalNumbers
+	}
+	fmt.Fprintf(s.stderr, "%d number(s) in %d job(s): %s\n", total, len(s.jobs), tally)
 	if bad := tally.failed + tally.cancelled + tally.other; bad > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("%d of %d number(s) not restored", bad, len(s.numbers))}
+		return &exitError{code: 1, err: fmt.Errorf("%d of %d number(s) not restored", bad, total)}
 	}
 	return nil
 }
 
-// submitAll sends the numbers in batches; a 413 halves the batch and the
-// same numbers are sent again.
+// submitAll sends the numbers in jobs of -batch numbers.
 func (s *submission) submitAll(ctx context.Context) error {
-	batch := s.opts.batch
-	for start := 0; start < len(s.numbers); {
-		chunk := s.numbers[start:min(start+batch, len(s.numbers))]
+	err := s.eachBatch("job", func(chunk []string) error {
 		job, err := s.submitOne(ctx, chunk)
-		var fail *apiFailure
-		if errors.As(err, &fail) && fail.status == http.StatusRequestEntityTooLarge && len(chunk) > 1 {
-			batch = len(chunk) / 2
-			fmt.Fprintf(s.stderr, "server refused %d numbers in one job (%s); trying %d\n", len(chunk), fail.message, batch)
-			continue
-		}
 		if err != nil {
-			if len(s.jobs) > 0 {
-				fmt.Fprintf(s.stderr, "%d job(s) were submitted before this error; see their job_uuid above\n", len(s.jobs))
-			}
 			return err
 		}
 		s.jobs = append(s.jobs, job)
 		s.announce(job)
+		return nil
+	})
+	if err != nil && len(s.jobs) > 0 {
+		fmt.Fprintf(s.stderr, "%d job(s) were submitted before this error; see their job_uuid above\n", len(s.jobs))
+	}
+	return err
+}
+
+// eachBatch calls send with the numbers in batches of -batch, in order,
+// until one fails; a 413 halves the batch and the same numbers are sent
+// again (what names a batch in the note that says so).
+func (s *submission) eachBatch(what string, send func(chunk []string) error) error {
+	batch := s.opts.batch
+	for start := 0; start < len(s.numbers); {
+		chunk := s.numbers[start:min(start+batch, len(s.numbers))]
+		err := send(chunk)
+		var fail *apiFailure
+		if errors.As(err, &fail) && fail.status == http.StatusRequestEntityTooLarge && len(chunk) > 1 {
+			batch = len(chunk) / 2
+			fmt.Fprintf(s.stderr, "server refused %d numbers in one %s (%s); trying %d\n", len(chunk), what, fail.message, batch)
+			continue
+		}
+		if err != nil {
+			return err
+		}
 		start += len(chunk)
 	}
 	return nil
@@ -256,8 +293,14 @@ func (s *submission) submitOne(ctx context.Context, numbers []string) (*clientJo
 	if err != nil {
 		return nil, err
 	}
+	return s.createJob(ctx, "/v3/bulk_restore", nil, body, numbers)
+}
+
+// createJob posts a request that creates one job (a submit, a retry) and
+// reads the answer; numbers are the job's, when the client knows them.
+func (s *submission) createJob(ctx context.Context, path string, query url.Values, body []byte, numbers []string) (*clientJob, error) {
 	header := http.Header{"Idempotency-Key": {uuid.NewString()}}
-	reply, err := s.api.do(ctx, http.MethodPost, "/v3/bulk_restore", nil, body, header)
+	reply, err := s.api.do(ctx, http.MethodPost, path, query, body, header)
 	if err != nil {
 		return nil, err
 	}
@@ -398,7 +441,8 @@ func (t resultTally) String() string {
 
 // writeResults writes one row per number, job by job in input order: the
 // results of finished jobs, fetched page by page, and "pending" rows for
-// jobs not waited for.
+// jobs not waited for (their current state, read from the server, for a
+// job whose numbers the client does not know: a retry's).
 func (s *submission) writeResults(ctx context.Context, tally *resultTally) error {
 	out, err := openOutput(s.opts.out, s.stdout)
 	if err != nil {
@@ -407,7 +451,7 @@ func (s *submission) writeResults(ctx context.Context, tally *resultTally) error
 	defer out.abort()
 	w := newResultWriter(out.w, s.opts.format)
 	for _, j := range s.jobs {
-		if !j.summary.settled() {
+		if !j.summary.settled() && j.numbers != nil {
 			for _, n := range j.numbers {
 				tally.add(numberPending)
 				if err := w.write(clientResult{Number: n, Status: numberPending, JobUUID: j.summary.JobUUID}); err != nil {

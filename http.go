@@ -18,6 +18,7 @@ type app struct {
 	pool     *pool
 	webhooks *webhookSender
 	backend  Restorer
+	preview  previewer // what dry runs ask
 	retry    retryPolicy
 	cfg      serveConfig
 	log      *slog.Logger
@@ -58,6 +59,7 @@ func (a *app) routes() http.Handler {
 	api("/v3/bulk_restore_cancel", a.bulkRestoreCancel, http.MethodPost)
 	api("/v3/bulk_restore_webhook", a.bulkRestoreWebhook, http.MethodPost)
 	api("/v3/bulk_restore_jobs", a.bulkRestoreJobs, http.MethodGet, http.MethodHead)
+	api("/v3/bulk_restore_retry", a.bulkRestoreRetry, http.MethodPost)
 
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, newAPIError(codeNotFound, "no such endpoint: "+r.URL.Path))

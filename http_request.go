@@ -15,11 +15,14 @@ import (
 // maxInvalidListed caps the invalid_numbers list of a 400.
 const maxInvalidListed = 50
 
-// bulkRequest is a validated POST /v3/bulk_restore.
+// bulkRequest is a validated POST /v3/bulk_restore, or the job a retry of
+// another job's failures makes.
 type bulkRequest struct {
 	Numbers    []string // unique, in input order
 	WebhookURL string   // empty when none
 	BodyHash   []byte   // SHA-256 of Content-Type and body, for Idempotency-Key
+	DryRun     bool     // show what a restore would give now, change nothing
+	RetryOf    string   // the uuid of the job whose failures these are; empty for a new request
 }
 
 // requestLimits are the knobs request parsing obeys.
@@ -34,6 +37,50 @@ type requestLimits struct {
 type rawBulkRequest struct {
 	numbers    *numberSet
 	webhookURL string
+	dryRun     optionalFlag
+}
+
+// errDryRunValue refuses a dry_run that is no spelling of yes or no.
+var errDryRunValue = newAPIError(codeInvalid, "dry_run must be true or false (or 1 or 0)")
+
+// optionalFlag is a yes-or-no setting of a request that may be absent, and
+// may be given more than once (a form field repeated, the query and the
+// body) as long as every value agrees.
+type optionalFlag struct {
+	given, value bool
+}
+
+// set records one more value.
+func (f *optionalFlag) set(v bool) error {
+	if f.given && f.value != v {
+		return newAPIError(codeInvalid, "dry_run is given more than once, with different values")
+	}
+	f.given, f.value = true, v
+	return nil
+}
+
+// setText records a value as a form field or a query parameter spells it:
+// true or 1, false or 0, nothing else.
+func (f *optionalFlag) setText(s string) error {
+	switch s {
+	case "true", "1":
+		return f.set(true)
+	case "false", "0":
+		return f.set(false)
+	}
+	return errDryRunValue
+}
+
+// dryRunQuery reads the dry_run query parameters of a request (any number
+// of them, all agreeing).
+func dryRunQuery(r *http.Request) (optionalFlag, error) {
+	var f optionalFlag
+	for _, v := range r.URL.Query()["dry_run"] {
+		if err := f.setText(v); err != nil {
+			return f, err
+		}
+	}
+	return f, nil
 }
 
 // parseBulkRequest reads, decodes and validates a bulk restore request. The
@@ -42,6 +89,10 @@ type rawBulkRequest struct {
 // body memory budget back (see bodyBudget).
 func parseBulkRequest(w http.ResponseWriter, r *http.Request, lim requestLimits) (bulkRequest, error) {
 	defer r.Body.Close()
+	query, err := dryRunQuery(r)
+	if err != nil {
+		return bulkRequest{}, err
+	}
 	if r.ContentLength > lim.maxBody {
 		return bulkRequest{}, bodyTooLarge(lim.maxBody)
 	}
@@ -55,6 +106,9 @@ func parseBulkRequest(w http.ResponseWriter, r *http.Request, lim requestLimits)
 	}
 	if body.err != nil {
 		return bulkRequest{}, readError(w, body.err, lim.maxBody)
+	}
+	if err == nil && query.given {
+		err = raw.dryRun.set(query.value)
 	}
 	if err != nil {
 		return bulkRequest{}, err
@@ -264,5 +318,5 @@ func validateBulkRequest(raw rawBulkRequest, lim requestLimits) (bulkRequest, er
 			return bulkRequest{}, newAPIError(codeInvalid, err.Error())
 		}
 	}
-	return bulkRequest{Numbers: set.unique, WebhookURL: raw.webhookURL}, nil
+	return bulkRequest{Numbers: set.unique, WebhookURL: raw.webhookURL, DryRun: raw.dryRun.value}, nil
 }

@@ -17,7 +17,7 @@ type bulkField struct {
 	name      string
 	formAlias string // another name a form may use
 	json      func(d *bulkDecoding, dec *json.Decoder) error
-	form      func(d *bulkDecoding, value string)
+	form      func(d *bulkDecoding, value string) error
 }
 
 // bulkFields is the one list of the fields a bulk restore request may
@@ -25,15 +25,18 @@ type bulkField struct {
 // of these; a form's other fields are ignored.
 var bulkFields = []bulkField{
 	{name: "numbers", formAlias: "numbers[]", json: (*bulkDecoding).jsonNumbers,
-		form: func(d *bulkDecoding, v string) { d.raw.numbers.add(v) }},
+		form: func(d *bulkDecoding, v string) error { d.raw.numbers.add(v); return nil }},
 	{name: "numbers_text", json: (*bulkDecoding).jsonNumbersText,
-		form: func(d *bulkDecoding, v string) { d.texts = append(d.texts, v) }},
+		form: func(d *bulkDecoding, v string) error { d.texts = append(d.texts, v); return nil }},
 	{name: "webhook_url", json: (*bulkDecoding).jsonWebhookURL,
-		form: func(d *bulkDecoding, v string) {
+		form: func(d *bulkDecoding, v string) error {
 			if !d.seen["webhook_url"] {
 				d.raw.webhookURL = v // the first one, as url.Values.Get
 			}
+			return nil
 		}},
+	{name: "dry_run", json: (*bulkDecoding).jsonDryRun,
+		form: func(d *bulkDecoding, v string) error { return d.raw.dryRun.setText(v) }},
 }
 
 // bulkDecoding is a request body being decoded.
@@ -160,6 +163,26 @@ func (d *bulkDecoding) jsonWebhookURL(dec *json.Decoder) (err error) {
 	return err
 }
 
+// jsonDryRun decodes dry_run: true or false, 1 or 0 (as numbers or
+// strings), or null (absent).
+func (d *bulkDecoding) jsonDryRun(dec *json.Decoder) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return jsonError(err)
+	}
+	switch v := tok.(type) {
+	case nil:
+		return nil
+	case bool:
+		return d.raw.dryRun.set(v)
+	case json.Number:
+		return d.raw.dryRun.setText(string(v))
+	case string:
+		return d.raw.dryRun.setText(v)
+	}
+	return errDryRunValue
+}
+
 // jsonString decodes a field that must be a string or null (absent).
 func jsonString(dec *json.Decoder, name string) (string, error) {
 	tok, err := dec.Token()
@@ -274,9 +297,9 @@ func (d *bulkDecoding) formPair(pair []byte, unknown *string) error {
 	}
 	for _, f := range bulkFields {
 		if name == f.name || (name == f.formAlias && name != "") {
-			f.form(d, value)
+			err := f.form(d, value)
 			d.seen[f.name] = true
-			return nil
+			return err
 		}
 	}
 	if *unknown == "" {

@@ -17,17 +17,37 @@ import (
 // queued jobs unfinished.
 var errTooManyActiveJobs = errors.New("too many active jobs")
 
-// bulkRestore is POST /v3/bulk_restore.
+// bulkRestore is POST /v3/bulk_restore: a job, or with dry_run what one
+// would give now.
 func (a *app) bulkRestore(w http.ResponseWriter, r *http.Request) {
+	req, err := parseBulkRequest(w, r, a.limits())
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	if req.DryRun {
+		// No Idempotency-Key is checked or recorded: a dry run changes
+		// nothing, so repeating it is always safe.
+		res, err := a.dryRun(r.Context(), currentUser(r), req.Numbers)
+		if err != nil {
+			writeError(w, r, a.log, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, res)
+		return
+	}
+	a.submit(w, r, req)
+}
+
+// submit creates the job of a validated request (a new one, or a retry of
+// another job's failures) and answers: 200 with the results at or below
+// -sync-limit numbers, else 202 with its Location. A repeat under the same
+// Idempotency-Key gets the first answer again.
+func (a *app) submit(w http.ResponseWriter, r *http.Request, req bulkRequest) {
 	user := currentUser(r)
 	key, hasKey := r.Header.Get("Idempotency-Key"), len(r.Header.Values("Idempotency-Key")) > 0
 	if hasKey && !idempotencyKeyPattern.MatchString(key) {
 		writeError(w, r, a.log, newAPIError(codeInvalid, "Idempotency-Key must be 1 to 255 of A-Z a-z 0-9 _ : -"))
-		return
-	}
-	req, err := parseBulkRequest(w, r, a.limits())
-	if err != nil {
-		writeError(w, r, a.log, err)
 		return
 	}
 	var idem *idempotencyRequest
@@ -74,14 +94,14 @@ func statusPath(jobUUID string) string {
 // answer: 200 with the results, or 202.
 func (a *app) createJob(ctx context.Context, user User, req bulkRequest, idem *idempotencyRequest) (int, []byte, Job, error) {
 	if len(req.Numbers) <= a.cfg.syncLimit {
-		job, results, webhookErr, err := a.runSync(ctx, user, req.Numbers, req.WebhookURL, idem)
+		job, results, webhookErr, err := a.runSync(ctx, user, req, idem)
 		if err != nil {
 			return 0, nil, Job{}, err
 		}
 		body, err := jobPayload{kind: finalPayload, job: job, results: sliceSource(results), webhookError: webhookErr}.bytes()
 		return http.StatusOK, body, job, err
 	}
-	job, err := a.enqueue(ctx, user, req.Numbers, req.WebhookURL, idem)
+	job, err := a.enqueue(ctx, user, req, idem)
 	if err != nil {
 		return 0, nil, Job{}, err
 	}
@@ -95,6 +115,7 @@ type queuedJSON struct {
 	Status       jobStatus `json:"status"`
 	TotalNumbers int       `json:"total_numbers"`
 	WebhookURL   *string   `json:"webhook_url"`
+	RetryOf      string    `json:"retry_of,omitempty"` // a retry of this job's failures
 	Message      string    `json:"message"`
 }
 
@@ -106,7 +127,7 @@ func queuedBody(job Job) ([]byte, error) {
 	}
 	body, err := json.Marshal(queuedJSON{
 		JobUUID: job.UUID, Status: jobPending, TotalNumbers: job.Total,
-		WebhookURL: nullableString(job.WebhookURL), Message: msg,
+		WebhookURL: nullableString(job.WebhookURL), RetryOf: job.RetryOf, Message: msg,
 	})
 	return append(body, '\n'), err
 }
@@ -116,9 +137,24 @@ func (a *app) limits() requestLimits {
 	return requestLimits{maxBody: a.cfg.maxBody, maxNumbers: a.cfg.maxNumbers, allowPrivate: a.cfg.allowPrivateWebhooks()}
 }
 
+// newJob is the job a request makes, before it is stored.
+func (a *app) newJob(user User, req bulkRequest) Job {
+	return Job{UUID: uuid.NewString(), UserID: user.ID, WebhookURL: req.WebhookURL, RetryOf: req.RetryOf, CreatedAt: a.now()}
+}
+
+// storeRetryLink records, in the transaction that stores a job, the job
+// whose failures it retries, if any.
+func storeRetryLink(tx *sql.Tx, job Job) error {
+	if job.RetryOf == "" {
+		return nil
+	}
+	return linkRetry(tx, job.ID, job.RetryOf)
+}
+
 // enqueue commits a job and all its numbers, then wakes the dispatcher.
-func (a *app) enqueue(ctx context.Context, user User, numbers []string, webhookURL string, idem *idempotencyRequest) (Job, error) {
-	job := Job{UUID: uuid.NewString(), UserID: user.ID, WebhookURL: webhookURL, CreatedAt: a.now()}
+func (a *app) enqueue(ctx context.Context, user User, req bulkRequest, idem *idempotencyRequest) (Job, error) {
+	numbers := req.Numbers
+	job := a.newJob(user, req)
 	err := a.writer.do(ctx, func(tx *sql.Tx) error {
 		if a.cfg.maxActiveJobs > 0 {
 			active, err := countActiveJobs(tx, user.ID)
@@ -132,6 +168,9 @@ func (a *app) enqueue(ctx context.Context, user User, numbers []string, webhookU
 		if err := a.store.insertQueuedJob(tx, &job, numbers); err != nil {
 			return err
 		}
+		if err := storeRetryLink(tx, job); err != nil {
+			return err
+		}
 		if idem != nil {
 			return reserveIdempotencyKey(tx, user.ID, idem, job.ID, job.CreatedAt, a.syncBudget())
 		}
@@ -140,7 +179,7 @@ func (a *app) enqueue(ctx context.Context, user User, numbers []string, webhookU
 	if err != nil {
 		return Job{}, fmt.Errorf("queue job: %w", err)
 	}
-	a.log.Info("job queued", "job", job.UUID, "user", user.Name, "numbers", len(numbers))
+	a.log.Info("job queued", "job", job.UUID, "user", user.Name, "numbers", len(numbers), "retry_of", job.RetryOf)
 	a.pool.nudge()
 	return job, nil
 }
@@ -148,11 +187,12 @@ func (a *app) enqueue(ctx context.Context, user User, numbers []string, webhookU
 // runSync restores a few numbers now, concurrently, stores the finished
 // job, and makes the first webhook attempt. It returns the job, its results
 // and the webhook error, if the attempt failed.
-func (a *app) runSync(ctx context.Context, user User, numbers []string, webhookURL string, idem *idempotencyRequest) (Job, []NumberResult, string, error) {
+func (a *app) runSync(ctx context.Context, user User, req bulkRequest, idem *idempotencyRequest) (Job, []NumberResult, string, error) {
 	// A client that hangs up does not cut the restores short: they are
 	// recorded whole either way.
 	work := context.WithoutCancel(ctx)
-	job := Job{UUID: uuid.NewString(), UserID: user.ID, WebhookURL: webhookURL, CreatedAt: a.now()}
+	numbers, webhookURL := req.Numbers, req.WebhookURL
+	job := a.newJob(user, req)
 	done := make([]completedNumber, len(numbers))
 	onPanic := func(v any, stack []byte) { a.log.Error("restore panicked", "panic", v, "stack", string(stack)) }
 	if b, ok := a.backend.(batchRestorer); ok {
@@ -174,6 +214,9 @@ func (a *app) runSync(ctx context.Context, user User, numbers []string, webhookU
 	lease := a.now().Add(a.cfg.webhookTimeout + 30*time.Second)
 	err := a.writer.do(work, func(tx *sql.Tx) error {
 		if err := a.store.insertCompletedJob(tx, &job, done, lease); err != nil {
+			return err
+		}
+		if err := storeRetryLink(tx, job); err != nil {
 			return err
 		}
 		if idem != nil {

@@ -410,6 +410,7 @@ func TestOpenAPIContract(t *testing.T) {
 		{"rate_limit", oapiRateLimitScenario},
 		{"backend", oapiBackendScenario},
 		{"broken_storage", oapiBrokenStorageScenario},
+		{"dry_run_and_retry", oapiDryRunRetryScenario},
 	}
 	passed := 0
 	for _, sc := range scenarios {

@@ -34,7 +34,11 @@ type jobSummaryJSON struct {
 	CreatedAt      *string   `json:"created_at"`
 	StartedAt      *string   `json:"started_at"`
 	CompletedAt    *string   `json:"completed_at"`
-	FilteredNumber string    `json:"filtered_number,omitempty"`
+	// RetryOf and RetriedBy link a retry of a job's failures and the job
+	// (POST /v3/bulk_restore_retry); each is left out where it does not apply.
+	RetryOf        string   `json:"retry_of,omitempty"`
+	RetriedBy      []string `json:"retried_by,omitempty"`
+	FilteredNumber string   `json:"filtered_number,omitempty"`
 }
 
 // summarize is a job's summary.
@@ -44,6 +48,7 @@ func summarize(j Job) jobSummaryJSON {
 		SuccessCount: j.SuccessCount, FailureCount: j.FailureCount, CancelledCount: j.CancelledCount,
 		WebhookURL: nullableString(j.WebhookURL),
 		CreatedAt:  jsonTime(j.CreatedAt), StartedAt: jsonTime(j.StartedAt), CompletedAt: jsonTime(j.CompletedAt),
+		RetryOf: j.RetryOf, RetriedBy: j.RetriedBy,
 	}
 }
 

@@ -27,6 +27,7 @@ type serveConfig struct {
 	allowPrivate       bool
 	backend            string
 	upstreamURL        string
+	upstreamPreviewURL string
 	upstreamUser       string
 	upstreamPassword   string
 	workers            int
@@ -112,6 +113,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.BoolVar(&c.allowPrivate, "allow-private-webhooks", false, "let webhooks reach loopback and private addresses")
 	fs.StringVar(&c.backend, "backend", "inventory", "restore backend: inventory or upstream")
 	fs.StringVar(&c.upstreamURL, "upstream-url", "", "upstream single-number restore URL containing {number} (backend upstream)")
+	fs.StringVar(&c.upstreamPreviewURL, "upstream-preview-url", "", "URL containing {number} that a dry run GETs to preview a restore (backend upstream; none: dry runs answer unknown)")
 	fs.IntVar(&c.workers, "workers", 16, "concurrent restores of queued numbers")
 	fs.IntVar(&c.syncLimit, "sync-limit", 10, "requests with at most this many numbers are answered synchronously")
 	fs.IntVar(&c.maxNumbers, "max-numbers", 10000, "most numbers in one request")
@@ -174,6 +176,12 @@ func (c serveConfig) validate() error {
 	check(c.backend != "inventory" && c.backend != "upstream", "-backend must be inventory or upstream")
 	if c.backend == "upstream" {
 		if err := checkUpstreamURL(c.upstreamURL); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+	if c.upstreamPreviewURL != "" {
+		check(c.backend != "upstream", "-upstream-preview-url needs -backend upstream")
+		if err := checkURLTemplate("upstream-preview-url", c.upstreamPreviewURL); err != nil {
 			problems = append(problems, err.Error())
 		}
 	}

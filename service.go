@@ -76,6 +76,7 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serv
 	syncRetry := retry
 	syncRetry.max = min(retry.max, 30*time.Second) // a client is waiting
 	a := &app{store: store, writer: w, pool: p, webhooks: sender, backend: backend, retry: syncRetry,
+		preview:         newPreviewer(cfg, store, log),
 		idempotencyWait: defaultIdempotencyWait,
 		cfg:             cfg, log: log, now: time.Now, metrics: m,
 		authFailures: newLimiterSet(authFailureRate, authFailureBurst), bodies: newBodyBudget(cfg.maxBodyMemory)}

@@ -27,6 +27,8 @@ type Job struct {
 	WebhookAttempts    int
 	WebhookDeliveredAt time.Time
 	WebhookError       string
+	RetryOf            string   // the job whose failures this one retries, if any
+	RetriedBy          []string // the jobs that retried this one's failures, oldest first
 }
 
 // NumberResult is the current state of one number of a job.
@@ -254,7 +256,8 @@ func maxTime(a, b time.Time) time.Time {
 
 // jobColumns are the columns scanJob reads, in order.
 const jobColumns = `id, uuid, user_id, status, total, success_count, failure_count, cancelled_count, webhook_url,
-	created_at, started_at, completed_at, webhook_state, webhook_attempts, webhook_delivered_at, webhook_error`
+	created_at, started_at, completed_at, webhook_state, webhook_attempts, webhook_delivered_at, webhook_error, ` +
+	jobLinkColumns
 
 // rowScanner is what *sql.Row and *sql.Rows have in common.
 type rowScanner interface{ Scan(dest ...any) error }
@@ -264,9 +267,13 @@ func scanJob(row rowScanner) (Job, error) {
 	var j Job
 	var url, werr sql.NullString
 	var created, started, completed, delivered sql.NullInt64
+	var links jobLinks
 	err := row.Scan(&j.ID, &j.UUID, &j.UserID, &j.Status, &j.Total, &j.SuccessCount, &j.FailureCount, &j.CancelledCount, &url,
-		&created, &started, &completed, &j.WebhookState, &j.WebhookAttempts, &delivered, &werr)
+		&created, &started, &completed, &j.WebhookState, &j.WebhookAttempts, &delivered, &werr, &links.retryOf, &links.retriedBy)
 	if err != nil {
+		return Job{}, err
+	}
+	if err := links.apply(&j); err != nil {
 		return Job{}, err
 	}
 	j.WebhookURL, j.WebhookError = url.String, werr.String
