@@ -26,7 +26,7 @@ var resultStatuses = []numberStatus{numberPending, numberProcessing, numberSucce
 func parseResultStatuses(s string) ([]numberStatus, error) {
 	var out []numberStatus
 	for _, part := range strings.Split(s, ",") {
-		st := numberStatus(strings.TrimSpace(part))
+		st := numberStatus(part)
 		if !slices.Contains(resultStatuses, st) {
 			return nil, newAPIError(codeInvalid, "result_status must be one or more (comma-separated) of pending, processing, success, failed, cancelled")
 		}

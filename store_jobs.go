@@ -348,7 +348,9 @@ func (rd resultRead) query(jobID int64) (string, []any) {
 	query := "SELECT " + resultColumns + " FROM job_numbers WHERE job_id = ?"
 	args := []any{jobID}
 	if rd.number != "" {
-		query += " AND number = ?"
+		// Without statistics SQLite would rather scan the job's range of
+		// the primary key than probe the index.
+		query = "SELECT " + resultColumns + " FROM job_numbers INDEXED BY job_numbers_number WHERE job_id = ? AND number = ?"
 		args = append(args, rd.number)
 	}
 	if rd.statuses != nil {
