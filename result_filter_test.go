@@ -246,4 +246,3 @@ func doRequest(t testing.TB, req *http.Request) (*http.Response, string) {
 	}
 	return resp, string(body)
 }
-
