@@ -87,12 +87,12 @@ func TestProgressProjectsFromTheRecentRate(t *testing.T) {
 			},
 			job: job(100, jobProcessing), wantCount: 100, wantETA: "2026-11-30 12:16:40"},
 		{name: "a completed job has no estimate",
-			steps: func(tr *progressTracker, c *fakeClock) { c.t = start.Add(time.Minute) },
-			job:   Job{ID: 7, Status: jobCompleted, Total: 1000, SuccessCount: 990, FailureCount: 10, StartedAt: start},
+			steps:     func(tr *progressTracker, c *fakeClock) { c.t = start.Add(time.Minute) },
+			job:       Job{ID: 7, Status: jobCompleted, Total: 1000, SuccessCount: 990, FailureCount: 10, StartedAt: start},
 			wantCount: 1000, wantETA: "null"},
 		{name: "a cancelled job has no estimate, and cancelled numbers count as processed",
-			steps: func(tr *progressTracker, c *fakeClock) { c.t = start.Add(time.Minute) },
-			job:   Job{ID: 7, Status: jobCancelled, Total: 1000, SuccessCount: 10, CancelledCount: 900, StartedAt: start},
+			steps:     func(tr *progressTracker, c *fakeClock) { c.t = start.Add(time.Minute) },
+			job:       Job{ID: 7, Status: jobCancelled, Total: 1000, SuccessCount: 10, CancelledCount: 900, StartedAt: start},
 			wantCount: 910, wantETA: "null"},
 	}
 	for _, c := range cases {
