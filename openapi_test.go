@@ -410,6 +410,7 @@ func TestOpenAPIContract(t *testing.T) {
 		{"rate_limit", oapiRateLimitScenario},
 		{"backend", oapiBackendScenario},
 		{"broken_storage", oapiBrokenStorageScenario},
+		{"results", oapiResultsScenario},
 	}
 	passed := 0
 	for _, sc := range scenarios {
