@@ -106,6 +106,8 @@ func dispatch(ctx context.Context, cmd string, args []string, getenv func(string
 		return runSubmit(ctx, args, getenv, stdin, stdout, stderr)
 	case "status":
 		return runStatus(ctx, args, getenv, stdout, stderr)
+	case "history":
+		return runHistory(ctx, args, getenv, stdout, stderr)
 	case "version":
 		rest, err := parseArgs(flag.NewFlagSet("version", flag.ContinueOnError), args, getenv)
 		if err != nil {
