@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"runtime"
-	"runtime/debug"
 	"strings"
 	"time"
 )
@@ -21,22 +18,12 @@ const benchCSVNumbers = 1_000_000
 // writing and the bench reading, in the same process).
 func (b *bench) runCSV(ctx context.Context) (benchFigures, error) {
 	n := b.count(benchCSVNumbers, 1000)
-	f, err := b.filled(ctx, benchFill{Users: 1, Jobs: 1, Numbers: n, Distinct: n})
-	if err != nil {
-		return nil, err
-	}
-	s, err := b.serveDB(ctx, f.db)
+	f, s, err := b.serveFilled(ctx, benchFill{Users: 1, Jobs: 1, Numbers: n, Distinct: n})
 	if err != nil {
 		return nil, err
 	}
 	defer s.stop()
-	runtime.GC()
-	debug.FreeOSMemory()
-	// Writing 5 to clear_refs resets the peak (VmHWM) to the current RSS.
-	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
-		return nil, fmt.Errorf("reset peak RSS: %w", err)
-	}
-	startKB, err := benchProcStatusKB("VmHWM")
+	startKB, err := benchResetPeakRSS()
 	if err != nil {
 		return nil, err
 	}

@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"runtime"
+	"runtime/debug"
 )
 
 // benchFillSeed seeds every fill, so that two runs build the same file.
@@ -33,4 +36,27 @@ func (b *bench) removeFills() {
 	for _, db := range b.fills {
 		db.remove()
 	}
+}
+
+// serveFilled serves a database of shape f (built on first use).
+func (b *bench) serveFilled(ctx context.Context, f benchFill) (*benchFilled, *benchServer, error) {
+	db, err := b.filled(ctx, f)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := b.serveDB(ctx, db.db)
+	return db, s, err
+}
+
+// benchResetPeakRSS frees what the heap can give back and resets the
+// process's peak RSS (VmHWM) to its RSS now, which it returns, in kB: what
+// a scenario measures its memory from.
+func benchResetPeakRSS() (int64, error) {
+	runtime.GC()
+	debug.FreeOSMemory()
+	// Writing 5 to clear_refs resets the peak to the current RSS.
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		return 0, fmt.Errorf("reset peak RSS: %w", err)
+	}
+	return benchProcStatusKB("VmHWM")
 }

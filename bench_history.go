@@ -26,11 +26,7 @@ func (b *bench) runHistory(ctx context.Context) (benchFigures, error) {
 	numbers := b.count(benchHistoryNumbers, 10*benchHistoryPerJob*benchHistoryUsers)
 	shape := benchFill{Users: benchHistoryUsers, Jobs: numbers / benchHistoryPerJob, Numbers: numbers,
 		Distinct: numbers / benchHistoryRepeats}
-	f, err := b.filled(ctx, shape)
-	if err != nil {
-		return nil, err
-	}
-	s, err := b.serveDB(ctx, f.db)
+	f, s, err := b.serveFilled(ctx, shape)
 	if err != nil {
 		return nil, err
 	}

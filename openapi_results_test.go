@@ -64,7 +64,15 @@ func oapiResultsScenario(t *testing.T, c *oapiContract) {
 
 	// 500: the jobs table gone from under a running server.
 	broken := startServer(t, "-dev")
-	db, err := sql.Open("sqlite", dsn(broken.DB))
+	oapiBreakJobsTable(t, broken.DB)
+	c.do(t, broken.URL, oapiGet(history, http.StatusInternalServerError))
+}
+
+// oapiBreakJobsTable renames the jobs table of a running server's
+// database, so that every operation that reads jobs fails with 500.
+func oapiBreakJobsTable(t *testing.T, path string) {
+	t.Helper()
+	db, err := sql.Open("sqlite", dsn(path))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,5 +80,4 @@ func oapiResultsScenario(t *testing.T, c *oapiContract) {
 	if _, err := db.Exec("ALTER TABLE jobs RENAME TO oapi_jobs_gone"); err != nil {
 		t.Fatalf("break the jobs table: %v", err)
 	}
-	c.do(t, broken.URL, oapiGet(history, http.StatusInternalServerError))
 }

@@ -204,12 +204,7 @@ func TestStatusRefusesBadFiltersAndFormats(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name+" is a 400", func(t *testing.T) {
-			req, _ := http.NewRequest(http.MethodGet, s.URL+"/v3/bulk_restore_status?job_uuid="+id+c.query, nil)
-			req.SetBasicAuth("demo", "demo")
-			if c.accept != "" {
-				req.Header.Set("Accept", c.accept)
-			}
-			resp, body := doRequest(t, req)
+			resp, body := getCSV(t, s.URL, "job_uuid="+id+c.query, c.accept)
 			if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Content-Type") != "application/json" ||
 				!strings.Contains(body, `"status":"error"`) {
 				t.Fatalf("status=%d %s: %s, want a JSON 400", resp.StatusCode, resp.Header.Get("Content-Type"), body)
@@ -217,9 +212,7 @@ func TestStatusRefusesBadFiltersAndFormats(t *testing.T) {
 		})
 	}
 	t.Run("an unknown job asked as CSV is a JSON 404", func(t *testing.T) {
-		req, _ := http.NewRequest(http.MethodGet, s.URL+"/v3/bulk_restore_status?format=csv&job_uuid=00000000-0000-4000-8000-000000000000", nil)
-		req.SetBasicAuth("demo", "demo")
-		resp, body := doRequest(t, req)
+		resp, body := getCSV(t, s.URL, "format=csv&job_uuid=00000000-0000-4000-8000-000000000000", "")
 		if resp.StatusCode != http.StatusNotFound || resp.Header.Get("Content-Type") != "application/json" {
 			t.Fatalf("status=%d %s: %s, want a JSON 404", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 		}
