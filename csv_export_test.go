@@ -166,6 +166,9 @@ func TestCSVIsChosenByFormatOrAccept(t *testing.T) {
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("status=%d: %s", resp.StatusCode, body)
 			}
+			if resp.Header.Get("Vary") != "Accept" {
+				t.Fatalf("Vary=%q, want Accept: the format follows it", resp.Header.Get("Vary"))
+			}
 			isCSV := strings.HasPrefix(resp.Header.Get("Content-Type"), "text/csv")
 			if isCSV != c.wantCSV {
 				t.Fatalf("Content-Type %q, want CSV=%v", resp.Header.Get("Content-Type"), c.wantCSV)

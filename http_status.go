@@ -20,6 +20,7 @@ func (a *app) bulkRestoreStatus(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
+	w.Header().Add("Vary", "Accept") // the answer's format may follow it
 	asCSV, err := wantsCSV(r)
 	if err != nil {
 		writeError(w, r, a.log, err)
