@@ -104,6 +104,26 @@ var benchScenarios = []benchScenario{
 		},
 	},
 	{
+		name: "history", key: "p99_ms", unit: "ms p99", target: "<= 10 ms on 10,000,000 numbers",
+		run: (*bench).runHistory,
+		met: func(f benchFigures) bool { return f["p99_ms"] <= 10 && f["numbers"] >= benchHistoryNumbers },
+		note: func(b *bench, f benchFigures) string {
+			return fmt.Sprintf("GET /v3/numbers/{number}/history, one after another, %s requests; p50 %s ms, max %s ms, %s entries an answer; %s recorded numbers in %s jobs of 100 users (built in %s s)",
+				benchFormat(f["queries"]), benchFormat(f["p50_ms"]), benchFormat(f["max_ms"]), benchFormat(f["mean_entries"]),
+				benchFormat(f["numbers"]), benchFormat(f["jobs"]), benchFormat(f["fill_s"]))
+		},
+	},
+	{
+		name: "csv", key: "rows_per_s", unit: "rows/s", target: ">= 200,000, RSS +<= 150 MB",
+		run: (*bench).runCSV,
+		met: func(f benchFigures) bool { return f["rows_per_s"] >= 200000 && f["delta_mb"] <= 150 },
+		note: func(b *bench, f benchFigures) string {
+			return fmt.Sprintf("a %s-number job as CSV (%s MB in %s s); peak RSS %s MB, %s MB above the %s MB before it",
+				benchFormat(f["rows"]), benchFormat(f["csv_mb"]), benchFormat(f["seconds"]), benchFormat(f["peak_mb"]),
+				benchFormat(f["delta_mb"]), benchFormat(f["start_mb"]))
+		},
+	},
+	{
 		name: "webhooks", key: "deliveries_per_s", unit: "deliveries/s", target: ">= 500",
 		run: (*bench).runWebhooks,
 		met: func(f benchFigures) bool { return f["deliveries_per_s"] >= 500 },
@@ -175,8 +195,9 @@ func (c benchConfig) selected(name string) bool {
 
 // bench runs the scenarios with one configuration.
 type bench struct {
-	cfg benchConfig
-	log io.Writer // progress lines and the servers' warnings
+	cfg   benchConfig
+	log   io.Writer                  // progress lines and the servers' warnings
+	fills map[benchFill]*benchFilled // databases built for the run (bench_fill.go)
 }
 
 // count scales an amount of work, keeping at least least.
@@ -254,6 +275,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		defer pprof.StopCPUProfile()
 	}
 	b := &bench{cfg: cfg, log: stderr}
+	defer b.removeFills()
 	report := benchReport{
 		Machine: benchMachineInfo(),
 		Settings: benchSettings{Scale: cfg.scale, Repeats: cfg.repeats, Latency: cfg.latency.String(),

@@ -9,8 +9,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"runtime"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -269,13 +267,7 @@ func (b *bench) runMemory(ctx context.Context) (benchFigures, error) {
 	}
 	defer s.stop()
 	body := benchBody(numbers, "")
-	runtime.GC()
-	debug.FreeOSMemory()
-	// Writing 5 to clear_refs resets the peak (VmHWM) to the current RSS.
-	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
-		return nil, fmt.Errorf("reset peak RSS: %w", err)
-	}
-	startKB, err := benchProcStatusKB("VmHWM")
+	startKB, err := benchResetPeakRSS()
 	if err != nil {
 		return nil, err
 	}

@@ -18,7 +18,7 @@ import (
 // database in a temp folder, and a client for it.
 type benchServer struct {
 	url    string
-	dir    string
+	dir    string // removed when the server stops; "" for a database it does not own
 	client *http.Client
 	cancel context.CancelFunc
 	done   chan error
@@ -26,7 +26,7 @@ type benchServer struct {
 
 // startServer seeds a fresh database with the bench user and, as released
 // numbers, inventory; then serves it on a loopback port with the bench's
-// flags and extra.
+// flags and extra. Stopping the server removes the database.
 func (b *bench) startServer(ctx context.Context, inventory []string, extra ...string) (*benchServer, error) {
 	dir, err := os.MkdirTemp("", "bulkrestore-bench-*")
 	if err != nil {
@@ -37,17 +37,28 @@ func (b *bench) startServer(ctx context.Context, inventory []string, extra ...st
 		os.RemoveAll(dir)
 		return nil, err
 	}
+	s, err := b.serveDB(ctx, db, extra...)
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	s.dir = dir
+	return s, nil
+}
+
+// serveDB serves a database that exists (a fresh one, or one the bench
+// filled) with the bench's flags and extra; stopping the server leaves it.
+func (b *bench) serveDB(ctx context.Context, db string, extra ...string) (*benchServer, error) {
 	args := append([]string{"-addr", "127.0.0.1:0", "-db", db, "-rate-limit", "0", "-max-active-jobs", "0",
 		"-max-numbers", strconv.Itoa(max(100000, b.count(100000, 1))), "-max-body", "64MiB",
 		"-allow-private-webhooks", "-log-level", "warn", "-shutdown-timeout", "10s"}, extra...)
 	// An empty environment: the user's BULKRESTORE_* settings are not the bench's.
 	cfg, err := parseServeFlags(args, func(string) string { return "" }, b.log)
 	if err != nil {
-		os.RemoveAll(dir)
 		return nil, err
 	}
 	sctx, cancel := context.WithCancel(ctx)
-	s := &benchServer{dir: dir, cancel: cancel, done: make(chan error, 1), client: newBenchClient()}
+	s := &benchServer{cancel: cancel, done: make(chan error, 1), client: newBenchClient()}
 	ready := make(chan string, 1)
 	go func() { s.done <- serve(sctx, cfg, b.log, func(addr string) { ready <- addr }) }()
 	select {
@@ -56,17 +67,19 @@ func (b *bench) startServer(ctx context.Context, inventory []string, extra ...st
 		return s, nil
 	case err := <-s.done:
 		cancel()
-		os.RemoveAll(dir)
 		return nil, fmt.Errorf("server did not start: %v", err)
 	}
 }
 
-// stop shuts the server down, waits for it and removes its files.
+// stop shuts the server down, waits for it and removes its files, if it
+// owns them.
 func (s *benchServer) stop() {
 	s.cancel()
 	<-s.done
 	s.client.CloseIdleConnections()
-	os.RemoveAll(s.dir)
+	if s.dir != "" {
+		os.RemoveAll(s.dir)
+	}
 }
 
 // benchSeed creates the bench user and its released inventory.
@@ -105,8 +118,13 @@ func newBenchClient() *http.Client {
 	}
 }
 
-// call makes an authenticated request and returns the status and body.
+// call makes a request as the bench user and returns the status and body.
 func (s *benchServer) call(ctx context.Context, method, path string, body []byte) (int, []byte, error) {
+	return s.callAs(ctx, benchUserName, benchAPIKey, method, path, body)
+}
+
+// callAs makes a request as a user and returns the status and body.
+func (s *benchServer) callAs(ctx context.Context, user, key, method, path string, body []byte) (int, []byte, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -118,7 +136,7 @@ func (s *benchServer) call(ctx context.Context, method, path string, body []byte
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.SetBasicAuth(benchUserName, benchAPIKey)
+	req.SetBasicAuth(user, key)
 	resp, err := s.client.Do(req)
 	if err != nil {
 		return 0, nil, err

@@ -128,11 +128,13 @@ type apiClient struct {
 	pageSize  int       // results asked for at a time
 }
 
-// apiReply is one answer from the server, read whole.
+// apiReply is one answer from the server, read whole; or, for a 200
+// streamed to a sink, its status and headers and how the copy went.
 type apiReply struct {
-	status int
-	header http.Header
-	body   []byte
+	status  int
+	header  http.Header
+	body    []byte
+	sinkErr error // the copy to the sink failed part way: not retried, bytes were written
 }
 
 // apiFailure is an answer the client cannot use: its HTTP status (0 for a
@@ -202,10 +204,17 @@ func clientRetryable(code int) bool {
 // safely because the caller sends an Idempotency-Key. Any HTTP answer is
 // returned as a reply; the error is for the network or a cancelled ctx.
 func (c *apiClient) do(ctx context.Context, method, path string, query url.Values, body []byte, header http.Header) (apiReply, error) {
+	return c.send(ctx, method, path, query, body, header, nil)
+}
+
+// send is do, with the body of a 200 copied to sink as it arrives, when
+// sink is not nil, instead of being read into the reply: a download of
+// any size. Only what fails before the first byte is retried.
+func (c *apiClient) send(ctx context.Context, method, path string, query url.Values, body []byte, header http.Header, sink io.Writer) (apiReply, error) {
 	u := c.base.JoinPath(path)
 	u.RawQuery = query.Encode()
 	for attempt := 0; ; attempt++ {
-		reply, err := c.once(ctx, method, u.String(), body, header)
+		reply, err := c.once(ctx, method, u.String(), body, header, sink)
 		if ctx.Err() != nil {
 			return apiReply{}, ctx.Err()
 		}
@@ -232,8 +241,22 @@ func (c *apiClient) do(ctx context.Context, method, path string, query url.Value
 	}
 }
 
-// once is a single HTTP exchange.
-func (c *apiClient) once(ctx context.Context, method, target string, body []byte, header http.Header) (apiReply, error) {
+// once is a single HTTP exchange; a 200's body goes to sink when it is
+// not nil.
+func (c *apiClient) once(ctx context.Context, method, target string, body []byte, header http.Header, sink io.Writer) (apiReply, error) {
+	hc, answered := c.hc, func() {}
+	if sink != nil && c.hc.Timeout > 0 {
+		// A download lasts as long as its file: only the wait for the
+		// answer is bounded.
+		unbounded := *c.hc
+		unbounded.Timeout = 0
+		hc = &unbounded
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		timer := time.AfterFunc(c.hc.Timeout, cancel)
+		answered = func() { timer.Stop() }
+	}
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
@@ -251,11 +274,16 @@ func (c *apiClient) once(ctx context.Context, method, target string, body []byte
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", userAgent())
 	req.SetBasicAuth(c.user, c.key)
-	resp, err := c.hc.Do(req)
+	resp, err := hc.Do(req)
+	answered()
 	if err != nil {
 		return apiReply{}, err
 	}
 	defer resp.Body.Close()
+	if sink != nil && resp.StatusCode == http.StatusOK {
+		_, err := io.Copy(sink, resp.Body)
+		return apiReply{status: resp.StatusCode, header: resp.Header, sinkErr: err}, nil
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, clientMaxReply))
 	if err != nil {
 		return apiReply{}, fmt.Errorf("read answer: %w", err)
@@ -290,9 +318,19 @@ type clientResult struct {
 // jobStatus fetches a job's status: limit results from offset; limit 0 is
 // the summary alone.
 func (c *apiClient) jobStatus(ctx context.Context, jobUUID string, offset, limit int) (jobReply, error) {
+	return c.statusPage(ctx, jobUUID, "", offset, limit)
+}
+
+// statusPage fetches a job's status with the results in the states
+// resultStatus names (comma-separated; "" for all): limit of them from
+// offset, both counted among those.
+func (c *apiClient) statusPage(ctx context.Context, jobUUID, resultStatus string, offset, limit int) (jobReply, error) {
 	q := url.Values{"job_uuid": {jobUUID}, "limit": {strconv.Itoa(limit)}}
 	if offset > 0 {
 		q.Set("offset", strconv.Itoa(offset))
+	}
+	if resultStatus != "" {
+		q.Set("result_status", resultStatus)
 	}
 	reply, err := c.do(ctx, http.MethodGet, "/v3/bulk_restore_status", q, nil, nil)
 	if err != nil {
@@ -312,9 +350,15 @@ func (c *apiClient) jobStatus(ctx context.Context, jobUUID string, offset, limit
 // eachResult calls fn for every result of a job, in order, a page of
 // c.pageSize at a time.
 func (c *apiClient) eachResult(ctx context.Context, job jobReply, fn func(clientResult) error) error {
+	return c.eachResultIn(ctx, job, "", fn)
+}
+
+// eachResultIn is eachResult for the results in the states resultStatus
+// names, filtered by the server.
+func (c *apiClient) eachResultIn(ctx context.Context, job jobReply, resultStatus string, fn func(clientResult) error) error {
 	maxPages := job.TotalNumbers/c.pageSize + 2 // bounded even if the server misbehaves
 	for page, offset := 0, 0; page < maxPages; page++ {
-		s, err := c.jobStatus(ctx, job.JobUUID, offset, c.pageSize)
+		s, err := c.statusPage(ctx, job.JobUUID, resultStatus, offset, c.pageSize)
 		if err != nil {
 			return err
 		}
@@ -330,4 +374,25 @@ func (c *apiClient) eachResult(ctx context.Context, job jobReply, fn func(client
 		}
 	}
 	return fmt.Errorf("job %s: results did not end after %d pages", job.JobUUID, maxPages)
+}
+
+// downloadResultsCSV copies a job's results, in the states resultStatus
+// names ("" for all), as the server writes them as CSV, to w as they
+// arrive: a job of any size in constant memory. A transfer cut short is an
+// error, whatever reached w.
+func (c *apiClient) downloadResultsCSV(ctx context.Context, jobUUID, resultStatus string, w io.Writer) error {
+	q := url.Values{"job_uuid": {jobUUID}, "format": {"csv"}}
+	if resultStatus != "" {
+		q.Set("result_status", resultStatus)
+	}
+	reply, err := c.send(ctx, http.MethodGet, "/v3/bulk_restore_status", q, nil, nil, w)
+	switch {
+	case err != nil:
+		return err
+	case reply.status != http.StatusOK:
+		return reply.failure()
+	case reply.sinkErr != nil:
+		return fmt.Errorf("the results were cut short: %w", reply.sinkErr)
+	}
+	return nil
 }

@@ -77,7 +77,9 @@ func resultFormat(out, format string) (string, error) {
 	return format, nil
 }
 
-// resultColumnsCSV is the CSV header of the results.
+// resultColumnsCSV is the CSV header of the results the client writes
+// (submit's, whose rows may come from several jobs); status -o FILE.csv
+// writes the server's CSV instead (resultsCSVHeader), a job at a time.
 var resultColumnsCSV = []string{"number", "status", "status_code", "message", "requires_identity_update", "needs_registration", "attempts", "job_uuid"}
 
 // resultTableRow is the layout of one line of the results table.
@@ -175,3 +177,28 @@ func (rw *resultWriter) close() error {
 	}
 	return nil
 }
+
+// csvRowCounter passes CSV through to w and counts its records: the line
+// ends outside quotes (a quoted field may hold line breaks; a doubled
+// quote turns quoting off and on again).
+type csvRowCounter struct {
+	w      io.Writer
+	lines  int
+	quoted bool
+}
+
+// Write implements io.Writer.
+func (c *csvRowCounter) Write(p []byte) (int, error) {
+	for _, b := range p {
+		switch {
+		case b == '"':
+			c.quoted = !c.quoted
+		case b == '\n' && !c.quoted:
+			c.lines++
+		}
+	}
+	return c.w.Write(p)
+}
+
+// records is how many rows passed, the header left out.
+func (c *csvRowCounter) records() int { return max(0, c.lines-1) }

@@ -13,8 +13,10 @@ import (
 
 // progress shows how far the numbers being waited for have come.
 type progress interface {
-	// update reports done of total numbers finished, at time now.
-	update(done, total int, now time.Time)
+	// update reports done of total numbers finished, at time now, and
+	// when the server expects them all finished (the zero time when it
+	// does not say).
+	update(done, total int, eta, now time.Time)
 	// finish ends the display.
 	finish()
 }
@@ -57,7 +59,7 @@ var progressModes = map[string]bool{"auto": true, "bar": true, "plain": true, "n
 type noProgress struct{}
 
 // update implements progress.
-func (noProgress) update(int, int, time.Time) {}
+func (noProgress) update(int, int, time.Time, time.Time) {}
 
 // finish implements progress.
 func (noProgress) finish() {}
@@ -95,8 +97,10 @@ func (m *rateMeter) add(done int, now time.Time) (rate float64, known bool) {
 
 // progressLine says how far the numbers have come, in one unit
 // (numbers/s) and with an ETA: "1200/20000 done, 600 numbers/s, ETA 28s".
-// Before the rate is known, both are "?".
-func progressLine(done, total int, rate float64, known bool) string {
+// The ETA is the server's, left (time from now to its
+// estimated_completion_at), when it gave one (left >= 0); else it is
+// worked out from the rate. Before the rate is known, both are "?".
+func progressLine(done, total int, rate float64, known bool, left time.Duration) string {
 	rateText := "?"
 	switch {
 	case known && rate > 0 && rate < 10:
@@ -108,6 +112,8 @@ func progressLine(done, total int, rate float64, known bool) string {
 	switch {
 	case done >= total:
 		eta = "0s"
+	case left >= 0:
+		eta = left.Round(time.Second).String()
 	case known && rate > 0:
 		secs := math.Ceil(float64(total-done) / rate)
 		eta = (time.Duration(min(secs, 1e6)) * time.Second).String()
@@ -122,9 +128,41 @@ type plainProgress struct {
 }
 
 // update implements progress.
-func (p *plainProgress) update(done, total int, now time.Time) {
+func (p *plainProgress) update(done, total int, eta, now time.Time) {
 	rate, known := p.meter.add(done, now)
-	fmt.Fprintln(p.w, progressLine(done, total, rate, known))
+	fmt.Fprintln(p.w, progressLine(done, total, rate, known, timeLeft(eta, now)))
+}
+
+// timeLeft is how long from now until eta, or -1 when eta is the zero
+// time (no estimate).
+func timeLeft(eta, now time.Time) time.Duration {
+	if eta.IsZero() {
+		return -1
+	}
+	return max(0, eta.Sub(now))
+}
+
+// serverETA is when the server expects the unsettled jobs finished: the
+// latest of their estimated_completion_at (the jobs run side by side), or
+// the zero time when any of them has none (nothing processed yet, or a
+// server that does not estimate).
+func serverETA(jobs []*clientJob) time.Time {
+	var latest time.Time
+	for _, j := range jobs {
+		s := j.summary
+		if s.settled() {
+			continue
+		}
+		if s.JobProgress == nil || s.EstimatedCompletionAt == nil {
+			return time.Time{}
+		}
+		at, err := time.ParseInLocation(timeLayout, *s.EstimatedCompletionAt, time.UTC)
+		if err != nil {
+			return time.Time{}
+		}
+		latest = maxTime(latest, at)
+	}
+	return latest
 }
 
 // finish implements progress.
@@ -142,13 +180,13 @@ type barProgress struct {
 
 // barLine is one frame of the bar; the bar itself shrinks, down to
 // nothing, to keep the line within width.
-func barLine(done, total int, rate float64, known bool, width int) string {
+func barLine(done, total int, rate float64, known bool, left time.Duration, width int) string {
 	frac := 1.0
 	if total > 0 {
 		frac = min(1, max(0, float64(done)/float64(total)))
 	}
 	prefix := fmt.Sprintf("restoring %3d%% ", int(100*frac)) // 100% only when done
-	text := progressLine(done, total, rate, known)
+	text := progressLine(done, total, rate, known, left)
 	inner := min(30, width-1-len(prefix)-len(text)-3)
 	if inner < 5 {
 		return prefix + text
@@ -162,9 +200,9 @@ func barLine(done, total int, rate float64, known bool, width int) string {
 }
 
 // update implements progress.
-func (b *barProgress) update(done, total int, now time.Time) {
+func (b *barProgress) update(done, total int, eta, now time.Time) {
 	rate, known := b.meter.add(done, now)
-	line := barLine(done, total, rate, known, b.width)
+	line := barLine(done, total, rate, known, timeLeft(eta, now), b.width)
 	fmt.Fprint(b.w, "\r"+line+strings.Repeat(" ", max(0, b.lastLen-len(line))))
 	b.lastLen = len(line)
 }

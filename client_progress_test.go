@@ -63,18 +63,22 @@ func TestClientProgressLine(t *testing.T) {
 		done, total int
 		rate        float64
 		known       bool
+		left        time.Duration
 		want        string
 	}{
-		{"a steady rate gives an ETA", 1200, 20000, 600, true, "1200/20000 done, 600 numbers/s, ETA 32s"},
-		{"no rate yet gives no ETA", 0, 40, 0, false, "0/40 done, ? numbers/s, ETA ?"},
-		{"a rate of zero gives no ETA", 5, 40, 0, true, "5/40 done, 0 numbers/s, ETA ?"},
-		{"a slow rate shows a decimal", 10, 40, 2.5, true, "10/40 done, 2.5 numbers/s, ETA 12s"},
-		{"all done is ETA 0s", 40, 40, 800, true, "40/40 done, 800 numbers/s, ETA 0s"},
-		{"a long wait is in hours", 0, 100000, 10, true, "0/100000 done, 10 numbers/s, ETA 2h46m40s"},
+		{"a steady rate gives an ETA", 1200, 20000, 600, true, -1, "1200/20000 done, 600 numbers/s, ETA 32s"},
+		{"no rate yet gives no ETA", 0, 40, 0, false, -1, "0/40 done, ? numbers/s, ETA ?"},
+		{"a rate of zero gives no ETA", 5, 40, 0, true, -1, "5/40 done, 0 numbers/s, ETA ?"},
+		{"a slow rate shows a decimal", 10, 40, 2.5, true, -1, "10/40 done, 2.5 numbers/s, ETA 12s"},
+		{"all done is ETA 0s", 40, 40, 800, true, -1, "40/40 done, 800 numbers/s, ETA 0s"},
+		{"a long wait is in hours", 0, 100000, 10, true, -1, "0/100000 done, 10 numbers/s, ETA 2h46m40s"},
+		{"the server's estimate wins over the rate", 1200, 20000, 600, true, 75 * time.Second, "1200/20000 done, 600 numbers/s, ETA 1m15s"},
+		{"the server's estimate comes before the rate is known", 0, 40, 0, false, 3 * time.Second, "0/40 done, ? numbers/s, ETA 3s"},
+		{"an estimate already past is 0s", 10, 40, 50, true, 0, "10/40 done, 50 numbers/s, ETA 0s"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if got := progressLine(c.done, c.total, c.rate, c.known); got != c.want {
+			if got := progressLine(c.done, c.total, c.rate, c.known, c.left); got != c.want {
 				t.Fatalf("progressLine(%d, %d, %g, %v): got=%q, want %q", c.done, c.total, c.rate, c.known, got, c.want)
 			}
 		})
@@ -82,9 +86,9 @@ func TestClientProgressLine(t *testing.T) {
 	var buf bytes.Buffer
 	p := &plainProgress{w: &buf}
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	p.update(0, 1000, start)
-	p.update(100, 1000, start.Add(time.Second))
-	p.update(300, 1000, start.Add(2*time.Second))
+	p.update(0, 1000, time.Time{}, start)
+	p.update(100, 1000, time.Time{}, start.Add(time.Second))
+	p.update(300, 1000, time.Time{}, start.Add(2*time.Second))
 	want := "0/1000 done, ? numbers/s, ETA ?\n100/1000 done, 100 numbers/s, ETA 9s\n300/1000 done, 150 numbers/s, ETA 5s\n"
 	if buf.String() != want {
 		t.Fatalf("plain progress: got=%q, want %q", buf.String(), want)
@@ -98,7 +102,7 @@ func drawBar(width int, done []int, finish bool) string {
 	b := &barProgress{w: &buf, width: width}
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	for i, d := range done {
-		b.update(d, 1000, start.Add(time.Duration(i)*time.Second))
+		b.update(d, 1000, time.Time{}, start.Add(time.Duration(i)*time.Second))
 	}
 	if finish {
 		b.finish()
@@ -136,7 +140,7 @@ func TestClientProgressBar(t *testing.T) {
 	})
 	t.Run("the bar shrinks to fit a narrow terminal and goes when there is no room", func(t *testing.T) {
 		for _, width := range []int{80, 70, 40} {
-			line := barLine(123456, 1000000, 4321, true, width)
+			line := barLine(123456, 1000000, 4321, true, -1, width)
 			if len(line) >= width && strings.Contains(line, "[") {
 				t.Errorf("width %d: got=%q (%d characters) with a bar", width, line, len(line))
 			}
@@ -212,4 +216,40 @@ func (w *cancelOnWrite) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.buf.String()
+}
+
+func TestServerETAIsTheLatestOfTheOpenJobs(t *testing.T) {
+	at := func(s string) *string { return &s }
+	job := func(status jobStatus, total, done int, eta *string) *clientJob {
+		return &clientJob{summary: jobReply{jobSummaryJSON: jobSummaryJSON{Status: status, TotalNumbers: total,
+			SuccessCount: done, JobProgress: &JobProgress{ProcessedCount: done, EstimatedCompletionAt: eta}}}}
+	}
+	cases := []struct {
+		name string
+		jobs []*clientJob
+		want string
+	}{
+		{"one job's estimate", []*clientJob{job(jobProcessing, 10, 5, at("2026-11-30 12:00:05"))}, "2026-11-30 12:00:05"},
+		{"the latest of several", []*clientJob{job(jobProcessing, 10, 5, at("2026-11-30 12:00:05")),
+			job(jobProcessing, 10, 1, at("2026-11-30 12:10:00"))}, "2026-11-30 12:10:00"},
+		{"finished jobs do not count", []*clientJob{job(jobCompleted, 10, 10, nil),
+			job(jobProcessing, 10, 5, at("2026-11-30 12:00:05"))}, "2026-11-30 12:00:05"},
+		{"an open job without an estimate leaves none", []*clientJob{job(jobProcessing, 10, 5, at("2026-11-30 12:00:05")),
+			job(jobPending, 10, 0, nil)}, ""},
+		{"a server without progress fields gives none", []*clientJob{{summary: jobReply{jobSummaryJSON: jobSummaryJSON{
+			Status: jobProcessing, TotalNumbers: 10}}}}, ""},
+		{"an estimate that does not parse gives none", []*clientJob{job(jobProcessing, 10, 5, at("soon"))}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got := serverETA(c.jobs)
+			text := ""
+			if !got.IsZero() {
+				text = got.Format(timeLayout)
+			}
+			if text != c.want {
+				t.Fatalf("serverETA=%q, want %q", text, c.want)
+			}
+		})
+	}
 }

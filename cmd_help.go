@@ -31,6 +31,7 @@ Usage:
                                                (-status-code 500,503 narrows); -wait and -o as submit
   bulkrestore status [flags] JOB_UUID          client: one job's summary; -results, -failed and -o
                                                show or write its numbers' results
+  bulkrestore history [flags] NUMBER           client: a number in each of your jobs, newest first
   bulkrestore version                          print the version
   bulkrestore help [COMMAND]                   this list, or one command's usage and flags
 
@@ -118,9 +119,12 @@ A full run takes minutes; -scale and -only make it shorter.
 digits is a header) from FILE or standard input (-), checks them, submits them
 in jobs of at most -batch numbers and prints each job_uuid. With -wait it
 waits for every job, showing its progress on standard error (numbers/s and an
-ETA), and writes every number's result. Results are CSV, or JSON with -format
-json or -o FILE.json; they go to -o FILE, or standard output with -o - (or
-with -wait and no -o). The key may come from BULKRESTORE_API_KEY.
+ETA, the server's when it gives one), and writes every number's result.
+Results are CSV, or JSON with -format json or -o FILE.json; they go to -o
+FILE, or standard output with -o - (or with -wait and no -o). The CSV's
+columns are number,status,status_code,message,requires_identity_update,
+needs_registration,attempts,job_uuid. The key may come from
+BULKRESTORE_API_KEY.
 Exit status: 0 all restored, 1 some not restored, 2 usage, auth or server error.
 
 With -dry-run nothing is created: the numbers are sent as dry runs (in batches
@@ -142,11 +146,21 @@ restored, 2 usage, auth or server error.
 `, flagEnvNote},
 	"status": {"[flags] JOB_UUID", `Prints one job's summary; -json prints the server's JSON answer instead (the
 results left out). -results adds a table of every number's result, -failed of
-the failed ones only. -o FILE.csv|FILE.json writes the results (with -failed,
-the failed ones) to a file instead, -o - to standard output alone; -format
-csv|json overrides the file name's extension. Results are read a page at a
-time, so a large job is never held in memory. The key may come from
-BULKRESTORE_API_KEY.
+the failed ones only (the server filters them). -o FILE.csv|FILE.json writes
+the results (with -failed, the failed ones) to a file instead, -o - to
+standard output alone; -format csv|json overrides the file name's extension.
+The CSV is the server's own, downloaded as it is written, in its columns:
+  number,status,status_code,message,attempts,started_at,completed_at,
+  requires_identity_update,needs_registration
+(submit -o writes its own CSV, which adds job_uuid since its numbers may span
+several jobs). JSON and the table are read a page at a time; either way a
+large job is never held in memory. The key may come from BULKRESTORE_API_KEY.
+`, flagEnvNote},
+	"history": {"[flags] NUMBER", `Prints what happened to NUMBER in your jobs, newest job first: your inventory
+row for it (inventory backend), then a table of job_uuid, status, status code,
+attempts, completion time and message; -json prints the server's JSON answer
+instead. A page holds -limit jobs; when more follow, standard error says the
+-before to give for the next page. The key may come from BULKRESTORE_API_KEY.
 `, flagEnvNote},
 	"version": {"", `Prints the version and the commit it was built from.
 `, ""},

@@ -71,6 +71,7 @@ func TestHelpOfEachCommand(t *testing.T) {
 		{"bench", []string{"\n  -scale float", "\n  -only string"}},
 		{"submit", []string{"\n  -format string", "\n  -wait\n", "\n  -o string", "numbers/s"}},
 		{"status", []string{"\n  -results\n", "\n  -failed\n", "\n  -o string", "\n  -format string", "\n  -json\n"}},
+		{"history", []string{"\n  -limit int", "\n  -before string", "\n  -json\n", "BULKRESTORE_<FLAG>"}},
 		{"version", nil},
 		{"help", nil},
 	}

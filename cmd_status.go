@@ -71,37 +71,47 @@ func (o *statusOptions) check(rest []string) error {
 	return err
 }
 
-// writeResults writes the job's results, or its failed ones, page by page:
-// to -o in its format, else as a table after the summary.
+// writeResults writes the job's results, or its failed ones (filtered by
+// the server): as CSV, the server's own CSV streamed to -o; as JSON or a
+// table (without -o, after the summary), page by page.
 func (o *statusOptions) writeResults(ctx context.Context, api *apiClient, s jobReply, stdout, stderr io.Writer) error {
 	out, err := openOutput(o.out, stdout)
 	if err != nil {
 		return err
 	}
 	defer out.abort()
-	format := o.format
-	if o.out == "" {
-		format = "table"
-		fmt.Fprintln(stdout)
+	statuses := ""
+	if o.failed {
+		statuses = string(numberFailed)
 	}
-	w := newResultWriter(out.w, format)
-	err = api.eachResult(ctx, s, func(r clientResult) error {
-		if o.failed && r.Status != numberFailed {
-			return nil
+	var count int
+	switch {
+	case o.out != "" && o.format == "csv":
+		rows := &csvRowCounter{w: out.w}
+		if err := api.downloadResultsCSV(ctx, s.JobUUID, statuses, rows); err != nil {
+			return fmt.Errorf("job %s: %w", s.JobUUID, err)
 		}
-		return w.write(r)
-	})
-	if err != nil {
-		return fmt.Errorf("job %s: %w", s.JobUUID, err)
-	}
-	if err := w.close(); err != nil {
-		return err
+		count = rows.records()
+	default:
+		format := o.format
+		if o.out == "" {
+			format = "table"
+			fmt.Fprintln(stdout)
+		}
+		w := newResultWriter(out.w, format)
+		if err := api.eachResultIn(ctx, s, statuses, w.write); err != nil {
+			return fmt.Errorf("job %s: %w", s.JobUUID, err)
+		}
+		if err := w.close(); err != nil {
+			return err
+		}
+		count = w.count
 	}
 	if err := out.commit(); err != nil {
 		return err
 	}
 	if out.file != nil {
-		fmt.Fprintf(stderr, "wrote %d result(s) to %s\n", w.count, o.out)
+		fmt.Fprintf(stderr, "wrote %d result(s) to %s\n", count, o.out)
 	}
 	return nil
 }

@@ -86,14 +86,14 @@ func TestClientStatusPrintsResults(t *testing.T) {
 	t.Run("-failed prints the failed numbers only", func(t *testing.T) {
 		checkTable(t, status(t, "-failed").stdout, failedOnly(numbers))
 	})
-	t.Run("-o FILE.csv writes every result and keeps the summary on stdout", func(t *testing.T) {
+	t.Run("-o FILE.csv writes the server's CSV of every result and keeps the summary on stdout", func(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "results.csv")
 		r := status(t, "-o", out)
 		data, err := os.ReadFile(out)
 		if err != nil {
 			t.Fatal(err)
 		}
-		checkCSVRows(t, readResultsCSV(t, string(data)), numbers)
+		checkServerCSVRows(t, parseCSV(t, string(data)), numbers)
 		if !strings.HasPrefix(r.stdout, "job_uuid      "+jobID) || !strings.Contains(r.stderr, "wrote 40 result(s) to "+out) {
 			t.Fatalf("stdout %q, stderr %q: want the summary and a note of the file", r.stdout, r.stderr)
 		}
@@ -120,7 +120,20 @@ func TestClientStatusPrintsResults(t *testing.T) {
 		}
 	})
 	t.Run("-o - writes the CSV alone on stdout", func(t *testing.T) {
-		checkCSVRows(t, readResultsCSV(t, status(t, "-o", "-").stdout), numbers)
+		checkServerCSVRows(t, parseCSV(t, status(t, "-o", "-").stdout), numbers)
+	})
+	t.Run("-failed -o FILE.csv writes the failed results", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "failed.csv")
+		r := status(t, "-failed", "-o", out)
+		data, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		failed := failedOnly(numbers)
+		checkServerCSVRows(t, parseCSV(t, string(data)), failed)
+		if !strings.Contains(r.stderr, "wrote "+strconv.Itoa(len(failed))+" result(s) to "+out) {
+			t.Fatalf("stderr %q: want the count of the failed results", r.stderr)
+		}
 	})
 	t.Run("-o - -format json writes a JSON array alone on stdout", func(t *testing.T) {
 		var got []clientResult
@@ -145,6 +158,24 @@ func TestClientStatusPrintsResults(t *testing.T) {
 				t.Fatalf("got exit %d, stdout %q, %v; want 2, nothing printed and %q", r.code, r.stdout, r.err, c.says)
 			}
 		})
+	}
+}
+
+// checkServerCSVRows checks rows of the server's CSV against the demo
+// inventory, in order.
+func checkServerCSVRows(t *testing.T, rows [][]string, numbers []string) {
+	t.Helper()
+	if len(rows) != len(numbers) {
+		t.Fatalf("got=%d rows, want %d", len(rows), len(numbers))
+	}
+	for i, n := range numbers {
+		e := expectDemo(n)
+		want := []string{n, e.status, strconv.Itoa(e.code), e.message, "1"}
+		flags := []string{strconv.Itoa(e.riu), strconv.Itoa(e.nr)}
+		if got := rows[i]; strings.Join(got[:5], "|") != strings.Join(want, "|") || strings.Join(got[7:], "|") != strings.Join(flags, "|") ||
+			got[5] == "" || got[6] == "" {
+			t.Errorf("row %d: got=%q, want %q, both times and flags %q", i+1, got, want, flags)
+		}
 	}
 }
 

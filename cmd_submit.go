@@ -356,7 +356,7 @@ func (s *submission) waitAll(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		prog.update(done, total, time.Now())
+		prog.update(done, total, serverETA(waiting), time.Now())
 		if open == 0 {
 			return nil
 		}

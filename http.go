@@ -24,6 +24,7 @@ type app struct {
 	log      *slog.Logger
 	now      func() time.Time
 	metrics  *metrics
+	progress *progressTracker // projects when jobs finish
 
 	userLimits   *limiterSet // requests per user; nil when -rate-limit is 0
 	authFailures *limiterSet // failed authentications per client address
@@ -60,6 +61,7 @@ func (a *app) routes() http.Handler {
 	api("/v3/bulk_restore_webhook", a.bulkRestoreWebhook, http.MethodPost)
 	api("/v3/bulk_restore_jobs", a.bulkRestoreJobs, http.MethodGet, http.MethodHead)
 	api("/v3/bulk_restore_retry", a.bulkRestoreRetry, http.MethodPost)
+	api("/v3/numbers/{number}/history", a.getNumberHistory, http.MethodGet, http.MethodHead)
 
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, newAPIError(codeNotFound, "no such endpoint: "+r.URL.Path))

@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"strconv"
 
@@ -125,23 +124,10 @@ func (a *app) bulkRestoreJobs(w http.ResponseWriter, r *http.Request) {
 		limit = n
 	}
 	user := currentUser(r)
-	var beforeID int64 = math.MaxInt64
-	if s := q.Get("before"); s != "" {
-		id, err := uuid.Parse(s)
-		if err != nil || len(s) != 36 {
-			writeError(w, r, a.log, newAPIError(codeInvalid, "before must be a job_uuid from an earlier page"))
-			return
-		}
-		job, err := a.store.jobForUser(r.Context(), user.ID, id.String())
-		if errors.Is(err, errNotFound) {
-			writeError(w, r, a.log, newAPIError(codeNotFound, "before names no job of yours"))
-			return
-		}
-		if err != nil {
-			writeError(w, r, a.log, err)
-			return
-		}
-		beforeID = job.ID
+	beforeID, err := a.beforeJobID(r.Context(), user, q.Get("before"))
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
 	}
 	jobs, err := a.store.listJobs(r.Context(), user.ID, status, beforeID, limit+1)
 	if err != nil {
@@ -154,7 +140,9 @@ func (a *app) bulkRestoreJobs(w http.ResponseWriter, r *http.Request) {
 			out.NextBefore = &jobs[i-1].UUID
 			break
 		}
-		out.Jobs = append(out.Jobs, summarize(j))
+		sum := summarize(j)
+		sum.JobProgress = a.progress.progress(j)
+		out.Jobs = append(out.Jobs, sum)
 	}
 	writeJSON(w, http.StatusOK, out)
 }

@@ -2,32 +2,45 @@ package main
 
 import (
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 )
 
-// bulkRestoreStatus is GET /v3/bulk_restore_status.
+// bulkRestoreStatus is GET and HEAD /v3/bulk_restore_status: a job and
+// its results, as JSON, or as CSV (format=csv, or Accept: text/csv).
 func (a *app) bulkRestoreStatus(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	if q.Get("job_uuid") == "" {
 		writeError(w, r, a.log, newAPIError(codeInvalid, "job_uuid is required"))
 		return
 	}
-	number := q.Get("number")
-	if q.Has("number") && !isDigits(number) {
-		writeError(w, r, a.log, newAPIError(codeInvalid, "number must be digits only"))
+	f, err := parseResultFilter(q)
+	if err != nil {
+		writeError(w, r, a.log, err)
 		return
 	}
-	offset, limit, err := pageParams(q.Get("offset"), q.Get("limit"))
+	w.Header().Add("Vary", "Accept") // the answer's format may follow it
+	asCSV, err := wantsCSV(r)
 	if err != nil {
 		writeError(w, r, a.log, err)
 		return
 	}
 	if r.Method == http.MethodHead {
-		limit = 0 // no body goes out: read no rows
+		f.limit = 0 // no body goes out: read no rows
 	}
 	job, err := a.jobFromQuery(r)
 	if err != nil {
 		writeError(w, r, a.log, err)
+		return
+	}
+	results, err := a.jobResults(r.Context(), job, f)
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
+	if asCSV {
+		a.writeResultsCSV(w, r, job, results)
 		return
 	}
 	attemptLog, err := a.store.webhookAttemptLog(r.Context(), job.ID, 20)
@@ -35,44 +48,32 @@ func (a *app) bulkRestoreStatus(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, err)
 		return
 	}
-	active := job.Status.active() || job.Status == jobCancelled
-	current := func(n NumberResult) NumberResult {
-		if active && n.Status == numberPending && a.pool.isProcessing(job.ID, n.Position) {
-			n.Status = numberProcessing
-		}
-		return n
-	}
-	results := func(fn func(NumberResult) error) error {
-		return a.store.eachResult(r.Context(), job.ID, "", offset, limit, func(n NumberResult) error { return fn(current(n)) })
-	}
-	if number != "" {
-		// A number is in a job once at most: read it before answering, so
-		// that a number not in the job is a 404, in one scan of the job.
-		var found []NumberResult
-		err := a.store.eachResult(r.Context(), job.ID, number, 0, -1, func(n NumberResult) error {
-			found = append(found, current(n))
-			return nil
-		})
-		if err != nil {
-			writeError(w, r, a.log, err)
-			return
-		}
-		if len(found) == 0 {
-			writeError(w, r, a.log, newAPIError(codeNotFound, "number "+number+" is not in this job"))
-			return
-		}
-		found = found[min(offset, len(found)):]
-		if limit >= 0 {
-			found = found[:min(limit, len(found))]
-		}
-		results = sliceSource(found)
-	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	p := jobPayload{kind: statusPayload, job: job, filteredNumber: number, attemptLog: attemptLog, results: results}
+	p := jobPayload{kind: statusPayload, job: job, filteredNumber: f.number, attemptLog: attemptLog, results: results,
+		progress: a.progress.progress(job)}
 	if err := p.write(w); err != nil {
 		a.log.Warn("write status", "job", job.UUID, "err", err)
 	}
+}
+
+// parseResultFilter reads number, result_status, offset and limit.
+func parseResultFilter(q url.Values) (resultFilter, error) {
+	var f resultFilter
+	f.number = q.Get("number")
+	if q.Has("number") && !isDigits(f.number) {
+		return f, newAPIError(codeInvalid, "number must be digits only")
+	}
+	if q.Has("result_status") {
+		var err error
+		// Repeated, the parameter is read as one comma-separated list.
+		if f.statuses, err = parseResultStatuses(strings.Join(q["result_status"], ",")); err != nil {
+			return f, err
+		}
+	}
+	var err error
+	f.offset, f.limit, err = pageParams(q.Get("offset"), q.Get("limit"))
+	return f, err
 }
 
 // isDigits reports whether s is one or more ASCII digits.

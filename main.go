@@ -108,6 +108,8 @@ func dispatch(ctx context.Context, cmd string, args []string, getenv func(string
 		return runStatus(ctx, args, getenv, stdout, stderr)
 	case "retry":
 		return runRetry(ctx, args, getenv, stdout, stderr)
+	case "history":
+		return runHistory(ctx, args, getenv, stdout, stderr)
 	case "version":
 		rest, err := parseArgs(flag.NewFlagSet("version", flag.ContinueOnError), args, getenv)
 		if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -434,14 +433,7 @@ func oapiBackendScenario(t *testing.T, c *oapiContract) {
 // so that every /v3 operation fails with 500.
 func oapiBrokenStorageScenario(t *testing.T, c *oapiContract) {
 	s := startServer(t, "-dev")
-	db, err := sql.Open("sqlite", dsn(s.DB))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec("ALTER TABLE jobs RENAME TO oapi_jobs_gone"); err != nil {
-		t.Fatalf("break the jobs table: %v", err)
-	}
+	oapiBreakJobsTable(t, s.DB)
 	for _, rq := range oapiJobRequests(t, "00000000-0000-4000-8000-000000000000") {
 		rq.want = http.StatusInternalServerError
 		c.do(t, s.URL, rq)

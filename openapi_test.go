@@ -411,6 +411,7 @@ func TestOpenAPIContract(t *testing.T) {
 		{"backend", oapiBackendScenario},
 		{"broken_storage", oapiBrokenStorageScenario},
 		{"dry_run_and_retry", oapiDryRunRetryScenario},
+		{"results", oapiResultsScenario},
 	}
 	passed := 0
 	for _, sc := range scenarios {

@@ -36,9 +36,19 @@ type jobSummaryJSON struct {
 	CompletedAt    *string   `json:"completed_at"`
 	// RetryOf and RetriedBy link a retry of a job's failures and the job
 	// (POST /v3/bulk_restore_retry); each is left out where it does not apply.
-	RetryOf        string   `json:"retry_of,omitempty"`
-	RetriedBy      []string `json:"retried_by,omitempty"`
-	FilteredNumber string   `json:"filtered_number,omitempty"`
+	RetryOf   string   `json:"retry_of,omitempty"`
+	RetriedBy []string `json:"retried_by,omitempty"`
+	*JobProgress
+	FilteredNumber string `json:"filtered_number,omitempty"`
+}
+
+// JobProgress is how far a job has come, in the status body and the job
+// list (not in the final payload, where the job is over): nil leaves both
+// fields out. It is exported because encoding/json can fill an embedded
+// pointer (as the client decodes a summary) only of an exported type.
+type JobProgress struct {
+	ProcessedCount        int     `json:"processed_count"`         // success + failure + cancelled
+	EstimatedCompletionAt *string `json:"estimated_completion_at"` // null when finished or not yet estimable
 }
 
 // summarize is a job's summary.
@@ -52,8 +62,14 @@ func summarize(j Job) jobSummaryJSON {
 	}
 }
 
-// processed is how many numbers have an outcome.
-func (s jobSummaryJSON) processed() int { return s.SuccessCount + s.FailureCount + s.CancelledCount }
+// processed is how many numbers have an outcome: processed_count when the
+// server sent it, else the sum of the counts.
+func (s jobSummaryJSON) processed() int {
+	if s.JobProgress != nil {
+		return s.ProcessedCount
+	}
+	return s.SuccessCount + s.FailureCount + s.CancelledCount
+}
 
 // settled reports whether no number of the job will change any more: it
 // is completed, or cancelled with its numbers in flight all recorded.
@@ -132,6 +148,7 @@ type jobPayload struct {
 	job            Job
 	results        resultSource
 	filteredNumber string
+	progress       *JobProgress         // statusPayload only
 	webhookError   string               // finalPayload only: the inline delivery's failure
 	attemptLog     []webhookAttemptJSON // statusPayload only: the last delivery attempts
 }
@@ -143,6 +160,7 @@ func (p jobPayload) write(w io.Writer) error {
 	j := p.job
 	h := summarize(j)
 	h.FilteredNumber = p.filteredNumber
+	h.JobProgress = p.progress
 	head, err := json.Marshal(h)
 	if err != nil {
 		return err

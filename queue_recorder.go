@@ -26,8 +26,9 @@ type recorder struct {
 	now        func() time.Time
 	storeRetry retryPolicy // the waits after a transient database failure
 
-	// onRecorded is told what each group of results did once committed.
-	onRecorded func(out recordOutcome)
+	// onRecorded is told each group of results, and what it did, once
+	// committed.
+	onRecorded func(batch []workResult, out recordOutcome)
 
 	stopCtx context.Context // ended by giveUp: waiting writes are dropped
 	giveUp  context.CancelFunc
@@ -42,7 +43,7 @@ func newRecorder(store *Store, w *writer, registry *inflight, d *dispatcher, pol
 		store: store, writer: w, registry: registry, dispatch: d, policy: policy, results: results,
 		maxBatch: 4096, log: log, now: time.Now,
 		storeRetry: retryPolicy{base: 100 * time.Millisecond, max: 5 * time.Second},
-		onRecorded: func(recordOutcome) {}, stopCtx: ctx, giveUp: cancel, done: make(chan struct{}),
+		onRecorded: func([]workResult, recordOutcome) {}, stopCtx: ctx, giveUp: cancel, done: make(chan struct{}),
 	}
 }
 
@@ -171,7 +172,7 @@ func (r *recorder) finish(batch []workResult, out recordOutcome) {
 	r.registry.release(claimsOf(batch))
 	r.dispatch.retryLater(out.retries)
 	r.dispatch.nudge()
-	r.onRecorded(out)
+	r.onRecorded(batch, out)
 }
 
 // abandon frees claims whose results will not be written.

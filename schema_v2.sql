@@ -103,3 +103,19 @@ ALTER TABLE jobs ADD COLUMN retry_of TEXT;
 -- 809, 876, 1,030 requests/s with it, 961, 1,123, 1,052 without, p50 27 to
 -- 36 ms either way: no cost that stands out from that machine's noise.
 CREATE INDEX jobs_retry_of ON jobs (retry_of) WHERE retry_of IS NOT NULL;
+
+-- A number's rows across jobs: the number history (GET
+-- /v3/numbers/{number}/history, newest job first) walks it from the
+-- number's newest job down, and the status endpoint's number= filter finds
+-- the number's row in a job with one probe instead of scanning the job.
+-- Its cost is one more b-tree entry for every number a job inserts; a
+-- result changes no column it holds, so recording results writes nothing
+-- to it (SQLite skips an index whose columns an UPDATE leaves alone).
+-- Measured (bench, 2 shared cores at load 5 to 10, medians of 9 runs
+-- interleaved with a build without it): throughput 34,225 numbers/s
+-- without, 34,852 with (ratio to raw SQLite 0.252 and 0.247; the 100,000
+-- numbers' submit to 202: 410 and 454 ms); history p99 4.5 ms (p50 0.39)
+-- on 10,000,000 recorded numbers in 1,000,000 jobs. (number, job_id) and
+-- not (job_id, number): the history knows no job, and a job's probe
+-- needs both anyway.
+CREATE INDEX job_numbers_number ON job_numbers (number, job_id);

@@ -55,7 +55,9 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serv
 		newDeliverer(cfg.webhookTimeout, cfg.allowPrivateWebhooks(), userAgent()),
 		retryPolicy{maxAttempts: cfg.webhookMaxAttempts, base: cfg.webhookRetryBase, max: cfg.webhookRetryMax}, log)
 	sender.observe = m.webhookAttempt
-	p.recorder.onRecorded = func(out recordOutcome) {
+	progress := newProgressTracker(time.Now)
+	p.recorder.onRecorded = func(batch []workResult, out recordOutcome) {
+		progress.recorded(batch, out)
 		for o, n := range out.finals {
 			m.numbersFinishedAs(o, n)
 		}
@@ -78,7 +80,7 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serv
 	a := &app{store: store, writer: w, pool: p, webhooks: sender, backend: backend, retry: syncRetry,
 		preview:         newPreviewer(cfg, store, log),
 		idempotencyWait: defaultIdempotencyWait,
-		cfg:             cfg, log: log, now: time.Now, metrics: m,
+		cfg:             cfg, log: log, now: time.Now, metrics: m, progress: progress,
 		authFailures: newLimiterSet(authFailureRate, authFailureBurst), bodies: newBodyBudget(cfg.maxBodyMemory)}
 	if cfg.rateLimit > 0 {
 		a.userLimits = newLimiterSet(rate.Limit(cfg.rateLimit), cfg.rateBurst)

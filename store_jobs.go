@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -311,35 +312,84 @@ func (s *Store) jobByID(ctx context.Context, id int64) (Job, error) {
 const resultColumns = `position, number, status, message, status_code, requires_identity_update,
 	needs_registration, attempts, started_at, completed_at`
 
-// scanResult reads one row of resultColumns.
-func scanResult(row rowScanner) (NumberResult, error) {
+// scanResult reads one row of resultColumns, after columns of its own
+// into lead (a join's).
+func scanResult(row rowScanner, lead ...any) (NumberResult, error) {
 	var r NumberResult
 	var msg sql.NullString
 	var code, started, completed sql.NullInt64
-	err := row.Scan(&r.Position, &r.Number, &r.Status, &msg, &code, &r.RequiresIdentityUpdate,
-		&r.NeedsRegistration, &r.Attempts, &started, &completed)
+	err := row.Scan(append(lead, &r.Position, &r.Number, &r.Status, &msg, &code, &r.RequiresIdentityUpdate,
+		&r.NeedsRegistration, &r.Attempts, &started, &completed)...)
 	r.Message, r.StatusCode = msg.String, int(code.Int64)
 	r.StartedAt, r.CompletedAt = fromMs(started), fromMs(completed)
 	return r, err
 }
 
-// eachResult calls fn for the job's numbers in input order, one row at a
-// time, so a job of any size is read in constant memory. With number set,
-// only that number's row is visited; limit >= 0 bounds the rows after
-// offset (a negative limit is no bound).
-func (s *Store) eachResult(ctx context.Context, jobID int64, number string, offset, limit int, fn func(NumberResult) error) error {
+// resultColumnsOf is resultColumns qualified by a table's alias, for a
+// join whose other table has columns of the same names.
+func resultColumnsOf(alias string) string {
+	cols := strings.Split(resultColumns, ",")
+	for i, c := range cols {
+		cols[i] = alias + "." + strings.TrimSpace(c)
+	}
+	return strings.Join(cols, ", ")
+}
+
+// resultRead says which of a job's results a read visits: all of them,
+// one number, or those in some stored statuses; from a position on, with
+// a number of matches passed over and a bound on those visited.
+type resultRead struct {
+	number   string         // only this number, found through job_numbers_number
+	statuses []numberStatus // only rows stored in these statuses; nil: any
+	from     int            // the first position read
+	skip     int            // matching rows passed over before the first visited
+	limit    int            // most rows visited; negative: no bound
+}
+
+// query is the SELECT of a read and its arguments. Positions are dense (0
+// to total-1: both inserts number a job's rows by their index in its
+// list), so the rows after offset are a seek on the primary key, from, and
+// not rows read and dropped; only a status filter, which no index serves,
+// reads the job from its start and passes over skip matches.
+func (rd resultRead) query(jobID int64) (string, []any) {
 	query := "SELECT " + resultColumns + " FROM job_numbers WHERE job_id = ?"
 	args := []any{jobID}
-	if number != "" {
-		query += " AND number = ?"
-		args = append(args, number)
+	if rd.number != "" {
+		// Without statistics SQLite would rather scan the job's range of
+		// the primary key than probe the index.
+		query = "SELECT " + resultColumns + " FROM job_numbers INDEXED BY job_numbers_number WHERE job_id = ? AND number = ?"
+		args = append(args, rd.number)
+	}
+	if rd.statuses != nil {
+		query += " AND status IN (SELECT value FROM json_each(?))"
+		names := make([]string, len(rd.statuses))
+		for i, st := range rd.statuses {
+			names[i] = string(st)
+		}
+		args = append(args, jsonList(names))
+	}
+	if rd.from > 0 {
+		query += " AND position >= ?"
+		args = append(args, rd.from)
 	}
 	query += " ORDER BY position"
-	if limit >= 0 || offset > 0 {
+	if rd.limit >= 0 || rd.skip > 0 {
 		query += " LIMIT ? OFFSET ?"
-		args = append(args, limit, offset)
+		args = append(args, rd.limit, rd.skip)
 	}
-	rows, err := s.r.QueryContext(ctx, query, args...)
+	return query, args
+}
+
+// readResults calls fn for the job's results that rd selects, in input
+// order, one row at a time, so a job of any size is read in constant
+// memory. fn's first error ends the read and is returned.
+func (s *Store) readResults(ctx context.Context, jobID int64, rd resultRead, fn func(NumberResult) error) error {
+	query, args := rd.query(jobID)
+	stmt, err := s.rq.get(query)
+	if err != nil {
+		return fmt.Errorf("read results: %w", err)
+	}
+	rows, err := stmt.QueryContext(ctx, args...)
 	if err != nil {
 		return fmt.Errorf("read results: %w", err)
 	}
@@ -354,6 +404,17 @@ func (s *Store) eachResult(ctx context.Context, jobID int64, number string, offs
 		}
 	}
 	return rows.Err()
+}
+
+// eachResult calls fn for the job's numbers in input order: with number
+// set, only that number's row; limit >= 0 bounds the rows after offset (a
+// negative limit is no bound).
+func (s *Store) eachResult(ctx context.Context, jobID int64, number string, offset, limit int, fn func(NumberResult) error) error {
+	rd := resultRead{number: number, from: offset, limit: limit}
+	if number != "" {
+		rd.from, rd.skip = 0, offset // offset counts the number's rows, not positions
+	}
+	return s.readResults(ctx, jobID, rd, fn)
 }
 
 // countActiveJobs counts a user's unfinished jobs, from the
