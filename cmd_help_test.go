@@ -144,7 +144,7 @@ func TestUsageMistakeIsSaidOnceWithAPointerToHelp(t *testing.T) {
 		{"an unknown command", nil, []string{"frobnicate"}, `unknown command "frobnicate"`, ""},
 		{"help for an unknown command", nil, []string{"help", "frobnicate"}, `unknown command "frobnicate"`, ""},
 		{"an unknown user command", nil, []string{"user", "rename"},
-			`unknown user command "rename" (want add, list, del or rotate-secret, before the flags)`, "user"},
+			`unknown user command "rename" (want add, list, del, rotate-key or rotate-secret, before the flags)`, "user"},
 		{"a missing argument", nil, []string{"user", "del", "-db", db}, "user del takes 1 argument(s), got 0", "user del"},
 		{"an argument too many", nil, []string{"version", "now"}, `version takes no arguments, got ["now"]`, "version"},
 	}

@@ -86,3 +86,11 @@ INSERT INTO idempotency_keys_v2 SELECT * FROM idempotency_keys;
 DROP TABLE idempotency_keys;
 ALTER TABLE idempotency_keys_v2 RENAME TO idempotency_keys;
 CREATE INDEX idempotency_keys_created ON idempotency_keys (created_at);
+
+-- Admin API, key rotation with an overlap: after `user rotate-key` (or
+-- POST /admin/v1/users/{name}/rotate-key) the previous key's SHA-256 keeps
+-- authenticating until previous_key_until (ms), so a client can switch to
+-- the new key without an outage. NULL: no previous key. No index: the row is
+-- read by name, as the key is.
+ALTER TABLE users ADD COLUMN previous_key_hash BLOB;
+ALTER TABLE users ADD COLUMN previous_key_until INTEGER;
