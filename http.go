@@ -58,6 +58,7 @@ func (a *app) routes() http.Handler {
 	api("/v3/bulk_restore_cancel", a.bulkRestoreCancel, http.MethodPost)
 	api("/v3/bulk_restore_webhook", a.bulkRestoreWebhook, http.MethodPost)
 	api("/v3/bulk_restore_jobs", a.bulkRestoreJobs, http.MethodGet, http.MethodHead)
+	a.adminRoutes(r)
 
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, newAPIError(codeNotFound, "no such endpoint: "+r.URL.Path))
