@@ -59,8 +59,8 @@ func TestBenchRunsEveryScenarioAtTinyScale(t *testing.T) {
 	table := string(runTinyBench(t, "-json", jsonPath))
 
 	names := benchScenarioNames()
-	if len(names) != 7 {
-		t.Fatalf("%d scenarios, want 7", len(names))
+	if len(names) != 8 {
+		t.Fatalf("%d scenarios, want 8", len(names))
 	}
 	for _, want := range []string{"machine: ", "SCENARIO", "VALUE", "TARGET", "MET"} {
 		if !strings.Contains(table, want) {

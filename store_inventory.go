@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"iter"
+	"strings"
 	"time"
 )
 
@@ -17,20 +18,26 @@ type InventoryRow struct {
 	NeedsRegistration      bool
 }
 
-// upsertInventorySQL inserts or replaces one inventory row.
-const upsertInventorySQL = `INSERT INTO inventory
-	(user_id, number, state, released_at, requires_identity_update, needs_registration)
-	VALUES (?, ?, ?, ?, ?, ?)
-	ON CONFLICT (user_id, number) DO UPDATE SET state = excluded.state,
-	released_at = excluded.released_at,
-	requires_identity_update = excluded.requires_identity_update,
-	needs_registration = excluded.needs_registration`
+// inventoryBatch is how many rows one execution of the import's statement
+// writes. The cost of writing a row one execution at a time is
+// database/sql's, per execution, more than SQLite's: 50 rows of 6 values
+// bound in one statement measured two to three times as fast for 1,000,000
+// rows (and faster than a JSON array through json_each, which SQLite must
+// parse).
+const inventoryBatch = 50
 
-// insertMissingInventorySQL inserts one inventory row unless the user has
-// the number already.
-const insertMissingInventorySQL = `INSERT OR IGNORE INTO inventory
-	(user_id, number, state, released_at, requires_identity_update, needs_registration)
-	VALUES (?, ?, ?, ?, ?, ?)`
+// insertInventorySQL inserts rows inventory rows in one statement: updating
+// the numbers the user has already, or, with onlyMissing, leaving them.
+func insertInventorySQL(rows int, onlyMissing bool) string {
+	verb, conflict := "INSERT", `
+	ON CONFLICT (user_id, number) DO UPDATE SET state = excluded.state, released_at = excluded.released_at,
+	requires_identity_update = excluded.requires_identity_update, needs_registration = excluded.needs_registration`
+	if onlyMissing {
+		verb, conflict = "INSERT OR IGNORE", ""
+	}
+	return verb + ` INTO inventory (user_id, number, state, released_at, requires_identity_update, needs_registration)
+	VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?), ", rows), ", ") + conflict
+}
 
 // importInventory writes rows for a user in one transaction. With
 // onlyMissing, existing rows are left as they are (used by -dev seeding).
@@ -51,28 +58,40 @@ func (s *Store) importInventory(ctx context.Context, userID int64, rows []Invent
 	return nil
 }
 
-// writeInventory writes a user's rows inside tx as rows yields them, one
-// execution of a prepared statement each, so that no more than one row is
-// ever held; it returns how many it wrote. An error rows yields stops it.
-// With onlyMissing, numbers the user has already are left as they are.
+// writeInventory writes a user's rows inside tx as rows yields them,
+// inventoryBatch rows an execution of a prepared statement, so that no
+// more than a batch is ever held; it returns how many it wrote. An error
+// rows yields stops it. With onlyMissing, numbers the user has already are
+// left as they are.
 func writeInventory(tx *sql.Tx, userID int64, rows iter.Seq2[InventoryRow, error], onlyMissing bool) (int, error) {
-	query := upsertInventorySQL
-	if onlyMissing {
-		query = insertMissingInventorySQL
-	}
-	stmt, err := tx.Prepare(query)
+	one, err := tx.Prepare(insertInventorySQL(1, onlyMissing))
 	if err != nil {
 		return 0, err
 	}
-	defer stmt.Close()
+	defer one.Close()
+	batch, err := tx.Prepare(insertInventorySQL(inventoryBatch, onlyMissing))
+	if err != nil {
+		return 0, err
+	}
+	defer batch.Close()
+	const columns = 6
+	args := make([]any, 0, columns*inventoryBatch)
 	n := 0
 	for r, err := range rows {
 		if err != nil {
 			return n, err
 		}
-		if _, err := stmt.Exec(userID, r.Number, r.State, ms(r.ReleasedAt),
-			boolInt(r.RequiresIdentityUpdate), boolInt(r.NeedsRegistration)); err != nil {
-			return n, fmt.Errorf("%s: %w", r.Number, err)
+		args = append(args, userID, r.Number, r.State, ms(r.ReleasedAt), boolInt(r.RequiresIdentityUpdate), boolInt(r.NeedsRegistration))
+		if len(args) == cap(args) {
+			if _, err := batch.Exec(args...); err != nil {
+				return n, fmt.Errorf("write inventory: %w", err)
+			}
+			n, args = n+inventoryBatch, args[:0]
+		}
+	}
+	for ; len(args) > 0; args = args[columns:] {
+		if _, err := one.Exec(args[:columns]...); err != nil {
+			return n, fmt.Errorf("write inventory: %w", err)
 		}
 		n++
 	}
