@@ -14,15 +14,18 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
 
 // The import scenario: PUT of an inventory CSV of 1,000,000 rows through
 // the admin API, timed from the first byte sent to the answer, with the
-// process's peak memory, and how long the import's one write holds the
-// database writer, as a client making small synchronous restores meanwhile
-// sees it.
+// process's peak memory; then the deletion of that user, with the
+// inventory and a job of 100,000 numbers. Meanwhile another user restores
+// one number synchronously, again and again: how long it waits is how long
+// the import's one write, and the deletion's longest step, hold the
+// database writer.
 
 // benchImportToken is the admin token of the import scenario's server.
 const benchImportToken = "bench-admin-token-6f1d0c2b9e8a7d5c4b3a291807f6e5d4"
@@ -59,10 +62,10 @@ func (c *benchCSV) Read(p []byte) (int, error) {
 	return c.buf.Read(p)
 }
 
-// runImport puts one big inventory through the admin API, with a probe
-// restoring one number every benchImportProbeEvery meanwhile.
+// runImport puts one big inventory through the admin API, then deletes
+// its user, with a probe restoring a number of another user meanwhile.
 func (b *bench) runImport(ctx context.Context) (benchFigures, error) {
-	n := b.count(1000000, 1000)
+	n, jobSize := b.count(1000000, 1000), b.count(100000, benchSmallJob)
 	dir, err := os.MkdirTemp("", "bulkrestore-bench-token-*")
 	if err != nil {
 		return nil, err
@@ -72,13 +75,15 @@ func (b *bench) runImport(ctx context.Context) (benchFigures, error) {
 	if err := os.WriteFile(tokenFile, []byte(benchImportToken), 0o600); err != nil {
 		return nil, err
 	}
-	probeNumber := strconv.FormatInt(benchFirstNumber-1, 10) // below the imported ones
-	s, err := b.startServer(ctx, []string{probeNumber}, "-admin-token-file", tokenFile, "-max-import-body", "1GiB")
+	s, err := b.startServer(ctx, nil, "-admin-token-file", tokenFile, "-max-import-body", "1GiB")
 	if err != nil {
 		return nil, err
 	}
 	defer s.stop()
-	probe := s.startProbe(ctx, benchBody([]string{probeNumber}, ""))
+	probeKey, probeBody, err := s.probeUser(ctx)
+	if err != nil {
+		return nil, err
+	}
 
 	runtime.GC()
 	debug.FreeOSMemory()
@@ -90,54 +95,94 @@ func (b *bench) runImport(ctx context.Context) (benchFigures, error) {
 	if err != nil {
 		return nil, err
 	}
+	probe := s.startProbe(ctx, probeKey, probeBody)
 	start := time.Now()
-	imported, err := s.putInventory(ctx, &benchCSV{n: n})
+	var imported importedBody
+	err = s.admin(ctx, http.MethodPut, "/admin/v1/users/"+benchUserName+"/inventory", "text/csv", &benchCSV{n: n}, http.StatusOK, &imported)
 	elapsed := time.Since(start)
-	latencies, probeErr := probe.stop()
+	importWaits, probeErr := probe.stop()
 	if err = errors.Join(err, probeErr); err != nil {
 		return nil, err
 	}
-	if imported != n {
-		return nil, fmt.Errorf("import: %d rows imported, want %d", imported, n)
+	if imported.Imported != n {
+		return nil, fmt.Errorf("import: %d rows imported, want %d", imported.Imported, n)
 	}
 	peakKB, err := benchProcStatusKB("VmHWM")
 	if err != nil {
 		return nil, err
 	}
-	if len(latencies) == 0 {
-		return nil, errors.New("import: the probe made no request")
+
+	// A job of the imported numbers, restored, then the user deleted.
+	id, err := s.submit(ctx, benchBody(benchNumbers(benchFirstNumber, jobSize), ""))
+	if err == nil {
+		err = s.waitCompleted(ctx, id, b.deadline(jobSize))
 	}
-	slices.Sort(latencies)
+	if err != nil {
+		return nil, err
+	}
+	probe = s.startProbe(ctx, probeKey, probeBody)
+	start = time.Now()
+	err = s.admin(ctx, http.MethodDelete, "/admin/v1/users/"+benchUserName, "", nil, http.StatusNoContent, nil)
+	deleteTook := time.Since(start)
+	deleteWaits, probeErr := probe.stop()
+	if err = errors.Join(err, probeErr); err != nil {
+		return nil, err
+	}
+	slices.Sort(importWaits)
+	slices.Sort(deleteWaits)
 	return benchFigures{"rows_per_s": float64(n) / elapsed.Seconds(), "rows": float64(n), "seconds": elapsed.Seconds(),
 		"peak_mb": float64(peakKB) * 1024 / 1e6, "start_mb": float64(startKB) * 1024 / 1e6,
-		"rss_delta_mb": float64(peakKB-startKB) * 1024 / 1e6,
-		"probe_max_ms": benchPercentile(latencies, 100), "probe_p50_ms": benchPercentile(latencies, 50),
-		"probes": float64(len(latencies))}, nil
+		"import_probe_max_ms": benchPercentile(importWaits, 100), "import_probe_p50_ms": benchPercentile(importWaits, 50),
+		"job_numbers": float64(jobSize), "delete_seconds": deleteTook.Seconds(),
+		"delete_probe_max_ms": benchPercentile(deleteWaits, 100), "delete_probe_p50_ms": benchPercentile(deleteWaits, 50)}, nil
 }
 
-// putInventory sends an inventory CSV to the bench user's inventory and
-// returns how many rows the server imported.
-func (s *benchServer) putInventory(ctx context.Context, csvBody io.Reader) (int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPut, s.url+"/admin/v1/users/"+benchUserName+"/inventory", csvBody)
+// benchProbeUser is the user whose restores probe the writer.
+const benchProbeUser = "probe"
+
+// probeUser creates the probe's user with one released number, and returns
+// its key and the body that restores that number.
+func (s *benchServer) probeUser(ctx context.Context) (string, []byte, error) {
+	var created createdUserJSON
+	if err := s.admin(ctx, http.MethodPost, "/admin/v1/users", "application/json",
+		strings.NewReader(`{"username":"`+benchProbeUser+`"}`), http.StatusCreated, &created); err != nil {
+		return "", nil, err
+	}
+	number := strconv.FormatInt(benchFirstNumber-1, 10) // below the imported ones
+	if err := s.admin(ctx, http.MethodPut, "/admin/v1/users/"+benchProbeUser+"/inventory", "text/csv",
+		strings.NewReader("number,state\n"+number+",released\n"), http.StatusOK, nil); err != nil {
+		return "", nil, err
+	}
+	return created.APIKey, benchBody([]string{number}, ""), nil
+}
+
+// admin makes an admin request and decodes its answer into out (when not
+// nil); any status but want is an error.
+func (s *benchServer) admin(ctx context.Context, method, path, contentType string, body io.Reader, want int, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, s.url+path, body)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+benchImportToken)
-	req.Header.Set("Content-Type", "text/csv")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return 0, fmt.Errorf("import: %w", err)
+		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != want {
+		err = fmt.Errorf("HTTP %d, want %d: %.300s", resp.StatusCode, want, data)
+	}
+	if err == nil && out != nil {
+		err = json.Unmarshal(data, out)
+	}
 	if err != nil {
-		return 0, fmt.Errorf("import: %w", err)
+		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
-	var got importedBody
-	if resp.StatusCode != http.StatusOK || json.Unmarshal(data, &got) != nil {
-		return 0, fmt.Errorf("import: HTTP %d: %.300s", resp.StatusCode, data)
-	}
-	return got.Imported, nil
+	return nil
 }
 
 // benchProbe restores one number synchronously, again and again, and
@@ -151,20 +196,18 @@ type benchProbe struct {
 	err       error
 }
 
-// startProbe starts a probe posting body every benchImportProbeEvery. A
-// request under way when the probe is stopped is waited for and counted:
-// it is the one that waited for the long write.
-func (s *benchServer) startProbe(ctx context.Context, body []byte) *benchProbe {
+// startProbe starts a probe posting body as the probe user (whose key is
+// given) every benchImportProbeEvery. A request under way when the probe
+// is stopped is waited for and counted: it may be the one that waited for
+// the long write.
+func (s *benchServer) startProbe(ctx context.Context, key string, body []byte) *benchProbe {
 	quit, cancel := context.WithCancel(ctx)
 	p := &benchProbe{cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
 		for quit.Err() == nil {
 			t := time.Now()
-			status, data, err := s.call(ctx, http.MethodPost, "/v3/bulk_restore", body)
-			if err == nil && status != http.StatusOK {
-				err = fmt.Errorf("probe: HTTP %d: %.300s", status, data)
-			}
+			err := s.probeRestore(ctx, key, body)
 			p.mu.Lock()
 			p.latencies, p.err = append(p.latencies, time.Since(t)), err
 			p.mu.Unlock()
@@ -175,6 +218,26 @@ func (s *benchServer) startProbe(ctx context.Context, body []byte) *benchProbe {
 		}
 	}()
 	return p
+}
+
+// probeRestore posts one synchronous restore as the probe user.
+func (s *benchServer) probeRestore(ctx context.Context, key string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url+"/v3/bulk_restore", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.SetBasicAuth(benchProbeUser, key)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("probe: %w", err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("probe: HTTP %d: %.300s", resp.StatusCode, data)
+	}
+	return err
 }
 
 // stop ends the probe and returns its latencies, and the error that
