@@ -10,8 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
-	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -85,13 +83,7 @@ func (b *bench) runImport(ctx context.Context) (benchFigures, error) {
 		return nil, err
 	}
 
-	runtime.GC()
-	debug.FreeOSMemory()
-	// Writing 5 to clear_refs resets the peak (VmHWM) to the current RSS.
-	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
-		return nil, fmt.Errorf("reset peak RSS: %w", err)
-	}
-	startKB, err := benchProcStatusKB("VmHWM")
+	startKB, err := benchResetPeak()
 	if err != nil {
 		return nil, err
 	}

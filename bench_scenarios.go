@@ -269,13 +269,7 @@ func (b *bench) runMemory(ctx context.Context) (benchFigures, error) {
 	}
 	defer s.stop()
 	body := benchBody(numbers, "")
-	runtime.GC()
-	debug.FreeOSMemory()
-	// Writing 5 to clear_refs resets the peak (VmHWM) to the current RSS.
-	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
-		return nil, fmt.Errorf("reset peak RSS: %w", err)
-	}
-	startKB, err := benchProcStatusKB("VmHWM")
+	startKB, err := benchResetPeak()
 	if err != nil {
 		return nil, err
 	}
@@ -315,6 +309,19 @@ func (s *benchServer) readFullStatus(ctx context.Context, id string) (int64, err
 		return 0, fmt.Errorf("full status: HTTP %d", resp.StatusCode)
 	}
 	return io.Copy(io.Discard, resp.Body)
+}
+
+// benchResetPeak frees what the process can and resets its peak RSS
+// (VmHWM) to what it holds now, which it returns in kB: the start of a
+// measurement of peak memory.
+func benchResetPeak() (int64, error) {
+	runtime.GC()
+	debug.FreeOSMemory()
+	// Writing 5 to clear_refs resets the peak (VmHWM) to the current RSS.
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		return 0, fmt.Errorf("reset peak RSS: %w", err)
+	}
+	return benchProcStatusKB("VmHWM")
 }
 
 // benchProcStatusKB reads one kB figure of /proc/self/status, such as VmHWM.
