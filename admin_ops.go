@@ -33,11 +33,14 @@ type adminOps struct {
 	// once; it is called inside the write that cancels them. Nil in the
 	// CLI: a running server's workers find out within liveCheckAge.
 	stopJobs func(jobIDs []int64)
+	// pace spreads a user's deletion over steps (serverPurgePace or
+	// cliPurgePace).
+	pace purgePace
 }
 
 // adminOps returns the admin operations of the running server.
 func (a *app) adminOps() adminOps {
-	return adminOps{store: a.store, now: a.now, spoolDir: filepath.Dir(a.cfg.db), stopJobs: func(ids []int64) {
+	return adminOps{store: a.store, now: a.now, spoolDir: filepath.Dir(a.cfg.db), pace: serverPurgePace, stopJobs: func(ids []int64) {
 		for _, id := range ids {
 			a.pool.registry.stop(id, stopGone)
 		}
@@ -127,7 +130,7 @@ func (o adminOps) listUsers(ctx context.Context) ([]adminUserJSON, error) {
 // inventory. Its work stops at once, and the rows go in short steps
 // through the writer. It runs to its end even if the caller goes away.
 func (o adminOps) deleteUser(ctx context.Context, name string) error {
-	_, err := o.store.deleteUser(context.WithoutCancel(ctx), name, o.stopJobs)
+	_, err := o.store.deleteUser(context.WithoutCancel(ctx), name, o.stopJobs, o.pace)
 	if errors.Is(err, errNotFound) {
 		return userNotFound(name)
 	}

@@ -140,7 +140,7 @@ func cliOps(dbPath string) (ops adminOps, close func() error, err error) {
 	if err != nil {
 		return adminOps{}, nil, err
 	}
-	return adminOps{store: store, now: time.Now, spoolDir: filepath.Dir(dbPath)}, store.Close, nil
+	return adminOps{store: store, now: time.Now, spoolDir: filepath.Dir(dbPath), pace: cliPurgePace}, store.Close, nil
 }
 
 // cliError turns an operation's error into the command's: a mistake in

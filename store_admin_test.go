@@ -71,7 +71,7 @@ func TestDeleteUserStopsItsWorkInItsFirstWrite(t *testing.T) {
 			stillThere = jobs
 		}
 		calls = append(calls, slices.Clone(jobIDs))
-	})
+	}, serverPurgePace)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,10 +81,25 @@ func (s *Store) listUsers(ctx context.Context) ([]User, error) {
 	return users, rows.Err()
 }
 
-// userPurgeStep is how many numbers (of jobs or of inventory) one step of
-// a user's deletion removes: about 15 ms of the writer's time, so that the
-// API's writes get their turn between steps however much the user had.
-const userPurgeStep = 5000
+// purgePace is how a user's deletion spreads its work: how many numbers
+// (of jobs or of inventory) a step removes, each step a write of its own,
+// and how long it waits after each.
+type purgePace struct {
+	step  int
+	pause time.Duration
+}
+
+// Inside a server the steps go through the writer, which shares its
+// commits fairly with every other write: steps of about 15 ms, no pause.
+// The CLI writes on a connection of its own, beside a server whose writer
+// waits for the lock in SQLite's busy handler, asleep up to 100 ms at a
+// time; steps back to back would keep it out for the whole deletion (it
+// gave up after its 10 s), so each step is followed by a pause longer than
+// that sleep, and the steps are larger to make up for it.
+var (
+	serverPurgePace = purgePace{step: 5000}
+	cliPurgePace    = purgePace{step: 25000, pause: 110 * time.Millisecond}
+)
 
 // deleteUser removes a user with its jobs, their results and its
 // inventory, and returns the user's id; errNotFound if there is none.
@@ -92,10 +107,10 @@ const userPurgeStep = 5000
 // working, its unfinished jobs become cancelled and no webhook of its jobs
 // is sent any more; stop, when set, is called inside that write with the
 // jobs it stopped (the server stops them in its workers' registry there).
-// Then the rows go in steps of userPurgeStep numbers, each a write of its
-// own, the user row last. A deletion cut short (the process stopped) leaves
-// the user locked out; deleting it again finishes the work.
-func (s *Store) deleteUser(ctx context.Context, name string, stop func(jobIDs []int64)) (int64, error) {
+// Then the rows go in steps, as pace says, the user row last. A deletion
+// cut short (the process stopped) leaves the user locked out; deleting it
+// again finishes the work.
+func (s *Store) deleteUser(ctx context.Context, name string, stop func(jobIDs []int64), pace purgePace) (int64, error) {
 	var id int64
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var stopped []int64
@@ -118,10 +133,13 @@ func (s *Store) deleteUser(ctx context.Context, name string, stop func(jobIDs []
 				stop(stopped)
 			}
 			if err == nil {
-				done, err = purgeUserStep(tx, id, userPurgeStep)
+				done, err = purgeUserStep(tx, id, max(pace.step, 1))
 			}
 			return err
 		})
+		if err == nil && !done && pace.pause > 0 && !sleepUntil(ctx, nil, time.Now().Add(pace.pause)) {
+			err = ctx.Err()
+		}
 	}
 	if err != nil {
 		return 0, fmt.Errorf("delete user: %w", err)
