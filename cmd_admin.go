@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -10,17 +9,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"regexp"
-	"strings"
+	"path/filepath"
 	"time"
 )
-
-// userNamePattern is what a user name may be: it appears in logs and in
-// Basic auth, so it is kept plain.
-var userNamePattern = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-
-// secretOverlap is how long a rotated-out webhook secret keeps signing.
-const secretOverlap = 24 * time.Hour
 
 // runBackup is `bulkrestore backup -db PATH OUT`: a consistent copy of a
 // live database, safe to take while the server runs.
@@ -125,14 +116,15 @@ func databaseExists(path string) bool {
 }
 
 // userCommands are the user subcommands and how many arguments each takes.
-var userCommands = map[string]int{"add": 1, "del": 1, "list": 0, "rotate-secret": 1}
+var userCommands = map[string]int{"add": 1, "del": 1, "list": 0, "rotate-key": 1, "rotate-secret": 1}
 
-// createdUserJSON is the one line `user add` prints, in the contract's
-// field order.
-type createdUserJSON struct {
-	Username      string `json:"username"`
-	APIKey        string `json:"api_key"`
-	WebhookSecret string `json:"webhook_secret"`
+// userCommandList names the user subcommands for usage errors.
+const userCommandList = "add, list, del, rotate-key or rotate-secret"
+
+// rotatedKeyJSON is the one line `user rotate-key` prints.
+type rotatedKeyJSON struct {
+	Username string `json:"username"`
+	APIKey   string `json:"api_key"`
 }
 
 // rotatedSecretJSON is the one line `user rotate-secret` prints.
@@ -141,16 +133,38 @@ type rotatedSecretJSON struct {
 	WebhookSecret string `json:"webhook_secret"`
 }
 
-// listedUserJSON is one line of `user list`.
-type listedUserJSON struct {
-	Username  string  `json:"username"`
-	CreatedAt *string `json:"created_at"`
+// cliOps opens the admin operations on the database at dbPath, for a
+// command of the CLI; close closes the database.
+func cliOps(dbPath string) (ops adminOps, close func() error, err error) {
+	store, err := openStore(dbPath)
+	if err != nil {
+		return adminOps{}, nil, err
+	}
+	return adminOps{store: store, now: time.Now, spoolDir: filepath.Dir(dbPath), pace: cliPurgePace}, store.Close, nil
 }
 
-// runUser is `bulkrestore user add|list|del|rotate-secret`.
+// cliError turns an operation's error into the command's: a mistake in
+// what was asked (an *apiError of a bad value) is a usage error, anything
+// else is said after the command's name. A bad CSV row is said as it is
+// (line N: ...).
+func cliError(cmd string, err error) error {
+	var api *apiError
+	var line *csvLineError
+	switch {
+	case err == nil || errors.As(err, &line):
+		return err
+	case errors.As(err, &api) && api.code == codeInvalid:
+		return usageErrorf(cmd, "%s", api.message)
+	default:
+		return fmt.Errorf("%s: %w", cmd, err)
+	}
+}
+
+// runUser is `bulkrestore user add|list|del|rotate-key|rotate-secret`: the
+// admin API's user operations, on the database file.
 func runUser(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return usageErrorf("user", "user needs a command: add, list, del or rotate-secret")
+		return usageErrorf("user", "user needs a command: %s", userCommandList)
 	}
 	sub, args := args[0], args[1:]
 	if isHelpFlag(sub) {
@@ -158,10 +172,17 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	n, known := userCommands[sub]
 	if !known {
-		return usageErrorf("user", "unknown user command %q (want add, list, del or rotate-secret, before the flags)", sub)
+		return usageErrorf("user", "unknown user command %q (want %s, before the flags)", sub, userCommandList)
 	}
 	cmd := "user " + sub
-	dbPath, rest, err := adminFlags(cmd, args, getenv, sub == "add", nil)
+	overlap := defaultKeyOverlap
+	var extra func(*flag.FlagSet)
+	if sub == "rotate-key" {
+		extra = func(fs *flag.FlagSet) {
+			fs.DurationVar(&overlap, "overlap", defaultKeyOverlap, "how long the old key keeps working (0: it stops at once; at most 720h)")
+		}
+	}
+	dbPath, rest, err := adminFlags(cmd, args, getenv, sub == "add", extra)
 	if err != nil {
 		return err
 	}
@@ -169,51 +190,50 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 		return usageErrorf(cmd, "%s takes %d argument(s), got %d", cmd, n, len(rest))
 	}
 	if sub == "add" && !userNamePattern.MatchString(rest[0]) {
-		return usageErrorf(cmd, "user name must be 1 to 64 of A-Z a-z 0-9 . _ -")
+		return usageErrorf(cmd, badUserName) // before the database is created
 	}
 	fresh := !databaseExists(dbPath)
-	store, err := openStore(dbPath)
+	ops, closeDB, err := cliOps(dbPath)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer closeDB()
 	if fresh {
 		fmt.Fprintf(stderr, "created database %s\n", dbPath)
 	}
 	enc := json.NewEncoder(stdout)
 	switch sub {
 	case "add":
-		name := rest[0]
-		key, secret := newAPIKey(), newWebhookSecret()
-		if err := store.createUser(ctx, name, key, secret); err != nil {
-			return fmt.Errorf("user add %s: %w", name, err)
+		created, err := ops.createUser(ctx, rest[0])
+		if err != nil {
+			return cliError(cmd, err)
 		}
-		return enc.Encode(createdUserJSON{Username: name, APIKey: key, WebhookSecret: secret})
+		return enc.Encode(created)
+	case "rotate-key":
+		key, err := ops.rotateKey(ctx, rest[0], overlap)
+		if err != nil {
+			return cliError(cmd, err)
+		}
+		return enc.Encode(rotatedKeyJSON{Username: rest[0], APIKey: key})
 	case "rotate-secret":
-		secret := newWebhookSecret()
-		if err := store.rotateSecret(ctx, rest[0], secret, secretOverlap); err != nil {
-			if errors.Is(err, errNotFound) {
-				return fmt.Errorf("user rotate-secret: no user %q", rest[0])
-			}
-			return err
+		secret, err := ops.rotateSecret(ctx, rest[0])
+		if err != nil {
+			return cliError(cmd, err)
 		}
 		return enc.Encode(rotatedSecretJSON{Username: rest[0], WebhookSecret: secret})
 	case "del":
-		if _, err := store.deleteUser(ctx, rest[0]); err != nil {
-			if errors.Is(err, errNotFound) {
-				return fmt.Errorf("user del: no user %q", rest[0])
-			}
-			return err
+		if err := ops.deleteUser(ctx, rest[0]); err != nil {
+			return cliError(cmd, err)
 		}
 		fmt.Fprintf(stdout, "deleted user %s\n", rest[0])
 		return nil
 	default:
-		users, err := store.listUsers(ctx)
+		users, err := ops.listUsers(ctx)
 		if err != nil {
-			return err
+			return cliError(cmd, err)
 		}
 		for _, u := range users {
-			if err := enc.Encode(listedUserJSON{Username: u.Name, CreatedAt: jsonTime(u.CreatedAt)}); err != nil {
+			if err := enc.Encode(u); err != nil {
 				return err
 			}
 		}
@@ -221,30 +241,41 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 	}
 }
 
-// runNumbers is `bulkrestore numbers import -db PATH -user NAME FILE|-`.
+// numbersSynopsis is the usage of `bulkrestore numbers`.
+const numbersSynopsis = "numbers import -db PATH -user NAME [-replace] FILE.csv|-, or numbers export -db PATH -user NAME [FILE.csv|-]"
+
+// runNumbers is `bulkrestore numbers import|export`: the admin API's
+// inventory operations, on the database file.
 func runNumbers(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	const synopsis = "numbers import -db PATH -user NAME FILE.csv|-"
 	switch {
 	case len(args) > 0 && isHelpFlag(args[0]):
 		return &helpRequest{cmd: "numbers"}
-	case len(args) == 0 || args[0] != "import":
-		return usageErrorf("numbers", "want %s", synopsis)
+	case len(args) == 0 || args[0] != "import" && args[0] != "export":
+		return usageErrorf("numbers", "want %s", numbersSynopsis)
 	}
+	sub := args[0]
+	cmd := "numbers " + sub
 	var userName string
-	dbPath, rest, err := adminFlags("numbers import", args[1:], getenv, false, func(fs *flag.FlagSet) {
+	var replace bool
+	dbPath, rest, err := adminFlags(cmd, args[1:], getenv, false, func(fs *flag.FlagSet) {
 		fs.StringVar(&userName, "user", "", "user whose inventory this is (required; never taken from BULKRESTORE_USER)")
+		if sub == "import" {
+			fs.BoolVar(&replace, "replace", false, "also delete the user's numbers that the file lacks (a full sync)")
+		}
 	})
 	if err != nil {
 		return err
 	}
 	switch {
 	case userName == "":
-		return usageErrorf("numbers import", "-user NAME is required (BULKRESTORE_USER is the client's setting and is never read here)")
-	case len(rest) != 1:
-		return usageErrorf("numbers import", "want one FILE.csv, or - for standard input; got %d arguments", len(rest))
+		return usageErrorf(cmd, "-user NAME is required (BULKRESTORE_USER is the client's setting and is never read here)")
+	case sub == "import" && len(rest) != 1:
+		return usageErrorf(cmd, "want one FILE.csv, or - for standard input; got %d arguments", len(rest))
+	case sub == "export" && len(rest) > 1:
+		return usageErrorf(cmd, "want at most one FILE.csv (- or none for standard output); got %d arguments", len(rest))
 	}
 	in := stdin
-	if rest[0] != "-" {
+	if sub == "import" && rest[0] != "-" {
 		f, err := os.Open(rest[0])
 		if err != nil {
 			return err
@@ -252,149 +283,42 @@ func runNumbers(ctx context.Context, args []string, getenv func(string) string, 
 		defer f.Close()
 		in = f
 	}
-	rows, err := parseInventoryCSV(in, time.Now())
+	ops, closeDB, err := cliOps(dbPath)
 	if err != nil {
 		return err
 	}
-	store, err := openStore(dbPath)
+	defer closeDB()
+	if sub == "export" {
+		return exportNumbers(ctx, ops, userName, append(rest, "-")[0], stdout)
+	}
+	done, err := ops.importInventory(ctx, userName, in, replace)
 	if err != nil {
-		return err
+		return cliError(cmd, err)
 	}
-	defer store.Close()
-	u, err := store.userByName(ctx, userName)
-	if errors.Is(err, errNotFound) {
-		return fmt.Errorf("numbers import: no user %q", userName)
+	fmt.Fprintf(stdout, "imported %d numbers for user %s", done.Imported, userName)
+	if replace {
+		fmt.Fprintf(stdout, "; deleted %d not in the file", done.Deleted)
 	}
-	if err != nil {
-		return err
-	}
-	if err := store.importInventory(ctx, u.ID, rows, false); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "imported %d numbers for user %s\n", len(rows), userName)
+	fmt.Fprintln(stdout)
 	return nil
 }
 
-// inventoryColumns are the CSV header's columns; number and state are
-// required, the rest optional.
-var inventoryColumns = []string{"number", "state", "released_at", "requires_identity_update", "needs_registration"}
-
-// parseInventoryCSV reads an inventory CSV. The first bad row stops it with
-// an error naming its line (the header is line 1).
-func parseInventoryCSV(r io.Reader, now time.Time) ([]InventoryRow, error) {
-	cr := csv.NewReader(r)
-	cr.FieldsPerRecord = -1
-	cr.TrimLeadingSpace = true
-	header, err := cr.Read()
-	if errors.Is(err, io.EOF) {
-		return nil, errors.New("line 1: empty file, want a header: " + strings.Join(inventoryColumns, ","))
-	}
+// exportNumbers writes a user's inventory CSV to dest (- for stdout); a
+// file appears only once written whole.
+func exportNumbers(ctx context.Context, ops adminOps, userName, dest string, stdout io.Writer) error {
+	write, err := ops.exportInventory(ctx, userName)
 	if err != nil {
-		return nil, fmt.Errorf("line 1: %w", err)
+		return cliError("numbers export", err)
 	}
-	col := map[string]int{}
-	for i, h := range header {
-		h = strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))
-		known := false
-		for _, c := range inventoryColumns {
-			known = known || c == h
-		}
-		if !known {
-			return nil, fmt.Errorf("line 1: unknown column %q, want %s", h, strings.Join(inventoryColumns, ","))
-		}
-		if _, dup := col[h]; dup {
-			return nil, fmt.Errorf("line 1: column %q appears twice", h)
-		}
-		col[h] = i
+	out, err := openOutput(dest, stdout)
+	if err != nil {
+		return err
 	}
-	for _, required := range inventoryColumns[:2] {
-		if _, ok := col[required]; !ok {
-			return nil, fmt.Errorf("line 1: missing column %q", required)
-		}
+	defer out.abort()
+	if err := write(out.w); err != nil {
+		return fmt.Errorf("numbers export: %w", err)
 	}
-	var rows []InventoryRow
-	seen := map[string]int{}
-	for {
-		rec, err := cr.Read()
-		if errors.Is(err, io.EOF) {
-			return rows, nil
-		}
-		if err != nil {
-			var pe *csv.ParseError
-			if errors.As(err, &pe) {
-				return nil, fmt.Errorf("line %d: %v", pe.Line, pe.Err)
-			}
-			return nil, fmt.Errorf("line ?: %w", err)
-		}
-		line, _ := cr.FieldPos(0) // only valid after a successful Read
-		field := func(name string) string {
-			i, ok := col[name]
-			if !ok || i >= len(rec) {
-				return ""
-			}
-			return strings.TrimSpace(rec[i])
-		}
-		if len(rec) > len(header) {
-			return nil, fmt.Errorf("line %d: %d fields, the header has %d", line, len(rec), len(header))
-		}
-		row, err := inventoryRow(field, now)
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", line, err)
-		}
-		if prev, dup := seen[row.Number]; dup {
-			return nil, fmt.Errorf("line %d: number %s already given on line %d", line, row.Number, prev)
-		}
-		seen[row.Number] = line
-		rows = append(rows, row)
-	}
-}
-
-// inventoryRow validates one CSV record.
-func inventoryRow(field func(string) string, now time.Time) (InventoryRow, error) {
-	row := InventoryRow{Number: field("number"), State: field("state"), ReleasedAt: now}
-	if !validNumber(row.Number) {
-		return row, fmt.Errorf("number %q is not 7 to 15 digits", row.Number)
-	}
-	switch row.State {
-	case "active", "released", "unavailable":
-	default:
-		return row, fmt.Errorf("state %q is not active, released or unavailable", row.State)
-	}
-	if s := field("released_at"); s != "" {
-		t, err := parseCSVTime(s)
-		if err != nil {
-			return row, fmt.Errorf("released_at %q is not RFC 3339 or YYYY-MM-DD HH:MM:SS", s)
-		}
-		row.ReleasedAt = t
-	}
-	var err error
-	if row.RequiresIdentityUpdate, err = parseFlag("requires_identity_update", field("requires_identity_update")); err != nil {
-		return row, err
-	}
-	if row.NeedsRegistration, err = parseFlag("needs_registration", field("needs_registration")); err != nil {
-		return row, err
-	}
-	return row, nil
-}
-
-// parseCSVTime reads released_at: RFC 3339, or YYYY-MM-DD HH:MM:SS in UTC.
-func parseCSVTime(s string) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	return time.ParseInLocation(timeLayout, s, time.UTC)
-}
-
-// parseFlag reads a 0/1 column; empty is 0.
-func parseFlag(name, s string) (bool, error) {
-	switch s {
-	case "", "0":
-		return false, nil
-	case "1":
-		return true, nil
-	default:
-		return false, fmt.Errorf("%s %q is not 0 or 1", name, s)
-	}
+	return out.commit()
 }
 
 // seedDev creates the demo user (key "demo") and demo inventory when they

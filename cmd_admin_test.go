@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
+	"io/fs"
+	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,7 +27,9 @@ func TestAdminCommandsNeedAnExistingDatabase(t *testing.T) {
 		{"user list", []string{"user", "list"}},
 		{"user del", []string{"user", "del", "alice"}},
 		{"user rotate-secret", []string{"user", "rotate-secret", "alice"}},
+		{"user rotate-key", []string{"user", "rotate-key", "alice"}},
 		{"numbers import", []string{"numbers", "import", "-user", "alice", "-"}},
+		{"numbers export", []string{"numbers", "export", "-user", "alice"}},
 		{"check", []string{"check"}},
 		{"backup", []string{"backup", filepath.Join(t.TempDir(), "copy.db")}},
 	}
@@ -142,5 +148,152 @@ func TestUserCommandsPrintFieldsInTheContractsOrder(t *testing.T) {
 				t.Fatalf("got %q (%v), want one line starting %q", out, err, c.start)
 			}
 		})
+	}
+}
+
+// TestCLIUserRotateKey checks user rotate-key: a new key printed with the
+// user's name, the old key kept for -overlap (24h unless given), and the
+// mistakes.
+func TestCLIUserRotateKey(t *testing.T) {
+	db := newTestDB(t)
+	first, _ := addUser(t, db, "alice")
+	rotate := func(args ...string) (rotatedKeyJSON, error) {
+		t.Helper()
+		out, _, err := runCLI(t, nil, "", append([]string{"user", "rotate-key", "-db", db}, args...)...)
+		var got rotatedKeyJSON
+		if err == nil {
+			dec := json.NewDecoder(strings.NewReader(out))
+			dec.DisallowUnknownFields()
+			if derr := dec.Decode(&got); derr != nil || got.Username != "alice" || len(got.APIKey) < 32 || strings.Count(out, "\n") != 1 {
+				t.Fatalf("rotate-key printed %q (%v), want one line with username and api_key", out, derr)
+			}
+		}
+		return got, err
+	}
+	works := func(key string) bool {
+		s, err := openStore(db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		_, err = s.authenticate(context.Background(), "alice", key)
+		return err == nil
+	}
+	second, err := rotate("alice")
+	if err != nil || !works(first) || !works(second.APIKey) {
+		t.Fatalf("after a rotation with the default overlap (err %v): old works %v, new works %v; want both", err, works(first), works(second.APIKey))
+	}
+	third, err := rotate("-overlap", "0", "alice")
+	if err != nil || works(second.APIKey) || !works(third.APIKey) {
+		t.Fatalf("after -overlap 0 (err %v): old works %v, new works %v; want the new one alone", err, works(second.APIKey), works(third.APIKey))
+	}
+	for _, c := range []struct {
+		name  string
+		args  []string
+		usage bool
+	}{
+		{"an overlap past 30 days is a usage error", []string{"-overlap", "721h", "alice"}, true},
+		{"a negative overlap is a usage error", []string{"-overlap", "-1h", "alice"}, true},
+		{"an overlap that is no duration is a usage error", []string{"-overlap", "1d", "alice"}, true},
+		{"an unknown user is an error naming it", []string{"bob"}, false},
+	} {
+		t.Run(c.name+", and the key stays", func(t *testing.T) {
+			_, err := rotate(c.args...)
+			if err == nil || errors.Is(err, errUsage) != c.usage || !c.usage && err.Error() != `user rotate-key: no user "bob"` {
+				t.Fatalf("err=%v, want a failure (usage error: %v)", err, c.usage)
+			}
+			if !works(third.APIKey) {
+				t.Fatal("a refused rotation changed the key")
+			}
+		})
+	}
+}
+
+// TestCLINumbersExportAndReplace checks numbers export (standard output, a
+// private file written whole) and numbers import -replace.
+func TestCLINumbersExportAndReplace(t *testing.T) {
+	db := newTestDB(t)
+	addUser(t, db, "alice")
+	importCSV(t, db, "alice", "number,state,released_at\n15551230002,active,2026-01-01 00:00:00\n15551230001,released,2026-01-01T00:00:00.5Z\n")
+	want := "number,state,released_at,requires_identity_update,needs_registration\n" +
+		"15551230001,released,2026-01-01T00:00:00.5Z,0,0\n15551230002,active,2026-01-01T00:00:00Z,0,0\n"
+	for _, dest := range [][]string{nil, {"-"}} { // standard output: no FILE, or -
+		out, _, err := runCLI(t, nil, "", append([]string{"numbers", "export", "-db", db, "-user", "alice"}, dest...)...)
+		if err != nil || out != want {
+			t.Fatalf("export to %q: %v\n%q\nwant\n%q", dest, err, out, want)
+		}
+	}
+	file := filepath.Join(t.TempDir(), "alice.csv")
+	if out, _, err := runCLI(t, nil, "", "numbers", "export", "-db", db, "-user", "alice", file); err != nil || out != "" {
+		t.Fatalf("export to a file: %v, printed %q", err, out)
+	}
+	data, err := os.ReadFile(file)
+	info, _ := os.Stat(file)
+	if err != nil || string(data) != want || info.Mode().Perm() != 0o600 {
+		t.Fatalf("file %q (%v), mode %v; want the CSV, mode 0600", data, err, info.Mode())
+	}
+	t.Run("an unknown user is an error and writes no file", func(t *testing.T) {
+		other := filepath.Join(t.TempDir(), "bob.csv")
+		_, _, err := runCLI(t, nil, "", "numbers", "export", "-db", db, "-user", "bob", other)
+		if err == nil || err.Error() != `numbers export: no user "bob"` {
+			t.Fatalf("err=%v", err)
+		}
+		if _, err := os.Stat(other); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("a file was written: %v", err)
+		}
+	})
+	t.Run("two files is a usage error", func(t *testing.T) {
+		if _, _, err := runCLI(t, nil, "", "numbers", "export", "-db", db, "-user", "alice", "a.csv", "b.csv"); !errors.Is(err, errUsage) {
+			t.Fatalf("err=%v, want a usage error", err)
+		}
+	})
+	t.Run("import -replace deletes what the file lacks, and says so", func(t *testing.T) {
+		out, _, err := runCLI(t, nil, "number,state\n15551230003,active\n15551230002,active\n", "numbers", "import", "-db", db, "-user", "alice", "-replace", "-")
+		if err != nil || out != "imported 2 numbers for user alice; deleted 1 not in the file\n" {
+			t.Fatalf("import -replace: %v, printed %q", err, out)
+		}
+		if rows := inventoryRows(t, db, "alice"); len(rows) != 2 || rows["15551230003"].State != "active" {
+			t.Fatalf("rows %v, want 15551230002 and 15551230003", rows)
+		}
+	})
+}
+
+// TestCLIAndAdminAPIGiveTheSameResults runs the user and numbers commands
+// beside a server and checks that they and the admin API see and do the
+// same: the CLI's user list is the API's, and an import by either is
+// exported alike by both.
+func TestCLIAndAdminAPIGiveTheSameResults(t *testing.T) {
+	s := startAdminServer(t, "-dev")
+	addUser(t, s.DB, "bycli")
+	adminCall(t, s, http.MethodPost, "/admin/v1/users", map[string]any{"username": "byapi"})
+	importCSV(t, s.DB, "bycli", inventoryCSV(15557000000, 7))
+	if status, _, raw := putInventory(t, s, "byapi", "", "text/csv", inventoryCSV(15558000000, 5)); status != http.StatusOK {
+		t.Fatalf("import: %d %s", status, raw)
+	}
+	out, _, err := runCLI(t, nil, "", "user", "list", "-db", s.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fromAPI struct {
+		Users []json.RawMessage `json:"users"`
+	}
+	if err := json.Unmarshal(adminCall(t, s, http.MethodGet, "/admin/v1/users", nil).Raw, &fromAPI); err != nil {
+		t.Fatal(err)
+	}
+	var lines []string
+	for _, u := range fromAPI.Users {
+		lines = append(lines, string(u))
+	}
+	if got := strings.TrimSuffix(out, "\n"); got != strings.Join(lines, "\n") {
+		t.Fatalf("user list printed\n%s\nthe API lists\n%s", got, strings.Join(lines, "\n"))
+	}
+	if !strings.Contains(out, `{"username":"bycli","created_at":`) || !strings.Contains(out, `"inventory_numbers":7}`) {
+		t.Fatalf("user list lacks bycli's counts:\n%s", out)
+	}
+	for _, user := range []string{"bycli", "byapi"} {
+		cli, _, err := runCLI(t, nil, "", "numbers", "export", "-db", s.DB, "-user", user)
+		if status, api := getInventory(t, s, user); err != nil || status != http.StatusOK || cli != api {
+			t.Fatalf("%s: the CLI exports (%v)\n%s\nthe API (%d)\n%s", user, err, cli, status, api)
+		}
 	}
 }

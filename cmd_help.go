@@ -16,11 +16,14 @@ const usageText = `bulkrestore: the v3 bulk phone-number restore API in one bina
 Usage:
   bulkrestore serve [flags]                    run the API server (also what no command does)
   bulkrestore user add -db PATH NAME           create a user; prints {"username","api_key","webhook_secret"}
-  bulkrestore user list -db PATH               list users, one JSON line each
+  bulkrestore user list -db PATH               list users with their counts, one JSON line each
   bulkrestore user del -db PATH NAME           delete a user with its jobs and inventory
+  bulkrestore user rotate-key -db PATH NAME    new API key; the old one works for -overlap (24h)
   bulkrestore user rotate-secret -db PATH NAME new webhook secret; the old one also signs for 24h
-  bulkrestore numbers import -db PATH -user NAME FILE.csv|-
+  bulkrestore numbers import -db PATH -user NAME [-replace] FILE.csv|-
                                                import or update a user's inventory
+  bulkrestore numbers export -db PATH -user NAME [FILE.csv|-]
+                                               write a user's inventory as CSV
   bulkrestore backup -db PATH OUT              consistent copy of a live database
   bulkrestore check -db PATH                   run SQLite's integrity check
   bulkrestore bench [flags]                    benchmark an in-process server
@@ -63,13 +66,16 @@ command. The database file (-db) is created if it does not exist, and the log
 says so. -dev adds the demo user demo (API key demo) with the demo inventory
 15551230100-15551230199. SIGINT or SIGTERM stops it gracefully.
 BULKRESTORE_UPSTREAM_USER and BULKRESTORE_UPSTREAM_PASSWORD (environment only)
-are the upstream backend's credentials.
+are the upstream backend's credentials. The admin API (/admin/v1) is on when
+-admin-token-file names a file holding its bearer token, or when
+BULKRESTORE_ADMIN_TOKEN (environment only) holds it.
 `, flagEnvNote},
-	"user": {"add|list|del|rotate-secret [-db PATH] [NAME]", `Manages the API users in the database file:
+	"user": {"add|list|del|rotate-key|rotate-secret [-db PATH] [NAME]", `Manages the API users in the database file, as the admin API does:
 
   user add -db PATH NAME            create a user; prints {"username","api_key","webhook_secret"}
-  user list -db PATH                one JSON line per user
+  user list -db PATH                one JSON line per user, with its counts
   user del -db PATH NAME            delete a user with its jobs and inventory
+  user rotate-key -db PATH NAME     new API key; the old one keeps working for -overlap
   user rotate-secret -db PATH NAME  new webhook secret; the old one also signs for 24h
 
 Only user add creates the database file; the others need it to exist.
@@ -80,20 +86,31 @@ the only time the API key is shown:
   {"username":"NAME","api_key":"...","webhook_secret":"whsec_..."}
 Creates the database file if it does not exist, and says so on standard error.
 `, adminEnvNote},
-	"user list": {"[-db PATH]", `Prints one line of JSON per user:
-  {"username":"NAME","created_at":"YYYY-MM-DD HH:MM:SS"}
+	"user list": {"[-db PATH]", `Prints one line of JSON per user, by name, as GET /admin/v1/users lists them:
+  {"username":"NAME","created_at":"YYYY-MM-DD HH:MM:SS","jobs":N,"active_jobs":N,"inventory_numbers":N}
+active_jobs counts the jobs pending or processing.
 `, adminEnvNote},
-	"user del": {"[-db PATH] NAME", `Deletes user NAME with all its jobs, results and inventory.
+	"user del": {"[-db PATH] NAME", `Deletes user NAME with all its jobs, results and inventory. Its key stops
+working and its unfinished work stops at once, even beside a running server;
+then its rows go in short steps. A deletion cut short leaves the user locked
+out: deleting it again finishes it.
+`, adminEnvNote},
+	"user rotate-key": {"[-db PATH] [-overlap 24h] NAME", `Gives user NAME a new API key and prints one line of JSON:
+  {"username":"NAME","api_key":"..."}
+The old key keeps working beside it for -overlap (0 to 720h; 0 ends it at
+once, for a key that leaked), so that clients can switch over. A key rotated
+out before stops at once.
 `, adminEnvNote},
 	"user rotate-secret": {"[-db PATH] NAME", `Gives user NAME a new webhook secret and prints one line of JSON:
   {"username":"NAME","webhook_secret":"whsec_..."}
 For 24h webhooks are signed with the old secret too, so receivers can switch over.
 `, adminEnvNote},
-	"numbers": {"import [-db PATH] -user NAME FILE.csv|-", `Manages the inventory of the inventory backend. One command so far:
+	"numbers": {"import|export [-db PATH] -user NAME [FILE.csv|-]", `Manages the inventory of the inventory backend, as the admin API does:
 
   numbers import   import or update a user's numbers from a CSV file
+  numbers export   write a user's numbers as the CSV that import reads
 
-Run 'bulkrestore help numbers import' for its format and flags.
+Run 'bulkrestore help numbers import' for the format and flags.
 `, ""},
 	"numbers import": {"[-db PATH] -user NAME FILE.csv|-", `Imports or updates user NAME's inventory from a CSV file (- for standard
 input) whose header row names its columns:
@@ -102,8 +119,15 @@ input) whose header row names its columns:
 
 number and state (active, released or unavailable) are required; released_at
 is RFC 3339 or YYYY-MM-DD HH:MM:SS UTC, empty meaning now; the flags are 0 or
-1, empty meaning 0. The import is one transaction: a bad row aborts it, naming
-its line, and nothing is written. Re-importing a number updates it.
+1, empty meaning 0. The import is one transaction: a bad row (or a number given
+twice) aborts it, naming its line, and nothing is written. Re-importing a number
+updates it; with -replace, the user's numbers the file lacks are deleted too.
+The file is checked whole (and copied beside the database) before anything is
+written, so memory stays flat however large it is.
+`, adminEnvNote},
+	"numbers export": {"[-db PATH] -user NAME [FILE.csv|-]", `Writes user NAME's inventory, in number order, as the CSV that numbers import
+reads (every column; released_at in RFC 3339 UTC with its milliseconds), to
+FILE (written whole or not at all, mode 0600) or standard output (- or none).
 `, adminEnvNote},
 	"backup": {"[-db PATH] OUT", `Writes a consistent copy of the database to OUT, which must not exist. It is
 safe to take while the server runs.

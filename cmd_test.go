@@ -474,7 +474,7 @@ func TestCLINumbersImportBadRows(t *testing.T) {
 }
 
 func TestCLIUnknownCommand(t *testing.T) {
-	for _, args := range [][]string{{"frobnicate"}, {"numbers", "export"}, {"numbers"}, {"serve", "extra"}} {
+	for _, args := range [][]string{{"frobnicate"}, {"numbers", "frobnicate"}, {"numbers"}, {"serve", "extra"}} {
 		_, _, err := runCLI(t, nil, "", args...)
 		if !errors.Is(err, errUsage) {
 			t.Errorf("%q: err=%v, want one wrapping errUsage", args, err)

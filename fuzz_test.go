@@ -104,9 +104,10 @@ func FuzzStatusQuery(f *testing.F) {
 	})
 }
 
-// FuzzInventoryCSV throws arbitrary files at the CSV import parser: it must
-// never panic, every row it accepts must be valid, and every error must
-// name a line.
+// FuzzInventoryCSV throws arbitrary files at the CSV import reader: it must
+// never panic, every row it accepts must be valid, the rows of a file that
+// passed the check must be what the check saw, and every error must name a
+// line.
 func FuzzInventoryCSV(f *testing.F) {
 	f.Add("number,state,released_at,requires_identity_update,needs_registration\n15551230111,released,2026-01-01 00:00:00,1,0\n")
 	f.Add("number,state\n15551230111,active\n15551230112,unavailable\n")
@@ -116,20 +117,30 @@ func FuzzInventoryCSV(f *testing.F) {
 	f.Add("")
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	f.Fuzz(func(t *testing.T, data string) {
-		rows, err := parseInventoryCSV(strings.NewReader(data), now)
+		seen, err := checkInventoryCSV(strings.NewReader(data), now)
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "line ") {
 				t.Fatalf("error %q does not name a line", err)
 			}
 			return
 		}
-		for _, r := range rows {
+		rows := 0
+		for r, err := range inventoryCSVRows(strings.NewReader(data), now) {
+			if err != nil {
+				t.Fatalf("the rows of a file that passed its check: %v", err)
+			}
+			if rows++; !seen.has(r.Number) {
+				t.Fatalf("row %q is not among the numbers the check saw", r.Number)
+			}
 			if !validNumber(r.Number) {
 				t.Fatalf("accepted invalid number %q", r.Number)
 			}
 			if r.State != "active" && r.State != "released" && r.State != "unavailable" {
 				t.Fatalf("accepted invalid state %q", r.State)
 			}
+		}
+		if rows != len(seen) {
+			t.Fatalf("%d rows, but the check saw %d numbers", rows, len(seen))
 		}
 	})
 }

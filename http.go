@@ -62,6 +62,7 @@ func (a *app) routes() http.Handler {
 	api("/v3/bulk_restore_jobs", a.bulkRestoreJobs, http.MethodGet, http.MethodHead)
 	api("/v3/bulk_restore_retry", a.bulkRestoreRetry, http.MethodPost)
 	api("/v3/numbers/{number}/history", a.getNumberHistory, http.MethodGet, http.MethodHead)
+	a.adminRoutes(r)
 
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, newAPIError(codeNotFound, "no such endpoint: "+r.URL.Path))

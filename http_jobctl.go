@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/google/uuid"
@@ -105,26 +106,41 @@ type jobListJSON struct {
 // listJobsMax caps one page of the job list.
 const listJobsMax = 500
 
-// bulkRestoreJobs is GET /v3/bulk_restore_jobs?status=&limit=&before=: the
-// user's jobs, newest first, a page at a time.
-func (a *app) bulkRestoreJobs(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	status := jobStatus(q.Get("status"))
+// parseJobListQuery reads the status, limit and before of a job list:
+// before is a job_uuid from an earlier page, "" for the first.
+func parseJobListQuery(q url.Values) (status jobStatus, limit int, before string, err error) {
+	status = jobStatus(q.Get("status"))
 	if status != "" && !status.valid() {
-		writeError(w, r, a.log, newAPIError(codeInvalid, "status must be pending, processing, completed or cancelled"))
-		return
+		return "", 0, "", newAPIError(codeInvalid, "status must be pending, processing, completed or cancelled")
 	}
-	limit := 50
+	limit = 50
 	if s := q.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > listJobsMax {
-			writeError(w, r, a.log, newAPIError(codeInvalid, fmt.Sprintf("limit must be an integer from 1 to %d", listJobsMax)))
-			return
+			return "", 0, "", newAPIError(codeInvalid, fmt.Sprintf("limit must be an integer from 1 to %d", listJobsMax))
 		}
 		limit = n
 	}
+	if s := q.Get("before"); s != "" {
+		id, err := uuid.Parse(s)
+		if err != nil || len(s) != 36 {
+			return "", 0, "", newAPIError(codeInvalid, "before must be a job_uuid from an earlier page")
+		}
+		before = id.String()
+	}
+	return status, limit, before, nil
+}
+
+// bulkRestoreJobs is GET /v3/bulk_restore_jobs?status=&limit=&before=: the
+// user's jobs, newest first, a page at a time.
+func (a *app) bulkRestoreJobs(w http.ResponseWriter, r *http.Request) {
+	status, limit, before, err := parseJobListQuery(r.URL.Query())
+	if err != nil {
+		writeError(w, r, a.log, err)
+		return
+	}
 	user := currentUser(r)
-	beforeID, err := a.beforeJobID(r.Context(), user, q.Get("before"))
+	beforeID, err := a.beforeJobID(r.Context(), user, before)
 	if err != nil {
 		writeError(w, r, a.log, err)
 		return

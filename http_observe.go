@@ -13,8 +13,9 @@ import (
 // requestInfo is what the layers of a request learn about it for its log
 // line and metrics: the route template and the user.
 type requestInfo struct {
-	route string
-	user  string
+	route       string
+	user        string
+	adminAction string // what an admin request does (admin_action in the log)
 }
 
 // requestInfoKey is the context key of a request's *requestInfo.
@@ -64,11 +65,18 @@ func (a *app) observeRequests(next http.Handler) http.Handler {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), requestInfoKey{}, info)))
 		d := time.Since(start)
-		a.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
-			"duration_ms", float64(d.Microseconds())/1000, "user", info.user, "request_id", id, "remote", clientIP(r))
+		attrs := []any{"method", r.Method, "path", r.URL.Path, "status", rec.status,
+			"duration_ms", float64(d.Microseconds()) / 1000, "user", info.user, "request_id", id, "remote", clientIP(r)}
+		if info.adminAction != "" {
+			attrs = append(attrs, "admin_action", info.adminAction)
+		}
+		a.log.Info("request", attrs...)
 		if a.metrics != nil {
 			a.metrics.httpRequests.WithLabelValues(info.route, methodLabel(r.Method), strconv.Itoa(rec.status)).Inc()
 			a.metrics.httpDuration.WithLabelValues(info.route).Observe(d.Seconds())
+			if info.adminAction != "" {
+				a.metrics.adminRequests.WithLabelValues(info.adminAction, strconv.Itoa(rec.status)).Inc()
+			}
 		}
 	})
 }
@@ -126,6 +134,14 @@ func methodLabel(method string) string {
 func noteUser(r *http.Request, name string) {
 	if info, ok := r.Context().Value(requestInfoKey{}).(*requestInfo); ok {
 		info.user = name
+	}
+}
+
+// noteAdminAction records what an admin request does, for its log line and
+// the admin metric.
+func noteAdminAction(r *http.Request, action string) {
+	if info, ok := r.Context().Value(requestInfoKey{}).(*requestInfo); ok {
+		info.adminAction = action
 	}
 }
 

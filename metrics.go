@@ -26,6 +26,7 @@ type metrics struct {
 	httpRequests     *prometheus.CounterVec
 	storeErrors      *prometheus.CounterVec
 	httpDuration     *prometheus.HistogramVec
+	adminRequests    *prometheus.CounterVec
 }
 
 // newMetrics registers every series; queued reports the numbers waiting in
@@ -68,6 +69,9 @@ func newMetrics(queued func() float64) *metrics {
 		Name: "bulkrestore_http_request_duration_seconds", Help: "Time to answer an HTTP request, by route.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 3, 10),
 	}, []string{"route"})
+	m.adminRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "bulkrestore_admin_requests_total", Help: "Admin API requests, by action (user.create, inventory.import...) and status code.",
+	}, []string{"action", "code"})
 	m.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "bulkrestore_store_errors_total",
 		Help: "Database errors met by writes, by class: transient (retried) or permanent (the write is dropped or split).",
@@ -77,7 +81,7 @@ func newMetrics(queued func() float64) *metrics {
 	}
 	for _, c := range []prometheus.Collector{m.storeErrors, m.jobsFinished, m.numbersFinished, m.restoreDuration, m.restoresInFlight,
 		m.webhookAttempts, m.webhookDuration, m.commitDuration, m.commitWrites, m.httpRequests, m.httpDuration,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		m.adminRequests, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		f(c)
 	}
 	f(prometheus.NewGaugeFunc(prometheus.GaugeOpts{

@@ -74,15 +74,21 @@ type oapiResponse struct {
 }
 
 // oapiAuthenticate is the security check of request validation: Basic
-// credentials must be present (whether they are right is the server's
-// business).
+// credentials, or a bearer token on the admin API, must be present
+// (whether they are right is the server's business).
 func oapiAuthenticate(_ context.Context, in *openapi3filter.AuthenticationInput) error {
-	s := in.SecurityScheme
-	if s == nil || s.Type != "http" || s.Scheme != "basic" {
+	s, req := in.SecurityScheme, in.RequestValidationInput.Request
+	switch {
+	case s == nil || s.Type != "http" || s.Scheme != "basic" && s.Scheme != "bearer":
 		return in.NewError(fmt.Errorf("unexpected security scheme %q", in.SecuritySchemeName))
-	}
-	if _, _, ok := in.RequestValidationInput.Request.BasicAuth(); !ok {
-		return in.NewError(errors.New("no Basic credentials"))
+	case s.Scheme == "bearer":
+		if scheme, token, _ := strings.Cut(req.Header.Get("Authorization"), " "); !strings.EqualFold(scheme, "Bearer") || token == "" {
+			return in.NewError(errors.New("no bearer token"))
+		}
+	default:
+		if _, _, ok := req.BasicAuth(); !ok {
+			return in.NewError(errors.New("no Basic credentials"))
+		}
 	}
 	return nil
 }
@@ -330,11 +336,14 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 			if op.OperationID == "" {
 				t.Errorf("%s has no operationId", name)
 			}
-			v3 := strings.HasPrefix(path, "/v3/")
-			if open := op.Security != nil && len(*op.Security) == 0; open == v3 {
-				t.Errorf("%s: security must be Basic exactly on /v3 (open=%v)", name, open)
+			v3, admin := strings.HasPrefix(path, "/v3/"), strings.HasPrefix(path, "/admin/")
+			if open := op.Security != nil && len(*op.Security) == 0; open == (v3 || admin) {
+				t.Errorf("%s: security must be Basic exactly on /v3, the admin token on /admin (open=%v)", name, open)
 			}
-			if v3 && op.Responses.Value("401") == nil {
+			if bearer := op.Security != nil && len(*op.Security) == 1 && (*op.Security)[0]["adminBearer"] != nil; bearer != admin {
+				t.Errorf("%s: the admin token must be the security of /admin alone (admin=%v)", name, admin)
+			}
+			if (v3 || admin) && op.Responses.Value("401") == nil {
 				t.Errorf("%s documents no 401", name)
 			}
 		}
@@ -412,6 +421,7 @@ func TestOpenAPIContract(t *testing.T) {
 		{"broken_storage", oapiBrokenStorageScenario},
 		{"dry_run_and_retry", oapiDryRunRetryScenario},
 		{"results", oapiResultsScenario},
+		{"admin", oapiAdminScenario},
 	}
 	passed := 0
 	for _, sc := range scenarios {

@@ -316,7 +316,7 @@ func TestJobIDsAreNeverReused(t *testing.T) {
 	}
 	insert("bob")
 	newest := insert("alice") // the largest id
-	if _, err := store.deleteUser(ctx, "alice"); err != nil {
+	if _, err := store.deleteUser(ctx, "alice", nil, serverPurgePace); err != nil {
 		t.Fatal(err)
 	}
 	if next := insert("bob"); next <= newest {

@@ -119,3 +119,11 @@ CREATE INDEX jobs_retry_of ON jobs (retry_of) WHERE retry_of IS NOT NULL;
 -- not (job_id, number): the history knows no job, and a job's probe
 -- needs both anyway.
 CREATE INDEX job_numbers_number ON job_numbers (number, job_id);
+
+-- Admin API, key rotation with an overlap: after `user rotate-key` (or
+-- POST /admin/v1/users/{name}/rotate-key) the previous key's SHA-256 keeps
+-- authenticating until previous_key_until (ms), so a client can switch to
+-- the new key without an outage. NULL: no previous key. No index: the row is
+-- read by name, as the key is.
+ALTER TABLE users ADD COLUMN previous_key_hash BLOB;
+ALTER TABLE users ADD COLUMN previous_key_until INTEGER;

@@ -53,6 +53,14 @@ type serveConfig struct {
 	retention          time.Duration
 	readHeaderTimeout  time.Duration
 	metricsAddr        string
+	maxImportBody      int64
+	// adminToken is the admin API's bearer token, read from
+	// -admin-token-file or BULKRESTORE_ADMIN_TOKEN; empty: the admin API is
+	// off. It is kept in memory only and never logged.
+	adminToken string
+	// adminTokenWarning, when set, is logged at start (a token file that
+	// others may read).
+	adminTokenWarning string
 
 	// restorer, when set (by tests), replaces the backend the flags name.
 	restorer Restorer
@@ -139,6 +147,9 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve /metrics on this address instead of the API listener")
 	fs.DurationVar(&c.readHeaderTimeout, "read-header-timeout", 10*time.Second, "how long a client may take to send its request headers")
 	fs.DurationVar(&c.retention, "retention", 720*time.Hour, "finished jobs older than this are deleted (0: keep forever)")
+	adminTokenFile := fs.String("admin-token-file", "", "file holding the admin API's bearer token, at least 32 characters; the admin API (/admin/v1) is off unless this or BULKRESTORE_ADMIN_TOKEN is set")
+	c.maxImportBody = 256 << 20
+	fs.Var(byteSize{&c.maxImportBody}, "max-import-body", "largest inventory CSV the admin API takes (bytes, or with KiB/MiB/GiB suffix)")
 	rest, err := parseArgs(fs, args, getenv)
 	if err != nil {
 		return c, err
@@ -156,6 +167,9 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	}
 	c.upstreamUser = getenv("BULKRESTORE_UPSTREAM_USER")
 	c.upstreamPassword = getenv("BULKRESTORE_UPSTREAM_PASSWORD")
+	if c.adminToken, c.adminTokenWarning, err = loadAdminToken(*adminTokenFile, getenv(adminTokenEnv)); err != nil {
+		return c, fmt.Errorf("%w: %v", errUsage, err)
+	}
 	return c, c.validate()
 }
 

@@ -85,6 +85,7 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serv
 	if cfg.rateLimit > 0 {
 		a.userLimits = newLimiterSet(rate.Limit(cfg.rateLimit), cfg.rateBurst)
 	}
+	logAdminAPI(cfg, log)
 	return &service{store: store, writer: w, pool: p, webhooks: sender, janitor: jan, app: a, log: log,
 		shutdownTimeout: cfg.shutdownTimeout}, nil
 }

@@ -429,24 +429,10 @@ func countActiveJobs(tx *sql.Tx, userID int64) (int, error) {
 // listJobs returns up to limit of a user's jobs with ids below beforeID,
 // newest first, optionally of one status.
 func (s *Store) listJobs(ctx context.Context, userID int64, status jobStatus, beforeID int64, limit int) ([]Job, error) {
-	query := "SELECT " + jobColumns + " FROM jobs WHERE user_id = ? AND id < ?"
-	args := []any{userID, beforeID}
-	if status != "" {
-		query += " AND status = ?"
-		args = append(args, status)
+	listed, err := s.listAllJobs(ctx, userID, status, beforeID, limit)
+	jobs := make([]Job, len(listed))
+	for i, j := range listed {
+		jobs[i] = j.Job
 	}
-	rows, err := s.r.QueryContext(ctx, query+" ORDER BY id DESC LIMIT ?", append(args, limit)...)
-	if err != nil {
-		return nil, fmt.Errorf("list jobs: %w", err)
-	}
-	defer rows.Close()
-	var jobs []Job
-	for rows.Next() {
-		j, err := scanJob(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list jobs: %w", err)
-		}
-		jobs = append(jobs, j)
-	}
-	return jobs, rows.Err()
+	return jobs, err
 }

@@ -1,0 +1,256 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// The admin API's inventory endpoints: PUT (one transaction, the failing
+// line named) and GET (streamed, round-tripping), and what they share with
+// `numbers import`.
+
+// putInventory sends a CSV body to PUT /admin/v1/users/{user}/inventory.
+func putInventory(t *testing.T, s *testServer, user, query, contentType, body string) (int, map[string]any, string) {
+	t.Helper()
+	resp, raw := adminRequest(t, http.MethodPut, s.URL+"/admin/v1/users/"+user+"/inventory"+query,
+		"Bearer "+testAdminToken, contentType, strings.NewReader(body))
+	var decoded map[string]any
+	if err := json.Unmarshal(raw, &decoded); err != nil {
+		t.Fatalf("PUT inventory: status %d, not JSON: %s", resp.StatusCode, raw)
+	}
+	return resp.StatusCode, decoded, string(raw)
+}
+
+// getInventory reads GET /admin/v1/users/{user}/inventory and checks its
+// headers when it is a 200.
+func getInventory(t *testing.T, s *testServer, user string) (int, string) {
+	t.Helper()
+	resp, raw := adminRequest(t, http.MethodGet, s.URL+"/admin/v1/users/"+user+"/inventory", "Bearer "+testAdminToken, "", nil)
+	if resp.StatusCode == http.StatusOK {
+		if ct := resp.Header.Get("Content-Type"); ct != "text/csv; charset=utf-8" {
+			t.Fatalf("Content-Type %q, want text/csv; charset=utf-8", ct)
+		}
+		if cd := resp.Header.Get("Content-Disposition"); cd != `attachment; filename="inventory_`+user+`.csv"` {
+			t.Fatalf("Content-Disposition %q", cd)
+		}
+	}
+	return resp.StatusCode, string(raw)
+}
+
+// inventorySnapshot is a user's inventory as stored, as one string.
+func inventorySnapshot(t *testing.T, db, user string) string {
+	t.Helper()
+	b, err := json.Marshal(inventoryRows(t, db, user))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestAdminImportInventory(t *testing.T) {
+	s := startAdminServer(t, "-dev", "-max-body", "1KiB", "-max-import-body", "64KiB")
+	adminCall(t, s, http.MethodPost, "/admin/v1/users", map[string]any{"username": "acme"})
+	const header = "number,state,released_at,requires_identity_update,needs_registration\n"
+	status, _, raw := putInventory(t, s, "acme", "", "text/csv", header+
+		"15557000001,released,2025-10-28T12:31:45.250+02:00,1,1\n15557000002,active,,,\n15557000003,unavailable,2024-01-02 03:04:05,0,1\n")
+	if status != http.StatusOK || raw != `{"imported":3}`+"\n" {
+		t.Fatalf("status=%d body %s, want 200 {\"imported\":3}", status, raw)
+	}
+	got := inventoryRows(t, s.DB, "acme")
+	if r := got["15557000001"]; r != (invRow{"released", 1761647505250, 1, 1}) {
+		t.Errorf("15557000001: %+v", r)
+	}
+	if r := got["15557000003"]; r.State != "unavailable" || r.NR != 1 || len(got) != 3 {
+		t.Errorf("rows %+v", got)
+	}
+	demoBefore := inventorySnapshot(t, s.DB, "demo")
+
+	t.Run("a body larger than -max-body is taken: the import has its own limit", func(t *testing.T) {
+		status, body, raw := putInventory(t, s, "acme", "", "text/csv; charset=utf-8", inventoryCSV(15557100000, 500))
+		if status != http.StatusOK || body["imported"] != float64(500) {
+			t.Fatalf("status=%d body %s", status, raw)
+		}
+	})
+	before := inventorySnapshot(t, s.DB, "acme")
+	refusals := []struct {
+		name, user, query, contentType, body string
+		want                                 int
+	}{
+		{"no Content-Type is a 415", "acme", "", "", header, http.StatusUnsupportedMediaType},
+		{"a JSON body is a 415", "acme", "", "application/json", `{"number":"15557000009"}`, http.StatusUnsupportedMediaType},
+		{"a form is a 415", "acme", "", "application/x-www-form-urlencoded", header + "15557000009,active,,,\n", http.StatusUnsupportedMediaType},
+		{"a malformed Content-Type is a 415", "acme", "", "text/csv; charset", header, http.StatusUnsupportedMediaType},
+		{"replace=maybe is a 400", "acme", "?replace=maybe", "text/csv", header, http.StatusBadRequest},
+		{"an unknown user is a 404", "nobody", "", "text/csv", header + "15557000009,active,,,\n", http.StatusNotFound},
+		{"a body over -max-import-body is a 413", "acme", "", "text/csv", inventoryCSV(15557200000, 5000), http.StatusRequestEntityTooLarge},
+	}
+	for _, c := range refusals {
+		t.Run(c.name+" and writes nothing", func(t *testing.T) {
+			status, body, raw := putInventory(t, s, c.user, c.query, c.contentType, c.body)
+			if status != c.want || body["status"] != "error" || body["message"] == "" {
+				t.Fatalf("status=%d body %s, want %d with the error shape", status, raw, c.want)
+			}
+			if after := inventorySnapshot(t, s.DB, "acme"); after != before {
+				t.Fatal("a refused import changed the inventory")
+			}
+		})
+	}
+	if after := inventorySnapshot(t, s.DB, "demo"); after != demoBefore {
+		t.Fatal("imports for acme changed demo's inventory")
+	}
+}
+
+func TestAdminImportNamesTheBadLineAsTheCLIDoes(t *testing.T) {
+	s := startAdminServer(t)
+	adminCall(t, s, http.MethodPost, "/admin/v1/users", map[string]any{"username": "acme"})
+	importCSV(t, s.DB, "acme", "number,state\n15551230001,released\n")
+	const header = "number,state,released_at,requires_identity_update,needs_registration\n"
+	good := "15551230001,active,,1,1\n15551230002,released,,,\n"
+	cases := []struct {
+		name, csv string
+		line      int
+	}{
+		{"a short number", header + good + "12345,released,,,\n", 4},
+		{"a bad state", header + good + "15551230003,gone,,,\n", 4},
+		{"a bad released_at", header + good + "15551230003,released,yesterday,,\n", 4},
+		{"a bad flag", header + good + "15551230003,released,,2,\n", 4},
+		{"too many fields", header + good + "15551230003,released,,0,0,extra\n", 4},
+		{"a bare quote", header + good + "15551230003,rel\"eased,,,\n", 4},
+		{"a number given twice", header + good + "15551230003,active,,,\n15551230002,active,,,\n", 5},
+		{"an unknown column", "number,state,colour\n15551230003,active,red\n", 1},
+		{"an empty file", "", 1},
+	}
+	before := inventorySnapshot(t, s.DB, "acme")
+	for _, c := range cases {
+		t.Run(c.name+" is a 400 naming line "+strconv.Itoa(c.line)+", with the CLI's words", func(t *testing.T) {
+			status, body, raw := putInventory(t, s, "acme", "", "text/csv", c.csv)
+			if status != http.StatusBadRequest || body["line"] != float64(c.line) || body["status"] != "error" || len(body) != 3 {
+				t.Fatalf("status=%d body %s, want 400 with status, message and line %d", status, raw, c.line)
+			}
+			_, _, cliErr := runCLI(t, nil, c.csv, "numbers", "import", "-db", s.DB, "-user", "acme", "-")
+			if cliErr == nil || body["message"] != cliErr.Error() {
+				t.Fatalf("the API says %q, the CLI %v: want the same", body["message"], cliErr)
+			}
+			if after := inventorySnapshot(t, s.DB, "acme"); after != before {
+				t.Fatal("a refused import changed the inventory")
+			}
+		})
+	}
+}
+
+func TestAdminImportOfABigFileWithABadLineWritesNothing(t *testing.T) {
+	s := startAdminServer(t)
+	adminCall(t, s, http.MethodPost, "/admin/v1/users", map[string]any{"username": "acme"})
+	var b strings.Builder
+	b.WriteString("number,state\n")
+	for i := range 1_000_000 {
+		if line := i + 2; line == 500_001 {
+			b.WriteString("15550000000x,released\n")
+			continue
+		}
+		b.WriteString(strconv.Itoa(15550000000+i) + ",released\n")
+	}
+	status, body, raw := putInventory(t, s, "acme", "", "text/csv", b.String())
+	if status != http.StatusBadRequest || body["line"] != float64(500_001) ||
+		!strings.HasPrefix(body["message"].(string), "line 500001: number \"15550000000x\"") {
+		t.Fatalf("status=%d body %s, want 400 naming line 500001", status, raw)
+	}
+	if rows := inventoryRows(t, s.DB, "acme"); len(rows) != 0 {
+		t.Fatalf("%d rows written by a refused import", len(rows))
+	}
+}
+
+func TestAdminImportReplaceIsAFullSync(t *testing.T) {
+	s := startAdminServer(t, "-dev")
+	adminCall(t, s, http.MethodPost, "/admin/v1/users", map[string]any{"username": "acme"})
+	demoBefore := inventorySnapshot(t, s.DB, "demo")
+	importCSV(t, s.DB, "acme", inventoryCSV(15557000000, 3000)) // more than a page of the deletion
+	keep := "number,state\n15557000005,active\n15557002999,unavailable\n15557009999,released\n"
+	cases := []struct {
+		query string
+		want  int
+	}{
+		{"?replace=0", 3001}, // adds the new number, keeps the others
+		{"?replace=1", 3},
+	}
+	for _, c := range cases {
+		t.Run(c.query+" leaves "+strconv.Itoa(c.want)+" numbers", func(t *testing.T) {
+			status, body, raw := putInventory(t, s, "acme", c.query, "text/csv", keep)
+			if status != http.StatusOK || body["imported"] != float64(3) {
+				t.Fatalf("status=%d body %s", status, raw)
+			}
+			rows := inventoryRows(t, s.DB, "acme")
+			if len(rows) != c.want || rows["15557000005"].State != "active" || rows["15557002999"].State != "unavailable" {
+				t.Fatalf("%d rows, want %d with the file's states", len(rows), c.want)
+			}
+		})
+	}
+	if after := inventorySnapshot(t, s.DB, "demo"); after != demoBefore {
+		t.Fatal("a replacing import for acme changed demo's inventory")
+	}
+}
+
+func TestAdminExportInventoryRoundTrips(t *testing.T) {
+	s := startAdminServer(t, "-dev")
+	adminCall(t, s, http.MethodPost, "/admin/v1/users", map[string]any{"username": "acme"})
+	// Out of order, with every state, both flags, times with milliseconds
+	// and offsets, and an empty released_at (now).
+	csvIn := "state,number,needs_registration,released_at,requires_identity_update\n" +
+		"released,15557000009,1,2025-10-28T12:31:45.123+02:00,0\n" +
+		"active,15557000001,,,1\n" +
+		"unavailable,15557000005,0,2024-02-29 23:59:59,1\n" +
+		"released,0015557000,0,2026-01-01T00:00:00Z,0\n"
+	if status, _, raw := putInventory(t, s, "acme", "", "text/csv", csvIn); status != http.StatusOK {
+		t.Fatalf("import: %d %s", status, raw)
+	}
+	status, exported := getInventory(t, s, "acme")
+	if status != http.StatusOK {
+		t.Fatalf("export: %d %s", status, exported)
+	}
+	lines := strings.Split(strings.TrimSuffix(exported, "\n"), "\n")
+	if len(lines) != 5 || lines[0] != strings.Join(inventoryColumns, ",") {
+		t.Fatalf("export:\n%s\nwant the header and 4 rows", exported)
+	}
+	wantOrder := []string{"0015557000,released,2026-01-01T00:00:00Z,0,0", "15557000001,active,", "15557000005,unavailable,2024-02-29T23:59:59Z,1,0",
+		"15557000009,released,2025-10-28T10:31:45.123Z,0,1"}
+	for i, w := range wantOrder {
+		if !strings.HasPrefix(lines[i+1], w) {
+			t.Errorf("row %d: %q, want it to start %q", i+1, lines[i+1], w)
+		}
+	}
+	stored := inventorySnapshot(t, s.DB, "acme")
+	t.Run("putting the export back with replace=1 changes nothing", func(t *testing.T) {
+		if status, _, raw := putInventory(t, s, "acme", "?replace=1", "text/csv", exported); status != http.StatusOK {
+			t.Fatalf("re-import: %d %s", status, raw)
+		}
+		if after := inventorySnapshot(t, s.DB, "acme"); after != stored {
+			t.Fatalf("the round trip changed the inventory:\nbefore %s\nafter  %s", stored, after)
+		}
+		if _, again := getInventory(t, s, "acme"); again != exported {
+			t.Fatalf("the second export differs:\n%s\nvs\n%s", again, exported)
+		}
+	})
+	t.Run("the CLI exports the same bytes", func(t *testing.T) {
+		out, _, err := runCLI(t, nil, "", "numbers", "export", "-db", s.DB, "-user", "acme")
+		if err != nil || out != exported {
+			t.Fatalf("numbers export: %v\n%s\nwant\n%s", err, out, exported)
+		}
+	})
+	t.Run("a user without inventory exports the header alone", func(t *testing.T) {
+		adminCall(t, s, http.MethodPost, "/admin/v1/users", map[string]any{"username": "empty"})
+		if status, got := getInventory(t, s, "empty"); status != http.StatusOK || got != lines[0]+"\n" {
+			t.Fatalf("status=%d: %q", status, got)
+		}
+	})
+	t.Run("an unknown user is a 404", func(t *testing.T) {
+		status, raw := getInventory(t, s, "nobody")
+		var body errorBody
+		if status != http.StatusNotFound || json.Unmarshal([]byte(raw), &body) != nil || body.Message != fmt.Sprintf("no user %q", "nobody") {
+			t.Fatalf("status=%d body %s", status, raw)
+		}
+	})
+}
