@@ -114,6 +114,12 @@ var benchScenarios = []benchScenario{
 		},
 	},
 	{
+		name: "growth", key: "worst_ratio", unit: "× (grown/fresh)", target: "every ratio <= 1.2",
+		run: (*bench).runGrowth,
+		met: func(f benchFigures) bool { return f["worst_ratio"] <= 1.2 },
+		note: func(b *bench, f benchFigures) string { return growthNote(f) },
+	},
+	{
 		name: "csv", key: "rows_per_s", unit: "rows/s", target: ">= 200,000, RSS +<= 150 MB",
 		run: (*bench).runCSV,
 		met: func(f benchFigures) bool { return f["rows_per_s"] >= 200000 && f["delta_mb"] <= 150 },

@@ -59,8 +59,8 @@ func TestBenchRunsEveryScenarioAtTinyScale(t *testing.T) {
 	table := string(runTinyBench(t, "-json", jsonPath))
 
 	names := benchScenarioNames()
-	if len(names) != 11 {
-		t.Fatalf("%d scenarios, want 11", len(names))
+	if len(names) != 12 {
+		t.Fatalf("%d scenarios, want 12", len(names))
 	}
 	for _, want := range []string{"machine: ", "SCENARIO", "VALUE", "TARGET", "MET"} {
 		if !strings.Contains(table, want) {
