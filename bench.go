@@ -115,8 +115,8 @@ var benchScenarios = []benchScenario{
 	},
 	{
 		name: "growth", key: "worst_ratio", unit: "× (grown/fresh)", target: "every ratio <= 1.2",
-		run: (*bench).runGrowth,
-		met: func(f benchFigures) bool { return f["worst_ratio"] <= 1.2 },
+		run:  (*bench).runGrowth,
+		met:  func(f benchFigures) bool { return f["worst_ratio"] <= 1.2 },
 		note: func(b *bench, f benchFigures) string { return growthNote(f) },
 	},
 	{
