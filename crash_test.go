@@ -245,7 +245,7 @@ func testSIGTERM(t *testing.T, bin string) {
 		}
 		defer s.Close()
 		var recorded int
-		if err := s.r.QueryRow("SELECT count(*) FROM attempts").Scan(&recorded); err != nil {
+		if err := s.r.QueryRow("SELECT count(*) FROM number_attempts").Scan(&recorded); err != nil {
 			t.Fatal(err)
 		}
 		if calls := int(up.calls.Load()); recorded != calls {

@@ -254,7 +254,8 @@ func submitAndFinish(t *testing.T, s *testServer, key string, numbers []string) 
 }
 
 // attemptRows returns (position, attempt, status_code) of every attempt
-// row of the job, read from the database file read-only.
+// of the job (number_attempts: attempt rows, and first tries that were
+// final, which are their number's row), read from the file read-only.
 func attemptRows(t *testing.T, dbPath, jobUUID string) [][3]int {
 	t.Helper()
 	db, err := sql.Open("sqlite", "file:"+dbPath+"?mode=ro&_pragma=busy_timeout(10000)")
@@ -262,7 +263,7 @@ func attemptRows(t *testing.T, dbPath, jobUUID string) [][3]int {
 		t.Fatalf("open db: %v", err)
 	}
 	defer db.Close()
-	rows, err := db.Query(`SELECT a.position, a.attempt, a.status_code FROM attempts a
+	rows, err := db.Query(`SELECT a.position, a.attempt, a.status_code FROM number_attempts a
 		JOIN jobs j ON j.id = a.job_id WHERE j.uuid = ? ORDER BY a.position, a.attempt`, jobUUID)
 	if err != nil {
 		t.Fatalf("query attempts: %v", err)

@@ -127,3 +127,19 @@ CREATE INDEX job_numbers_number ON job_numbers (number, job_id);
 -- read by name, as the key is.
 ALTER TABLE users ADD COLUMN previous_key_hash BLOB;
 ALTER TABLE users ADD COLUMN previous_key_until INTEGER;
+
+-- A number restored at its first try is its own record: job_numbers holds
+-- that try's start, end, status code and message, so an attempts row would
+-- repeat them. attempts keeps the tries of the numbers that needed more
+-- than one (every try of those, the last included), which spares one
+-- b-tree insert of the three a restored number cost (the number's row, its
+-- attempt, its inventory row). number_attempts is every try of every
+-- number, as a reader wants them. Rows version 1 wrote for first-try
+-- numbers go, so that the view does not show them twice.
+DELETE FROM attempts WHERE attempt = 1 AND (job_id, position) IN
+    (SELECT job_id, position FROM job_numbers WHERE attempts = 1 AND status IN ('success', 'failed'));
+CREATE VIEW number_attempts AS
+    SELECT job_id, position, attempt, started_at, finished_at, status_code, message FROM attempts
+    UNION ALL
+    SELECT job_id, position, 1, started_at, completed_at, status_code, message FROM job_numbers
+    WHERE attempts = 1 AND status IN ('success', 'failed');

@@ -72,12 +72,6 @@ const (
 		CASE outcome WHEN 0 THEN 'Number restored' WHEN 1 THEN 'Error: ''number not found'''
 			WHEN 2 THEN 'Error: ''number is no longer available''' ELSE 'Error: ''restore window expired''' END,
 		CASE outcome WHEN 0 THEN 200 WHEN 1 THEN 404 WHEN 2 THEN 409 ELSE 410 END, 1, at, at + 1000 FROM r`
-	// fillAttemptsSQL: the one attempt of each number fillNumbersSQL
-	// inserted, read back from job_numbers: the rows from (job ?1, position
-	// ?2) to (job ?3, position ?4), a range of its primary key.
-	fillAttemptsSQL = `INSERT INTO attempts (job_id, position, attempt, started_at, finished_at, status_code, message)
-		SELECT job_id, position, 1, started_at, completed_at, status_code, message FROM job_numbers
-		WHERE (job_id, position) >= (?1, ?2) AND (job_id, position) <= (?3, ?4)`
 	// fillInventorySQL: user ?1's pool, ?2 to ?3, active since ?4.
 	fillInventorySQL = `WITH RECURSIVE pool(n) AS (SELECT ?2 UNION ALL SELECT n + 1 FROM pool WHERE n < ?3)
 		INSERT INTO inventory (user_id, number, state, released_at, requires_identity_update, needs_registration)
@@ -200,7 +194,6 @@ type fillWriter struct {
 	tx             *sql.Tx
 	jobs, numbers  []byte // JSON arrays being built, without their closing ]
 	nJobs, nNumber int    // rows in them
-	first, last    [2]int // (job, position) of the first and last number gathered
 	inTx           int    // rows inserted by the open transaction
 }
 
@@ -228,10 +221,6 @@ func (w *fillWriter) number(job, pos int, number string, outcome byte, at int64)
 		b = strconv.AppendInt(append(b, ','), at, 10)
 		return append(b, ']')
 	})
-	if w.nNumber == 0 {
-		w.first = [2]int{job, pos}
-	}
-	w.last = [2]int{job, pos}
 	w.nNumber++
 	if w.nNumber >= benchFillRowsPerStmt {
 		return w.flush()
@@ -267,11 +256,8 @@ func (w *fillWriter) flush() error {
 		if _, err := w.tx.ExecContext(w.ctx, fillNumbersSQL, string(append(w.numbers, ']'))); err != nil {
 			return fmt.Errorf("numbers: %w", err)
 		}
-		if _, err := w.tx.ExecContext(w.ctx, fillAttemptsSQL, w.first[0], w.first[1], w.last[0], w.last[1]); err != nil {
-			return fmt.Errorf("attempts: %w", err)
-		}
 	}
-	w.inTx += w.nJobs + 2*w.nNumber
+	w.inTx += w.nJobs + w.nNumber
 	w.nJobs, w.nNumber = 0, 0
 	if w.inTx >= 1_000_000 {
 		return w.commit()

@@ -213,6 +213,9 @@ func groupCompleted(numbers []completedNumber) completedGroups {
 			riu: o.RequiresIdentityUpdate, nr: o.NeedsRegistration, started: ms(firstTry.Started), finished: ms(lastTry.Finished)},
 			[2]any{pos, n.Number})
 		for i, a := range n.Attempts {
+			if len(n.Attempts) == 1 {
+				break // a first try is recorded by its number's row alone (see number_attempts)
+			}
 			g.attempts.add(completedAttemptKey{attempt: i + 1, code: a.Outcome.StatusCode, message: a.Outcome.Message,
 				started: ms(a.Started), finished: ms(a.Finished)}, pos)
 		}

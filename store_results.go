@@ -230,8 +230,10 @@ func keepLiveJobs(tx *sql.Tx, results []workResult) ([]workResult, []int64, erro
 // they are).
 func recordGroup(tx *sql.Tx, g outcomeGroup, positions []int) ([]string, error) {
 	list := jsonList(positions)
-	if _, err := tx.Exec(insertAttemptGroupSQL, g.job, list, g.attempt, g.started, g.finished, g.code, g.message); err != nil {
-		return nil, fmt.Errorf("record attempts: %w", err)
+	if g.attempt > 1 { // a first try is recorded by its number's row alone (see number_attempts)
+		if _, err := tx.Exec(insertAttemptGroupSQL, g.job, list, g.attempt, g.started, g.finished, g.code, g.message); err != nil {
+			return nil, fmt.Errorf("record attempts: %w", err)
+		}
 	}
 	rows, err := tx.Query(finalGroupSQL, g.job, list, g.status, g.message, g.code,
 		boolInt(g.riu), boolInt(g.nr), g.attempt, g.started, g.finished)

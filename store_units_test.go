@@ -166,7 +166,10 @@ func TestRecordResultsDropsDeletedJobsAndRecordsTheRest(t *testing.T) {
 	if got := countRows(t, store.r, "SELECT count(*) FROM inventory WHERE number = '15550000000' AND state = 'active'"); got != 1 {
 		t.Fatal("the restored number was not activated in the same write")
 	}
-	if got := countRows(t, store.r, "SELECT count(*) FROM attempts WHERE job_id = ?", ids[0]); got != 2 {
+	if got := countRows(t, store.r, "SELECT count(*) FROM number_attempts WHERE job_id = ?", ids[0]); got != 2 {
 		t.Fatalf("%d attempts recorded, want 2 (the success and the retried failure)", got)
+	}
+	if got := countRows(t, store.r, "SELECT count(*) FROM attempts WHERE job_id = ?", ids[0]); got != 1 {
+		t.Fatalf("%d attempt rows, want 1: a first try that succeeded is its number's row alone", got)
 	}
 }
