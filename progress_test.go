@@ -129,20 +129,32 @@ func TestProgressLetsGoOfFinishedAndIdleJobs(t *testing.T) {
 }
 
 // progressOf reads processed_count and estimated_completion_at of a job's
-// status and of its entry in the job list, which must agree.
+// status and of its entry in the job list, which must agree. While the job
+// runs, results may land between the two reads: the status is read again
+// after the list, and the pair is taken only when nothing moved between
+// them (a few tries at most).
 func progressOf(t *testing.T, base, id string) (float64, any) {
 	t.Helper()
-	st := call(t, http.MethodGet, base+"/v3/bulk_restore_status?limit=0&job_uuid="+id, "demo", "demo", nil)
-	list := call(t, http.MethodGet, base+"/v3/bulk_restore_jobs?limit=1", "demo", "demo", nil)
-	entry := list.Body["jobs"].([]any)[0].(map[string]any)
-	count, ok := st.Body["processed_count"].(float64)
-	if !ok || entry["processed_count"] != count {
-		t.Fatalf("processed_count %v in the status, %v in the list", st.Body["processed_count"], entry["processed_count"])
+	for try := 0; ; try++ {
+		st := call(t, http.MethodGet, base+"/v3/bulk_restore_status?limit=0&job_uuid="+id, "demo", "demo", nil)
+		list := call(t, http.MethodGet, base+"/v3/bulk_restore_jobs?limit=1", "demo", "demo", nil)
+		again := call(t, http.MethodGet, base+"/v3/bulk_restore_status?limit=0&job_uuid="+id, "demo", "demo", nil)
+		entry := list.Body["jobs"].([]any)[0].(map[string]any)
+		count, ok := st.Body["processed_count"].(float64)
+		if !ok {
+			t.Fatalf("the status has no processed_count: %s", st.Raw)
+		}
+		if again.Body["processed_count"] != count && try < 20 {
+			continue // a result landed between the reads
+		}
+		if entry["processed_count"] != count {
+			t.Fatalf("processed_count %v in the status, %v in the list", count, entry["processed_count"])
+		}
+		if _, has := st.Body["estimated_completion_at"]; !has {
+			t.Fatalf("the status has no estimated_completion_at: %s", st.Raw)
+		}
+		return count, st.Body["estimated_completion_at"]
 	}
-	if _, has := st.Body["estimated_completion_at"]; !has {
-		t.Fatalf("the status has no estimated_completion_at: %s", st.Raw)
-	}
-	return count, st.Body["estimated_completion_at"]
 }
 
 func TestProgressOverAJobsLife(t *testing.T) {
