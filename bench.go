@@ -114,6 +114,15 @@ var benchScenarios = []benchScenario{
 		},
 	},
 	{
+		name: "million", key: "peak_mb", unit: "MB", target: "<= 150 MB",
+		run: (*bench).runMillion,
+		met: func(f benchFigures) bool { return f["peak_mb"] <= 150 },
+		note: func(b *bench, f benchFigures) string {
+			return fmt.Sprintf("peak RSS of the whole process through a %s-number job: submitted, drained, read back as CSV (%s MB); %s MB at the start",
+				benchFormat(f["numbers"]), benchFormat(f["csv_mb"]), benchFormat(f["start_mb"]))
+		},
+	},
+	{
 		name: "growth", key: "worst_ratio", unit: "× (grown/fresh)", target: "every ratio <= 1.2",
 		run:  (*bench).runGrowth,
 		met:  func(f benchFigures) bool { return f["worst_ratio"] <= 1.2 },

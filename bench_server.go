@@ -129,7 +129,12 @@ func (s *benchServer) callAs(ctx context.Context, user, key, method, path string
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, s.url+path, rd)
+	return s.send(ctx, user, key, method, path, rd)
+}
+
+// send is callAs with a JSON body read as it is sent (nil: none).
+func (s *benchServer) send(ctx context.Context, user, key, method, path string, body io.Reader) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, s.url+path, body)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -59,8 +59,8 @@ func TestBenchRunsEveryScenarioAtTinyScale(t *testing.T) {
 	table := string(runTinyBench(t, "-json", jsonPath))
 
 	names := benchScenarioNames()
-	if len(names) != 12 {
-		t.Fatalf("%d scenarios, want 12", len(names))
+	if len(names) != 13 {
+		t.Fatalf("%d scenarios, want 13", len(names))
 	}
 	for _, want := range []string{"machine: ", "SCENARIO", "VALUE", "TARGET", "MET"} {
 		if !strings.Contains(table, want) {
