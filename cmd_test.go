@@ -236,7 +236,7 @@ func TestCLIUserListAndDel(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.insertQueuedJob(tx, &j, seqNumbers(15551230001, 20)); err != nil {
+		if err := s.insertQueuedJob(tx, &j, packNumbers(seqNumbers(15551230001, 20))); err != nil {
 			t.Fatal(err)
 		}
 		if err := tx.Commit(); err != nil {

@@ -18,11 +18,11 @@ const maxInvalidListed = 50
 // bulkRequest is a validated POST /v3/bulk_restore, or the job a retry of
 // another job's failures makes.
 type bulkRequest struct {
-	Numbers    []string // unique, in input order
-	WebhookURL string   // empty when none
-	BodyHash   []byte   // SHA-256 of Content-Type and body, for Idempotency-Key
-	DryRun     bool     // show what a restore would give now, change nothing
-	RetryOf    string   // the uuid of the job whose failures these are; empty for a new request
+	Numbers    numberList // unique, in input order
+	WebhookURL string     // empty when none
+	BodyHash   []byte     // SHA-256 of Content-Type and body, for Idempotency-Key
+	DryRun     bool       // show what a restore would give now, change nothing
+	RetryOf    string     // the uuid of the job whose failures these are; empty for a new request
 }
 
 // requestLimits are the knobs request parsing obeys.
@@ -222,8 +222,8 @@ func isBlank(b byte) bool {
 // body costs memory by the limit, not by its size.
 type numberSet struct {
 	limit        int
-	unique       []string
-	seen         map[string]struct{}
+	unique       numberList
+	seen         map[uint64]struct{} // of unique, packed
 	overLimit    bool
 	invalid      []string
 	invalidCount int
@@ -234,10 +234,12 @@ type numberSet struct {
 func newNumberSet(limit int, bodyLength int64) *numberSet {
 	size := 0
 	if bodyLength > 0 {
-		// A number takes at least 8 bytes of a body: 7 digits and a separator.
-		size = int(min(bodyLength/8, int64(limit)))
+		// A number takes at least 8 bytes of a body (7 digits and a
+		// separator); beyond a first table the set grows as numbers come,
+		// so a large body declared does not reserve memory up front.
+		size = int(min(bodyLength/8, int64(limit), 1<<16))
 	}
-	return &numberSet{limit: limit, seen: make(map[string]struct{}, size), unique: make([]string, 0, size)}
+	return &numberSet{limit: limit, seen: make(map[uint64]struct{}, size), unique: make(numberList, 0, size)}
 }
 
 // add adds one entry of numbers.
@@ -252,14 +254,15 @@ func (s *numberSet) add(n string) {
 		}
 	case s.overLimit:
 	case len(s.unique) == s.limit:
-		if _, dup := s.seen[n]; !dup {
+		if _, dup := s.seen[packNumber(n)]; !dup {
 			s.overLimit = true
 			s.unique, s.seen = nil, nil
 		}
 	default:
-		if _, dup := s.seen[n]; !dup {
-			s.seen[n] = struct{}{}
-			s.unique = append(s.unique, n)
+		p := packNumber(n)
+		if _, dup := s.seen[p]; !dup {
+			s.seen[p] = struct{}{}
+			s.unique = append(s.unique, p)
 		}
 	}
 }

@@ -88,7 +88,7 @@ func TestParseBulkRequestHintsLeaveGoodFormsAlone(t *testing.T) {
 				t.Fatalf("err=%v, want none", err)
 			}
 			if len(got.Numbers) != tc.want {
-				t.Fatalf("numbers=%q, want %d", got.Numbers, tc.want)
+				t.Fatalf("numbers=%q, want %d", got.Numbers.strings(), tc.want)
 			}
 		})
 	}

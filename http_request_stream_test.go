@@ -74,7 +74,7 @@ func FuzzStreamingJSONMatchesWholeDecoding(f *testing.F) {
 		got := raw.numbers
 		if !reflect.DeepEqual(got.unique, want.unique) || !reflect.DeepEqual(got.invalid, want.invalid) {
 			t.Fatalf("stream numbers=%q invalid=%q, whole decoding %q %q, for %q",
-				got.unique, got.invalid, want.unique, want.invalid, body)
+				got.unique.strings(), got.invalid, want.unique.strings(), want.invalid, body)
 		}
 	})
 }

@@ -138,8 +138,8 @@ func TestParseBulkRequestAcceptsValidBodies(t *testing.T) {
 			if err != nil {
 				t.Fatalf("err=%v, want none", err)
 			}
-			if !reflect.DeepEqual(got.Numbers, tc.want) {
-				t.Fatalf("numbers=%q, want %q", got.Numbers, tc.want)
+			if !reflect.DeepEqual(got.Numbers.strings(), tc.want) {
+				t.Fatalf("numbers=%q, want %q", got.Numbers.strings(), tc.want)
 			}
 			if got.WebhookURL != tc.wantHook {
 				t.Fatalf("webhook_url=%q, want %q", got.WebhookURL, tc.wantHook)
@@ -177,7 +177,7 @@ func TestValidateBulkRequestRejectsInvalidNumbers(t *testing.T) {
 				t.Fatalf("invalid_numbers=%q, want %q", e.invalidNumbers, tc.wantInvalid)
 			}
 			if got.Numbers != nil {
-				t.Fatalf("numbers=%q, want none on a rejected request", got.Numbers)
+				t.Fatalf("numbers=%q, want none on a rejected request", got.Numbers.strings())
 			}
 		})
 	}
@@ -340,8 +340,8 @@ func TestDecodeBulkBodyContentTypes(t *testing.T) {
 			if err != nil {
 				t.Fatalf("err=%v, want none", err)
 			}
-			if !reflect.DeepEqual(raw.numbers.unique, tc.wantNumbers) {
-				t.Fatalf("numbers=%q, want %q", raw.numbers.unique, tc.wantNumbers)
+			if !reflect.DeepEqual(raw.numbers.unique.strings(), tc.wantNumbers) {
+				t.Fatalf("numbers=%q, want %q", raw.numbers.unique.strings(), tc.wantNumbers)
 			}
 		})
 	}

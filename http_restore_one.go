@@ -35,7 +35,7 @@ func (a *app) restoreOne(w http.ResponseWriter, r *http.Request) {
 		withMapping.backend = single
 		run = &withMapping
 	}
-	job, results, _, err := run.runSync(r.Context(), currentUser(r), bulkRequest{Numbers: []string{number}}, nil)
+	job, results, _, err := run.runSync(r.Context(), currentUser(r), bulkRequest{Numbers: packNumbers([]string{number})}, nil)
 	if err != nil {
 		writeError(w, r, a.log, err)
 		return

@@ -28,7 +28,7 @@ func (a *app) bulkRestore(w http.ResponseWriter, r *http.Request) {
 	if req.DryRun {
 		// No Idempotency-Key is checked or recorded: a dry run changes
 		// nothing, so repeating it is always safe.
-		res, err := a.dryRun(r.Context(), currentUser(r), req.Numbers)
+		res, err := a.dryRun(r.Context(), currentUser(r), req.Numbers.strings())
 		if err != nil {
 			writeError(w, r, a.log, err)
 			return
@@ -191,7 +191,7 @@ func (a *app) runSync(ctx context.Context, user User, req bulkRequest, idem *ide
 	// A client that hangs up does not cut the restores short: they are
 	// recorded whole either way.
 	work := context.WithoutCancel(ctx)
-	numbers, webhookURL := req.Numbers, req.WebhookURL
+	numbers, webhookURL := req.Numbers.strings(), req.WebhookURL // -sync-limit numbers at most
 	job := a.newJob(user, req)
 	done := make([]completedNumber, len(numbers))
 	onPanic := func(v any, stack []byte) { a.log.Error("restore panicked", "panic", v, "stack", string(stack)) }

@@ -154,7 +154,7 @@ func queueFixture(t *testing.T, sizes ...int) (*Store, int64, []int64) {
 	for i, n := range sizes {
 		j := Job{UUID: "job-" + itoa(i), UserID: u.ID, CreatedAt: time.Unix(100, 0)}
 		inTx(t, store, func(tx *sql.Tx) error {
-			return store.insertQueuedJob(tx, &j, seqNumbers(15550000000+i*100000, n))
+			return store.insertQueuedJob(tx, &j, packNumbers(seqNumbers(15550000000+i*100000, n)))
 		})
 		ids = append(ids, j.ID)
 	}

@@ -306,7 +306,7 @@ func TestJobIDsAreNeverReused(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer tx.Rollback()
-		if err := store.insertQueuedJob(tx, &j, seqNumbers(15551230001, 3)); err != nil {
+		if err := store.insertQueuedJob(tx, &j, packNumbers(seqNumbers(15551230001, 3))); err != nil {
 			t.Fatal(err)
 		}
 		if err := tx.Commit(); err != nil {

@@ -69,6 +69,6 @@ func (a *app) retryFailures(ctx context.Context, job Job, codes []int, webhookUR
 			"too many numbers: %d failed numbers to retry, at most %d per request (-max-numbers); narrow them with status_code",
 			len(numbers), a.cfg.maxNumbers))
 	}
-	req.Numbers = numbers
+	req.Numbers = packNumbers(numbers)
 	return req, nil
 }

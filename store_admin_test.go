@@ -33,7 +33,7 @@ func adminFixture(t *testing.T, jobs map[string][]int, inventory map[string]int)
 			j := Job{UUID: name + "-" + strconv.Itoa(k), UserID: u.ID, WebhookURL: "https://hooks.example/" + name, CreatedAt: time.Now()}
 			inTx(t, store, func(tx *sql.Tx) error {
 				if size > 0 {
-					return store.insertQueuedJob(tx, &j, seqNumbers(15551000000+i*1000000+k*10000, size))
+					return store.insertQueuedJob(tx, &j, packNumbers(seqNumbers(15551000000+i*1000000+k*10000, size)))
 				}
 				j.Status, j.Total, j.WebhookState = jobCompleted, 0, webhookPending
 				return store.insertJobRow(tx, &j, time.Now())

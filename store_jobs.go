@@ -67,10 +67,10 @@ const (
 	insertJobSQL = `INSERT INTO jobs (uuid, user_id, status, total, success_count, failure_count,
 		webhook_url, created_at, started_at, completed_at, webhook_state, webhook_next_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-	// insertQueuedNumbersSQL takes the numbers as a JSON array: json_each's
-	// key is the position.
+	// insertQueuedNumbersSQL takes a run of numbers as a JSON array, the
+	// first at position ?3: json_each's key is the offset in the run.
 	insertQueuedNumbersSQL = `INSERT INTO job_numbers (job_id, position, number, status)
-		SELECT ?1, key, value, 'pending' FROM json_each(?2)`
+		SELECT ?1, ?3 + key, value, 'pending' FROM json_each(?2)`
 	// insertCompletedNumbersSQL inserts a group of numbers with the same
 	// outcome; ?2 is a JSON array of [position, number] pairs.
 	insertCompletedNumbersSQL = `INSERT INTO job_numbers (job_id, position, number, status, message, status_code,
@@ -91,22 +91,28 @@ func (s *Store) insertJobRow(tx *sql.Tx, j *Job, webhookDue time.Time) error {
 	return err
 }
 
+// queuedNumbersRun is how many numbers one statement of insertQueuedJob
+// inserts: enough that statements cost nothing next to the rows, few
+// enough that a job of a million numbers never sits in memory as one JSON
+// text (and again inside SQLite).
+const queuedNumbersRun = 10000
+
 // insertQueuedJob stores a new pending job and all its numbers. The numbers
-// go in as one JSON array in one statement (json_each's key is the
-// position), which is several times faster than multi-row VALUES.
-func (s *Store) insertQueuedJob(tx *sql.Tx, j *Job, numbers []string) error {
+// go in as JSON arrays of a run each, one statement a run (json_each's key
+// is the offset), which is several times faster than multi-row VALUES.
+func (s *Store) insertQueuedJob(tx *sql.Tx, j *Job, numbers numberList) error {
 	j.Status = jobPending
 	j.Total = len(numbers)
 	j.WebhookState = initialWebhookState(j.WebhookURL)
 	if err := s.insertJobRow(tx, j, time.Time{}); err != nil {
 		return err
 	}
-	list, err := json.Marshal(numbers)
-	if err != nil {
-		return fmt.Errorf("insert numbers: %w", err)
-	}
-	if _, err := s.wq.exec(tx, insertQueuedNumbersSQL, j.ID, string(list)); err != nil {
-		return fmt.Errorf("insert numbers: %w", err)
+	var buf []byte
+	for first := 0; first < len(numbers); first += queuedNumbersRun {
+		buf = numbers[first:min(first+queuedNumbersRun, len(numbers))].appendJSON(buf[:0])
+		if _, err := s.wq.exec(tx, insertQueuedNumbersSQL, j.ID, string(buf), first); err != nil { // TEXT: a BLOB would read as JSONB
+			return fmt.Errorf("insert numbers: %w", err)
+		}
 	}
 	return nil
 }

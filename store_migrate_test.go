@@ -81,7 +81,7 @@ func TestMigrationFromVersion1KeepsEverything(t *testing.T) {
 	t.Run("new ids continue above the old ones", func(t *testing.T) {
 		ctx := context.Background()
 		j := Job{UUID: "new-job", UserID: 7, CreatedAt: time.Now()}
-		inTx(t, store, func(tx *sql.Tx) error { return store.insertQueuedJob(tx, &j, seqNumbers(15551230010, 2)) })
+		inTx(t, store, func(tx *sql.Tx) error { return store.insertQueuedJob(tx, &j, packNumbers(seqNumbers(15551230010, 2))) })
 		if j.ID <= 41 {
 			t.Fatalf("a new job got id %d, want above 41", j.ID)
 		}

@@ -21,7 +21,7 @@ func settleFixture(t *testing.T, n int, webhook string) (*Store, int64) {
 		t.Fatal(err)
 	}
 	j := Job{UUID: "job-1", UserID: u.ID, WebhookURL: webhook, CreatedAt: time.Unix(100, 0)}
-	inTx(t, store, func(tx *sql.Tx) error { return store.insertQueuedJob(tx, &j, seqNumbers(15551230001, n)) })
+	inTx(t, store, func(tx *sql.Tx) error { return store.insertQueuedJob(tx, &j, packNumbers(seqNumbers(15551230001, n))) })
 	return store, j.ID
 }
 
