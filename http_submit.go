@@ -90,23 +90,19 @@ func statusPath(jobUUID string) string {
 	return "/v3/bulk_restore_status?job_uuid=" + jobUUID
 }
 
-// createJob runs a small request now or queues a large one, and renders the
-// answer: 200 with the results, or 202.
+// createJob submits a request and renders the answer: 200 with the
+// results, or 202.
 func (a *app) createJob(ctx context.Context, user User, req bulkRequest, idem *idempotencyRequest) (int, []byte, Job, error) {
-	if len(req.Numbers) <= a.cfg.syncLimit {
-		job, results, webhookErr, err := a.runSync(ctx, user, req, idem)
-		if err != nil {
-			return 0, nil, Job{}, err
-		}
-		body, err := jobPayload{kind: finalPayload, job: job, results: sliceSource(results), webhookError: webhookErr}.bytes()
-		return http.StatusOK, body, job, err
-	}
-	job, err := a.enqueue(ctx, user, req, idem)
+	sub, err := a.startJob(ctx, user, req, idem)
 	if err != nil {
 		return 0, nil, Job{}, err
 	}
-	body, err := queuedBody(job)
-	return http.StatusAccepted, body, job, err
+	if sub.queued {
+		body, err := queuedBody(sub.job)
+		return http.StatusAccepted, body, sub.job, err
+	}
+	body, err := jobPayload{kind: finalPayload, job: sub.job, results: sliceSource(sub.results), webhookError: sub.webhookError}.bytes()
+	return http.StatusOK, body, sub.job, err
 }
 
 // queuedJSON is the 202 body.

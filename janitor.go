@@ -8,8 +8,8 @@ import (
 	"time"
 )
 
-// janitor deletes finished jobs older than -retention, and idempotency keys
-// past their day. It deletes in small transactions through the writer, so a
+// janitor deletes finished jobs older than -retention, idempotency keys
+// past their day, and console sessions past their expiry. It deletes in small transactions through the writer, so a
 // job of 100,000 numbers goes away in many short steps between which API
 // writes get their turn.
 type janitor struct {
@@ -59,6 +59,9 @@ func (j *janitor) sweep(ctx context.Context) error {
 		return expireIdempotencyKeys(tx, now)
 	}); err != nil {
 		return fmt.Errorf("expire idempotency keys: %w", err)
+	}
+	if err := j.writer.do(ctx, func(tx *sql.Tx) error { return deleteExpiredSessions(tx, now) }); err != nil {
+		return err
 	}
 	if j.retention <= 0 {
 		return nil

@@ -143,3 +143,25 @@ CREATE VIEW number_attempts AS
     UNION ALL
     SELECT job_id, position, 1, started_at, completed_at, status_code, message FROM job_numbers
     WHERE attempts = 1 AND status IN ('success', 'failed');
+
+-- The web console's sessions (/ui/). The cookie holds a random 256-bit id;
+-- only its SHA-256 is stored, so a copy of the database signs no one in.
+-- A session belongs to a user (deleting the user ends it, by the foreign
+-- key) or to the admin (user_id NULL, admin 1). expires_at is the earlier
+-- of the idle deadline (last_seen_at + idle timeout) and the absolute one
+-- (created_at + lifetime): a lookup compares one column, and the janitor
+-- deletes past it through sessions_expires; deleting a user finds its
+-- sessions through sessions_user. The table holds a few rows per person
+-- signed in, so neither index costs anything measurable.
+CREATE TABLE sessions (
+    id_hash      BLOB    PRIMARY KEY,
+    user_id      INTEGER REFERENCES users(id) ON DELETE CASCADE,
+    admin        INTEGER NOT NULL DEFAULT 0 CHECK (admin IN (0, 1)),
+    csrf_token   TEXT    NOT NULL,
+    created_at   INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL,
+    expires_at   INTEGER NOT NULL,
+    CHECK ((user_id IS NULL) = (admin = 1))
+) STRICT, WITHOUT ROWID;
+CREATE INDEX sessions_expires ON sessions (expires_at);
+CREATE INDEX sessions_user ON sessions (user_id);

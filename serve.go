@@ -61,6 +61,8 @@ type serveConfig struct {
 	// adminTokenWarning, when set, is logged at start (a token file that
 	// others may read).
 	adminTokenWarning string
+	consoleIdle       time.Duration
+	consoleLifetime   time.Duration
 
 	// restorer, when set (by tests), replaces the backend the flags name.
 	restorer Restorer
@@ -146,6 +148,8 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.IntVar(&c.maxActiveJobs, "max-active-jobs", 100, "queued jobs a user may have unfinished at once (0: no limit)")
 	fs.StringVar(&c.metricsAddr, "metrics-addr", "", "serve /metrics on this address instead of the API listener")
 	fs.DurationVar(&c.readHeaderTimeout, "read-header-timeout", 10*time.Second, "how long a client may take to send its request headers")
+	fs.DurationVar(&c.consoleIdle, "console-idle-timeout", time.Hour, "a console session unused this long ends")
+	fs.DurationVar(&c.consoleLifetime, "console-session-lifetime", 12*time.Hour, "a console session ends this long after sign-in, however used")
 	fs.DurationVar(&c.retention, "retention", 720*time.Hour, "finished jobs older than this are deleted (0: keep forever)")
 	adminTokenFile := fs.String("admin-token-file", "", "file holding the admin API's bearer token, at least 32 characters; the admin API (/admin/v1) is off unless this or BULKRESTORE_ADMIN_TOKEN is set")
 	c.maxImportBody = 256 << 20
@@ -216,6 +220,7 @@ func (c serveConfig) validate() error {
 	check(c.maxActiveJobs < 0, "-max-active-jobs must not be negative")
 	check(c.retention < 0, "-retention must not be negative")
 	check(c.readHeaderTimeout <= 0, "-read-header-timeout must be positive")
+	check(c.consoleIdle <= 0 || c.consoleLifetime <= 0, "-console-idle-timeout and -console-session-lifetime must be positive")
 	_, levelErr := parseLevel(c.logLevel)
 	check(levelErr != nil, "-log-level must be debug, info, warn or error")
 	if len(problems) > 0 {
