@@ -63,6 +63,7 @@ func (a *app) routes() http.Handler {
 	api("/v3/bulk_restore_retry", a.bulkRestoreRetry, http.MethodPost)
 	api("/v3/numbers/{number}/history", a.getNumberHistory, http.MethodGet, http.MethodHead)
 	a.adminRoutes(r)
+	a.consoleRoutes(r)
 
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, a.log, newAPIError(codeNotFound, "no such endpoint: "+r.URL.Path))

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+)
+
+// restoreView is the new-restore page.
+type restoreView struct {
+	uiBase
+	Text        string
+	WebhookURL  string
+	MaxNumbers  int
+	FileDropped bool // a file came with a page sent without JavaScript: it must be chosen again
+	Check       *restoreCheck
+}
+
+// uiRestorePage is GET /ui/restore: the form.
+func (a *app) uiRestorePage(w http.ResponseWriter, r *http.Request, s sessionRow) {
+	a.uiWrite(w, r, http.StatusOK, "restore", a.restoreView(s, restoreInput{}, nil))
+}
+
+// restoreView is the new-restore page with what was sent and its check.
+func (a *app) restoreView(s sessionRow, in restoreInput, check *restoreCheck) restoreView {
+	return restoreView{uiBase: uiBase{Title: "New restore", Nav: "restore", Session: &s},
+		Text: in.Text, WebhookURL: in.WebhookURL, MaxNumbers: a.cfg.maxNumbers, FileDropped: in.FileName != "", Check: check}
+}
+
+// readRestoreInput reads the restore form (already parsed in memory).
+func readRestoreInput(r *http.Request) (restoreInput, error) {
+	in := restoreInput{Text: r.PostFormValue("numbers_text"), WebhookURL: r.PostFormValue("webhook_url")}
+	if r.MultipartForm == nil || len(r.MultipartForm.File["numbers_file"]) == 0 {
+		return in, nil
+	}
+	fh := r.MultipartForm.File["numbers_file"][0]
+	if fh.Filename == "" && fh.Size == 0 {
+		return in, nil // the file field, left empty
+	}
+	data, err := readFormFile(fh)
+	if err != nil {
+		return in, fmt.Errorf("read uploaded file: %w", err)
+	}
+	in.File, in.FileName = string(data), fh.Filename
+	return in, nil
+}
+
+// readFormFile reads an uploaded file whole (its size is bounded by the
+// body's).
+func readFormFile(fh *multipart.FileHeader) ([]byte, error) {
+	f, err := fh.Open()
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// uiRestoreCheck is POST /ui/restore/check: what a restore of the form
+// would do, and every invalid line, with nothing sent. htmx asks for the
+// preview alone as the form changes; without JavaScript the page comes
+// back whole.
+func (a *app) uiRestoreCheck(w http.ResponseWriter, r *http.Request, s sessionRow) {
+	in, err := readRestoreInput(r)
+	if err != nil {
+		a.uiFail(w, r, &s, err)
+		return
+	}
+	_, check, err := a.checkRestore(in)
+	status := http.StatusOK
+	if e := (*apiError)(nil); errors.As(err, &e) && r.Header.Get("HX-Request") != "true" {
+		status = httpStatus[e.code]
+	}
+	a.uiWrite(w, r, status, "restore", a.restoreView(s, in, &check), "preview")
+}
+
+// uiRestore is POST /ui/restore: check the form exactly as the API checks
+// a request and submit it as the API does (at most -sync-limit numbers
+// restored now, more queued), then show the job. A form the API would
+// refuse comes back with why, and nothing is sent.
+func (a *app) uiRestore(w http.ResponseWriter, r *http.Request, s sessionRow) {
+	in, err := readRestoreInput(r)
+	if err != nil {
+		a.uiFail(w, r, &s, err)
+		return
+	}
+	req, check, err := a.checkRestore(in)
+	var refused *apiError
+	if errors.As(err, &refused) {
+		a.uiWrite(w, r, httpStatus[refused.code], "restore", a.restoreView(s, in, &check))
+		return
+	}
+	sub, err := a.startJob(r.Context(), s.User, req, nil)
+	switch {
+	case errors.Is(err, errTooManyActiveJobs):
+		check.Problem = fmt.Sprintf("You have %d queued jobs unfinished; wait for one to complete (or cancel one).", a.cfg.maxActiveJobs)
+		w.Header().Set("Retry-After", "30")
+		a.uiWrite(w, r, http.StatusTooManyRequests, "restore", a.restoreView(s, in, &check))
+		return
+	case isForeignKeyViolation(err):
+		a.uiError(w, r, nil, http.StatusForbidden, "Your user was deleted while the restore was being sent.")
+		return
+	case err != nil:
+		a.uiFail(w, r, &s, err)
+		return
+	}
+	http.Redirect(w, r, "/ui/jobs/"+sub.job.UUID+"?done=submitted", http.StatusSeeOther)
+}
