@@ -38,7 +38,7 @@ var uiFuncs = template.FuncMap{
 		}
 		return t.UTC().Format(timeLayout)
 	},
-	"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"iso":  func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"took": func(start, end time.Time) int64 { return end.Sub(start).Milliseconds() },
 	"processed": func(j Job) int {
 		return summarize(j).processed()
