@@ -227,8 +227,11 @@ func TestConsoleInBrowser(t *testing.T) {
 			}
 		}
 		open(t, demo, base+"/ui/jobs/"+syncJob)
-		if display := read(t, demo, chromedp.Evaluate[string](`getComputedStyle(document.querySelector('table.list td')).display`)); display != "flex" {
-			t.Errorf("a result cell is displayed %q on a phone, want a labelled line (flex)", display)
+		if label := read(t, demo, chromedp.Evaluate[string](`getComputedStyle(document.querySelector('table.list td'), '::before').content`)); label != `"#"` {
+			t.Errorf("a result cell is labelled %s on a phone, want its column's name", label)
+		}
+		if height := read(t, demo, chromedp.Evaluate[float64](`document.querySelector('table.list thead').getBoundingClientRect().height`)); height > 1 {
+			t.Errorf("the table's header row is %gpx high on a phone, want it hidden", height)
 		}
 		screenshot(t, demo, "job-phone")
 	})
@@ -239,6 +242,7 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer chromedp.Call(demo, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{})
+		browse(t, demo, chromedp.EmulateViewport(1280, 900))
 		open(t, demo, base+"/ui/jobs")
 		if bg := read(t, demo, chromedp.Evaluate[string](`getComputedStyle(document.body).backgroundColor`)); bg != "rgb(13, 17, 23)" {
 			t.Errorf("background %s in dark mode, want rgb(13, 17, 23)", bg)
