@@ -32,12 +32,16 @@ func (a *app) consoleRoutes(r *mux.Router) {
 		return r.URL.Path == "/ui" || strings.HasPrefix(r.URL.Path, "/ui/")
 	}).Subrouter()
 	ui.Use(uiHeaders)
+	// A subrouter of gorilla/mux reports a wrong method as not found once
+	// it has two routes, so the 404 handler tells the two apart itself.
 	ui.NotFoundHandler = uiHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if methodMismatch(ui, r) {
+			a.uiFail(w, r, nil, newAPIError(codeMethodNotAllowed, "This page does not take a "+r.Method+" request."))
+			return
+		}
 		a.uiFail(w, r, nil, newAPIError(codeNotFound, "There is no page at "+r.URL.Path+"."))
 	}))
-	ui.MethodNotAllowedHandler = uiHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		a.uiFail(w, r, nil, newAPIError(codeMethodNotAllowed, "This page does not take a "+r.Method+" request."))
-	}))
+	ui.MethodNotAllowedHandler = ui.NotFoundHandler
 	get := func(path string, h http.Handler) { ui.Handle(path, h).Methods(http.MethodGet, http.MethodHead) }
 	post := func(path string, h http.Handler) { ui.Handle(path, h).Methods(http.MethodPost) }
 
@@ -58,6 +62,21 @@ func (a *app) consoleRoutes(r *mux.Router) {
 	get("/ui/restore", a.uiPage(a.uiRestorePage))
 	post("/ui/restore", a.uiAction(a.cfg.maxBody+uiFormMax, a.uiRestore))
 	post("/ui/restore/check", a.uiAction(a.cfg.maxBody+uiFormMax, a.uiRestoreCheck))
+}
+
+// methodMismatch reports whether a route of router has r's path but not
+// its method.
+func methodMismatch(router *mux.Router, r *http.Request) bool {
+	found := false
+	router.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		var m mux.RouteMatch
+		if !route.Match(r, &m) && errors.Is(m.MatchErr, mux.ErrMethodMismatch) {
+			found = true
+			return errFound
+		}
+		return nil
+	})
+	return found
 }
 
 // uiHeaders sets the security headers of every console answer; pages are
