@@ -60,8 +60,8 @@ func (a *app) consoleRoutes(r *mux.Router) {
 	post("/ui/jobs/{uuid}/redeliver", a.uiAction(uiFormMax, a.uiRedeliver))
 
 	get("/ui/restore", a.uiPage(a.uiRestorePage))
-	post("/ui/restore", a.uiAction(a.cfg.maxBody+uiFormMax, a.uiRestore))
-	post("/ui/restore/check", a.uiAction(a.cfg.maxBody+uiFormMax, a.uiRestoreCheck))
+	post("/ui/restore", a.uiAction(a.cfg.maxBody+uiFormMax, a.uiRestore(true)))
+	post("/ui/restore/check", a.uiAction(a.cfg.maxBody+uiFormMax, a.uiRestore(false)))
 }
 
 // methodMismatch reports whether a route of router has r's path but not

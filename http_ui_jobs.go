@@ -255,36 +255,38 @@ func (a *app) uiWebhookPayload(w http.ResponseWriter, r *http.Request, s session
 
 // uiCancel is POST /ui/jobs/{uuid}/cancel.
 func (a *app) uiCancel(w http.ResponseWriter, r *http.Request, s sessionRow) {
-	job, err := a.uiUserJob(r, s, mux.Vars(r)["uuid"])
-	if err != nil {
-		a.uiFail(w, r, &s, err)
-		return
-	}
-	job, cancelled, err := a.cancel(r.Context(), job)
-	if err != nil {
-		a.uiActionFailed(w, r, s, job, err)
-		return
-	}
-	http.Redirect(w, r, "/ui/jobs/"+job.UUID+"?done=cancelled&n="+strconv.Itoa(cancelled), http.StatusSeeOther)
+	a.uiOnJob(w, r, s, func(job Job) (Job, string, error) {
+		job, cancelled, err := a.cancel(r.Context(), job)
+		return job, "done=cancelled&n=" + strconv.Itoa(cancelled), err
+	})
 }
 
 // uiRedeliver is POST /ui/jobs/{uuid}/redeliver.
 func (a *app) uiRedeliver(w http.ResponseWriter, r *http.Request, s sessionRow) {
+	a.uiOnJob(w, r, s, func(job Job) (Job, string, error) {
+		job, res, err := a.redeliver(r.Context(), job)
+		if !res.ok() {
+			return job, "done=undelivered", err
+		}
+		return job, "done=delivered", err
+	})
+}
+
+// uiOnJob runs an action on the session user's job that the address names,
+// then shows the job with what the action did (done, a query of jobNotice);
+// an action refused for a client's reason shows the job with why.
+func (a *app) uiOnJob(w http.ResponseWriter, r *http.Request, s sessionRow, act func(Job) (Job, string, error)) {
 	job, err := a.uiUserJob(r, s, mux.Vars(r)["uuid"])
 	if err != nil {
 		a.uiFail(w, r, &s, err)
 		return
 	}
-	job, res, err := a.redeliver(r.Context(), job)
+	job, done, err := act(job)
 	if err != nil {
 		a.uiActionFailed(w, r, s, job, err)
 		return
 	}
-	done := "delivered"
-	if !res.ok() {
-		done = "undelivered"
-	}
-	http.Redirect(w, r, "/ui/jobs/"+job.UUID+"?done="+done, http.StatusSeeOther)
+	http.Redirect(w, r, "/ui/jobs/"+job.UUID+"?"+done, http.StatusSeeOther)
 }
 
 // uiActionFailed shows the job again with why an action was refused (a

@@ -58,53 +58,44 @@ func readFormFile(fh *multipart.FileHeader) ([]byte, error) {
 	return io.ReadAll(f)
 }
 
-// uiRestoreCheck is POST /ui/restore/check: what a restore of the form
-// would do, and every invalid line, with nothing sent. htmx asks for the
-// preview alone as the form changes; without JavaScript the page comes
-// back whole.
-func (a *app) uiRestoreCheck(w http.ResponseWriter, r *http.Request, s sessionRow) {
-	in, err := readRestoreInput(r)
-	if err != nil {
-		a.uiFail(w, r, &s, err)
-		return
+// uiRestore is POST /ui/restore (send) and POST /ui/restore/check (not
+// send). Both check the form exactly as the API checks a request, each
+// invalid line named. The check shows what a restore would do, with nothing
+// sent: htmx asks for the preview alone as the form changes, and without
+// JavaScript the page comes back whole. Sending submits it as the API does
+// (at most -sync-limit numbers restored now, more queued) and shows the job;
+// a form the API would refuse comes back with why, and nothing is sent.
+func (a *app) uiRestore(send bool) uiHandler {
+	return func(w http.ResponseWriter, r *http.Request, s sessionRow) {
+		in, err := readRestoreInput(r)
+		if err != nil {
+			a.uiFail(w, r, &s, err)
+			return
+		}
+		req, check, err := a.checkRestore(in)
+		var refused *apiError
+		if errors.As(err, &refused) || !send {
+			status := http.StatusOK
+			if refused != nil && r.Header.Get("HX-Request") != "true" {
+				status = httpStatus[refused.code]
+			}
+			a.uiWrite(w, r, status, "restore", a.restoreView(s, in, &check), "preview")
+			return
+		}
+		sub, err := a.startJob(r.Context(), s.User, req, nil)
+		switch {
+		case errors.Is(err, errTooManyActiveJobs):
+			check.Problem = fmt.Sprintf("You have %d queued jobs unfinished; wait for one to complete (or cancel one).", a.cfg.maxActiveJobs)
+			w.Header().Set("Retry-After", "30")
+			a.uiWrite(w, r, http.StatusTooManyRequests, "restore", a.restoreView(s, in, &check))
+			return
+		case isForeignKeyViolation(err):
+			a.uiError(w, r, nil, http.StatusForbidden, "Your user was deleted while the restore was being sent.")
+			return
+		case err != nil:
+			a.uiFail(w, r, &s, err)
+			return
+		}
+		http.Redirect(w, r, "/ui/jobs/"+sub.job.UUID+"?done=submitted", http.StatusSeeOther)
 	}
-	_, check, err := a.checkRestore(in)
-	status := http.StatusOK
-	if e := (*apiError)(nil); errors.As(err, &e) && r.Header.Get("HX-Request") != "true" {
-		status = httpStatus[e.code]
-	}
-	a.uiWrite(w, r, status, "restore", a.restoreView(s, in, &check), "preview")
-}
-
-// uiRestore is POST /ui/restore: check the form exactly as the API checks
-// a request and submit it as the API does (at most -sync-limit numbers
-// restored now, more queued), then show the job. A form the API would
-// refuse comes back with why, and nothing is sent.
-func (a *app) uiRestore(w http.ResponseWriter, r *http.Request, s sessionRow) {
-	in, err := readRestoreInput(r)
-	if err != nil {
-		a.uiFail(w, r, &s, err)
-		return
-	}
-	req, check, err := a.checkRestore(in)
-	var refused *apiError
-	if errors.As(err, &refused) {
-		a.uiWrite(w, r, httpStatus[refused.code], "restore", a.restoreView(s, in, &check))
-		return
-	}
-	sub, err := a.startJob(r.Context(), s.User, req, nil)
-	switch {
-	case errors.Is(err, errTooManyActiveJobs):
-		check.Problem = fmt.Sprintf("You have %d queued jobs unfinished; wait for one to complete (or cancel one).", a.cfg.maxActiveJobs)
-		w.Header().Set("Retry-After", "30")
-		a.uiWrite(w, r, http.StatusTooManyRequests, "restore", a.restoreView(s, in, &check))
-		return
-	case isForeignKeyViolation(err):
-		a.uiError(w, r, nil, http.StatusForbidden, "Your user was deleted while the restore was being sent.")
-		return
-	case err != nil:
-		a.uiFail(w, r, &s, err)
-		return
-	}
-	http.Redirect(w, r, "/ui/jobs/"+sub.job.UUID+"?done=submitted", http.StatusSeeOther)
 }
