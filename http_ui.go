@@ -117,7 +117,7 @@ func (a *app) uiStaticFile(w http.ResponseWriter, r *http.Request) {
 
 // uiHome sends a visitor to the jobs, or to sign in first.
 func (a *app) uiHome(w http.ResponseWriter, r *http.Request) {
-	if _, err := a.session(r.Context(), sessionID(r), false); err == nil {
+	if _, err := a.session(r.Context(), sessionID(r)); err == nil {
 		http.Redirect(w, r, "/ui/jobs", http.StatusSeeOther)
 		return
 	}
@@ -145,7 +145,7 @@ func isLivePoll(r *http.Request) bool {
 // there.
 func (a *app) uiPage(h uiHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s, err := a.session(r.Context(), sessionID(r), !isLivePoll(r))
+		s, err := a.session(r.Context(), sessionID(r))
 		switch {
 		case errors.Is(err, errNotFound):
 			target := "/ui/sign-in?next=" + url.QueryEscape(r.URL.RequestURI())
@@ -162,6 +162,9 @@ func (a *app) uiPage(h uiHandler) http.Handler {
 		}
 		if !a.uiAdmit(w, r, s) {
 			return
+		}
+		if !isLivePoll(r) {
+			a.touch(r.Context(), &s)
 		}
 		h(w, r, s)
 	})
@@ -192,7 +195,7 @@ func (a *app) uiAction(max int64, h uiHandler) http.Handler {
 			a.uiError(w, r, nil, http.StatusForbidden, "This form was sent from another site.")
 			return
 		}
-		s, err := a.session(r.Context(), sessionID(r), true)
+		s, err := a.session(r.Context(), sessionID(r))
 		if errors.Is(err, errNotFound) {
 			a.uiError(w, r, nil, http.StatusForbidden, "Your session has ended. Sign in again, then repeat what you did.")
 			return
@@ -212,6 +215,7 @@ func (a *app) uiAction(max int64, h uiHandler) http.Handler {
 			a.uiError(w, r, &s, http.StatusForbidden, "This form is out of date (its security token does not match your session). Reload the page and try again.")
 			return
 		}
+		a.touch(r.Context(), &s)
 		h(w, r, s)
 	})
 }

@@ -60,7 +60,7 @@ func (a *app) uiSignIn(w http.ResponseWriter, r *http.Request) {
 		a.uiWrite(w, r, httpStatus[e.code], "sign_in", view)
 		return
 	}
-	if old, err := a.session(r.Context(), sessionID(r), false); err == nil {
+	if old, err := a.session(r.Context(), sessionID(r)); err == nil {
 		if err := a.endSession(r.Context(), old); err != nil {
 			a.log.Warn("end the previous console session", "err", err)
 		}

@@ -78,26 +78,29 @@ func (a *app) sessionExpiry(created, seen time.Time) time.Time {
 	return absolute
 }
 
-// session returns the live session whose id is id, or errNotFound. A
-// request made by the person (active) counts as activity and pushes the
-// idle deadline back; a poll of a live part of a page does not, so that a
-// forgotten tab still times out.
-func (a *app) session(ctx context.Context, id string, active bool) (sessionRow, error) {
+// session returns the live session whose id is id, or errNotFound.
+func (a *app) session(ctx context.Context, id string) (sessionRow, error) {
 	if id == "" {
 		return sessionRow{}, errNotFound
 	}
+	return a.store.sessionByHash(ctx, hashKey(id), a.now())
+}
+
+// touch records a request made by the person as activity, pushing the
+// idle deadline back; it writes at most every few minutes. A poll of a
+// live part of a page is no activity, so that a forgotten tab still times
+// out; a request refused (a bad CSRF token) is none either.
+func (a *app) touch(ctx context.Context, s *sessionRow) {
 	now := a.now()
-	s, err := a.store.sessionByHash(ctx, hashKey(id), now)
-	if err != nil || !active || now.Sub(s.LastSeen) < min(a.cfg.consoleIdle/8, maxSessionTouchEvery) {
-		return s, err
+	if now.Sub(s.LastSeen) < min(a.cfg.consoleIdle/8, maxSessionTouchEvery) {
+		return
 	}
 	s.LastSeen, s.ExpiresAt = now, a.sessionExpiry(s.CreatedAt, now)
-	err = a.writer.do(ctx, func(tx *sql.Tx) error { return touchSession(tx, s.IDHash, s.LastSeen, s.ExpiresAt) })
+	err := a.writer.do(ctx, func(tx *sql.Tx) error { return touchSession(tx, s.IDHash, s.LastSeen, s.ExpiresAt) })
 	if err != nil {
 		// The session is valid either way; only its idle deadline did not move.
 		a.log.Warn("touch console session", "err", err)
 	}
-	return s, nil
 }
 
 // endSession deletes a session (sign-out).

@@ -56,6 +56,17 @@ func TestConsoleSessionsEnd(t *testing.T) {
 			t.Errorf("a poll after the idle timeout: status=%d HX-Redirect=%q, want 401 and a redirect for htmx", p.Status, p.Header.Get("HX-Redirect"))
 		}
 	})
+	t.Run("a form refused for its CSRF token is no activity", func(t *testing.T) {
+		_, c, clock := start(t)
+		clock.advance(idle / 2)
+		if p := c.post("/ui/sign-out", url.Values{"csrf_token": {"forged"}}, nil); p.Status != http.StatusForbidden {
+			t.Fatalf("a forged sign-out: %d, want 403", p.Status)
+		}
+		clock.advance(idle/2 + time.Second)
+		if signedIn(c) {
+			t.Error("a refused form kept the session alive")
+		}
+	})
 	t.Run("a session ends at its lifetime however much it is used", func(t *testing.T) {
 		_, c, clock := start(t)
 		for used := time.Duration(0); used+idle/2 < lifetime; used += idle / 2 {
