@@ -58,6 +58,7 @@ func (a *app) consoleRoutes(r *mux.Router) {
 	get("/ui/jobs/{uuid}/webhook-payload", a.uiPage(a.uiWebhookPayload))
 	post("/ui/jobs/{uuid}/cancel", a.uiAction(uiFormMax, a.uiCancel))
 	post("/ui/jobs/{uuid}/redeliver", a.uiAction(uiFormMax, a.uiRedeliver))
+	post("/ui/jobs/{uuid}/retry", a.uiAction(uiFormMax, a.uiRetry))
 
 	get("/ui/restore", a.uiPage(a.uiRestorePage))
 	post("/ui/restore", a.uiAction(a.cfg.maxBody+uiFormMax, a.uiRestore(true)))

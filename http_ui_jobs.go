@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/google/uuid"
 	"github.com/gorilla/mux"
@@ -121,6 +122,7 @@ type jobView struct {
 	PayloadMax   int
 	CanCancel    bool
 	CanRedeliver bool
+	CanRetry     bool
 	Live         bool   // the job or its webhook may still change: the page polls
 	Self         string // this page's address, for the poll
 }
@@ -144,6 +146,8 @@ func jobNotice(q url.Values) uiBase {
 	switch q.Get("done") {
 	case "submitted":
 		return uiBase{Notice: "Restore submitted."}
+	case "retried":
+		return uiBase{Notice: "A new job retries the failures."}
 	case "cancelled":
 		n, _ := strconv.Atoi(q.Get("n"))
 		return uiBase{Notice: fmt.Sprintf("Job cancelled: %d numbers not yet started will not be restored.", n)}
@@ -192,6 +196,7 @@ func (a *app) uiShowJob(w http.ResponseWriter, r *http.Request, s sessionRow, jo
 	}
 	view.CanCancel = job.Status.active()
 	view.CanRedeliver = job.WebhookURL != "" && !job.Status.active() && job.WebhookState != webhookWaiting
+	view.CanRetry = summarize(job).settled() && job.FailureCount > 0
 	view.Live = job.Status.active() || job.WebhookState == webhookWaiting || job.WebhookState == webhookPending
 	a.uiWrite(w, r, status, "job", view, "live-job")
 }
@@ -258,6 +263,31 @@ func (a *app) uiCancel(w http.ResponseWriter, r *http.Request, s sessionRow) {
 	a.uiOnJob(w, r, s, func(job Job) (Job, string, error) {
 		job, cancelled, err := a.cancel(r.Context(), job)
 		return job, "done=cancelled&n=" + strconv.Itoa(cancelled), err
+	})
+}
+
+// uiRetry is POST /ui/jobs/{uuid}/retry: a new job of the job's failed
+// numbers (those with the status codes given, if any), as the API's
+// retry makes it, and then its page.
+func (a *app) uiRetry(w http.ResponseWriter, r *http.Request, s sessionRow) {
+	a.uiOnJob(w, r, s, func(job Job) (Job, string, error) {
+		var codes []string
+		if c := strings.TrimSpace(r.PostFormValue("status_code")); c != "" {
+			codes = []string{c}
+		}
+		parsed, err := parseStatusCodes(codes)
+		if err != nil {
+			return job, "", err
+		}
+		req, err := a.retryFailures(r.Context(), job, parsed, nil)
+		if err != nil {
+			return job, "", err
+		}
+		retry, err := a.uiStartJob(r.Context(), s, req)
+		if err != nil {
+			return job, "", err
+		}
+		return retry, "done=retried", nil
 	})
 }
 

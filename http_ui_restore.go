@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -61,10 +62,12 @@ func readFormFile(fh *multipart.FileHeader) ([]byte, error) {
 // uiRestore is POST /ui/restore (send) and POST /ui/restore/check (not
 // send). Both check the form exactly as the API checks a request, each
 // invalid line named. The check shows what a restore would do, with nothing
-// sent: htmx asks for the preview alone as the form changes, and without
-// JavaScript the page comes back whole. Sending submits it as the API does
-// (at most -sync-limit numbers restored now, more queued) and shows the job;
-// a form the API would refuse comes back with why, and nothing is sent.
+// sent: htmx asks for the check alone as the form changes, and with
+// dry_run=1 (the Preview button) the API's dry run says what each number
+// would give now; without JavaScript the page comes back whole. Sending
+// submits it as the API does (at most -sync-limit numbers restored now,
+// more queued) and shows the job; a form the API would refuse comes back
+// with why, and nothing is sent.
 func (a *app) uiRestore(send bool) uiHandler {
 	return func(w http.ResponseWriter, r *http.Request, s sessionRow) {
 		in, err := readRestoreInput(r)
@@ -73,29 +76,42 @@ func (a *app) uiRestore(send bool) uiHandler {
 			return
 		}
 		req, check, err := a.checkRestore(in)
+		if err == nil && !send && r.PostFormValue("dry_run") == "1" {
+			check.Preview, err = a.previewRestore(r.Context(), s.User, req)
+		}
+		var job Job
+		if err == nil && send {
+			job, err = a.uiStartJob(r.Context(), s, req)
+			if e := (*apiError)(nil); errors.As(err, &e) {
+				check.Problem = e.message
+			}
+		}
 		var refused *apiError
-		if errors.As(err, &refused) || !send {
+		switch {
+		case errors.As(err, &refused) || (err == nil && !send):
 			status := http.StatusOK
 			if refused != nil && r.Header.Get("HX-Request") != "true" {
 				status = httpStatus[refused.code]
 			}
 			a.uiWrite(w, r, status, "restore", a.restoreView(s, in, &check), "preview")
-			return
-		}
-		sub, err := a.startJob(r.Context(), s.User, req, nil)
-		switch {
-		case errors.Is(err, errTooManyActiveJobs):
-			check.Problem = fmt.Sprintf("You have %d queued jobs unfinished; wait for one to complete (or cancel one).", a.cfg.maxActiveJobs)
-			w.Header().Set("Retry-After", "30")
-			a.uiWrite(w, r, http.StatusTooManyRequests, "restore", a.restoreView(s, in, &check))
-			return
-		case isForeignKeyViolation(err):
-			a.uiError(w, r, nil, http.StatusForbidden, "Your user was deleted while the restore was being sent.")
-			return
 		case err != nil:
 			a.uiFail(w, r, &s, err)
-			return
+		default:
+			http.Redirect(w, r, "/ui/jobs/"+job.UUID+"?done=submitted", http.StatusSeeOther)
 		}
-		http.Redirect(w, r, "/ui/jobs/"+sub.job.UUID+"?done=submitted", http.StatusSeeOther)
 	}
+}
+
+// uiStartJob starts a job for the session's user as the API does, the
+// refusals a person can act on as *apiError.
+func (a *app) uiStartJob(ctx context.Context, s sessionRow, req bulkRequest) (Job, error) {
+	sub, err := a.startJob(ctx, s.User, req, nil)
+	switch {
+	case errors.Is(err, errTooManyActiveJobs):
+		return Job{}, newAPIError(codeRateLimited, fmt.Sprintf(
+			"You have %d queued jobs unfinished; wait for one to complete (or cancel one).", a.cfg.maxActiveJobs))
+	case isForeignKeyViolation(err):
+		return Job{}, newAPIError(codeUnauthorized, "Your user was deleted while this was being sent.")
+	}
+	return sub.job, err
 }

@@ -25,6 +25,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	db := filepath.Join(t.TempDir(), "console.db")
 	otherKey := binAddUser(t, bin, db, "other")
 	srv := startChild(t, bin, "-db", db, "-dev", "-backend", "upstream", "-upstream-url", up.URL+"/r/{number}",
+		"-upstream-preview-url", up.URL+"/r/{number}",
 		"-restore-max-attempts", "1", "-restore-timeout", "5s", "-shutdown-timeout", "2s")
 	base := srv.URL
 	b := startConsoleBrowser(t, base)
@@ -80,9 +81,20 @@ func TestConsoleInBrowser(t *testing.T) {
 	})
 
 	var syncJob string
-	t.Run("a restore sent from the form shows its results at once", func(t *testing.T) {
+	t.Run("a restore is previewed, then sent, and shows its results at once", func(t *testing.T) {
 		open(t, demo, base+"/ui/restore")
-		browse(t, demo, chromedp.SetValue(chromedp.ID("numbers_text"), "15551230111\n15551230117\n15551230113\n15551230111"))
+		browse(t, demo, chromedp.SetValue(chromedp.ID("numbers_text"), "15551230111\n15551230117\n15551230113\n15551230111"),
+			markPage, chromedp.Click(chromedp.CSS(`button[name="dry_run"]`)))
+		waitJS(t, demo, "the preview of what would happen", `window.stayedOnPage === true &&
+			document.querySelector('#preview').innerText.includes('would succeed: 2') &&
+			document.querySelector('#preview').innerText.includes('would fail: 1')`)
+		if text := read(t, demo, chromedp.Evaluate[string](`document.querySelector('#preview').innerText`)); !strings.Contains(text, "Error: 'number is no longer available'") {
+			t.Errorf("the preview does not say why a number would fail:\n%s", text)
+		}
+		screenshot(t, demo, "restore-preview")
+		if jobs := apiJobs(t, base, "demo", "demo"); len(jobs) != 0 {
+			t.Fatalf("%d jobs after a preview, want none", len(jobs))
+		}
 		if status := submitAndWait(t, demo, restoreButton); status != http.StatusOK {
 			t.Fatalf("status %d, want 200", status)
 		}
@@ -102,6 +114,27 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("a job's failures are retried from its page, and the two jobs link each other", func(t *testing.T) {
+		open(t, demo, base+"/ui/jobs/"+syncJob)
+		if status := submitAndWait(t, demo, `form[action$="/retry"] button`); status != http.StatusOK {
+			t.Fatalf("retry answered %d", status)
+		}
+		retry := jobUUIDFromURL(t, read(t, demo, chromedp.Location()))
+		text := pageText(t, demo)
+		for _, want := range []string{"A new job retries the failures.", "Retries the failures of", syncJob, "15551230117"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("the retry's page does not show %q:\n%s", want, text)
+			}
+		}
+		if rows := read(t, demo, chromedp.Evaluate[int](`document.querySelectorAll('#results-heading + .table-wrap tbody tr').length`)); rows != 1 {
+			t.Errorf("the retry has %d numbers, want the 1 failure", rows)
+		}
+		open(t, demo, base+"/ui/jobs/"+syncJob)
+		if !strings.Contains(pageText(t, demo), retry) {
+			t.Errorf("the original job does not link its retry %s", retry)
+		}
+	})
+
 	t.Run("a queued job's page updates itself until the job finishes", func(t *testing.T) {
 		open(t, demo, base+"/ui/restore")
 		browse(t, demo, chromedp.SetValue(chromedp.ID("numbers_text"), numberLines(prefixed(watchPrefix, 12))))
@@ -110,7 +143,7 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Fatalf("the job finished before its numbers were let through:\n%s", text)
 		}
 		screenshot(t, demo, "job-running")
-		read(t, demo, chromedp.Evaluate[bool](`window.stayedOnPage = true`))
+		browse(t, demo, markPage)
 		up.openWatch()
 		waitJS(t, demo, "the page to show the job completed",
 			`document.querySelector('#live-job .badge').textContent === 'completed' && window.stayedOnPage === true`)
@@ -143,7 +176,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		open(t, demo, base+"/ui/jobs")
 		waitJS(t, demo, "the list to show the queued job", `document.querySelector('a[href="/ui/jobs/`+job+`"]') !== null`)
 		screenshot(t, demo, "jobs")
-		read(t, demo, chromedp.Evaluate[bool](`window.stayedOnPage = true`))
+		browse(t, demo, markPage)
 		call(t, http.MethodPost, base+"/v3/bulk_restore_cancel?job_uuid="+job, "demo", "demo", nil)
 		waitJS(t, demo, "the list to show the job cancelled", `window.stayedOnPage === true &&
 			document.querySelector('a[href="/ui/jobs/`+job+`"]').closest('tr').querySelector('.badge').textContent === 'cancelled'`)

@@ -304,3 +304,10 @@ func prefixed(prefix string, n int) []string {
 	}
 	return out
 }
+
+// markPage marks the page in the browser, so that a test can tell that it
+// was updated in place and not loaded again (a new page has no mark).
+var markPage chromedp.Action[chromedp.Void] = func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
+	_, err := chromedp.Evaluate[bool](`window.stayedOnPage = true`)(ctx, t)
+	return chromedp.Void{}, err
+}

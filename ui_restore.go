@@ -1,6 +1,10 @@
 package main
 
-import "strings"
+import (
+	"context"
+	"slices"
+	"strings"
+)
 
 // restoreInput is what the console's restore form sent: pasted numbers, a
 // file of numbers, a webhook URL.
@@ -27,6 +31,62 @@ type restoreCheck struct {
 	Unique       int  // numbers that would be restored
 	Duplicates   int  // lines dropped as repeats
 	Queued       bool // more than -sync-limit: queued rather than restored at once
+	Preview      *restorePreview
+}
+
+// restorePreview is a dry run of the form: what restoring it would give
+// now, number by number, summed up by outcome.
+type restorePreview struct {
+	Succeed, Fail, Unknown int
+	Outcomes               []previewOutcome
+}
+
+// previewOutcome is one outcome of a dry run and the numbers that would
+// get it (the first few named).
+type previewOutcome struct {
+	Status  numberStatus
+	Code    int // zero when not known
+	Message string
+	Count   int
+	Numbers []string
+}
+
+// previewNumbersShown is how many numbers an outcome of the preview names.
+const previewNumbersShown = 5
+
+// previewRestore runs the API's dry run of a checked request for user and
+// sums it up by outcome, most common first.
+func (a *app) previewRestore(ctx context.Context, user User, req bulkRequest) (*restorePreview, error) {
+	res, err := a.dryRun(ctx, user, req.Numbers)
+	if err != nil {
+		return nil, err
+	}
+	p := &restorePreview{Succeed: res.SuccessCount, Fail: res.FailureCount, Unknown: res.UnknownCount}
+	type outcomeKey struct {
+		status  numberStatus
+		code    int
+		message string
+	}
+	index := map[outcomeKey]int{}
+	for _, r := range res.Results {
+		key := outcomeKey{status: r.Status, message: r.Message}
+		if r.StatusCode != nil {
+			key.code = *r.StatusCode
+		}
+		i, seen := index[key]
+		if !seen {
+			i = len(p.Outcomes)
+			index[key] = i
+			p.Outcomes = append(p.Outcomes, previewOutcome{Status: key.status, Code: key.code, Message: key.message})
+		}
+		o := &p.Outcomes[i]
+		o.Count++
+		if len(o.Numbers) < previewNumbersShown {
+			o.Numbers = append(o.Numbers, r.Number)
+		}
+	}
+	slices.SortStableFunc(p.Outcomes, func(x, y previewOutcome) int { return y.Count - x.Count })
+	return p, nil
 }
 
 // checkRestore reads the form's numbers (the text's lines, then the

@@ -290,3 +290,59 @@ func TestConsoleRestoreForm(t *testing.T) {
 		}
 	})
 }
+
+func TestConsoleRetryAndPreview(t *testing.T) {
+	_, srv := startServiceWith(t, nil, "-dev")
+	c := newConsoleClient(t, srv.URL)
+	c.signIn("demo", "demo")
+	token := c.csrf()
+	submitJob := func(numbers ...string) string {
+		resp := call(t, http.MethodPost, srv.URL+"/v3/bulk_restore", "demo", "demo", map[string]any{"numbers": numbers})
+		return resp.Body["job_uuid"].(string)
+	}
+	clean := submitJob("15551230111")
+	mixed := submitJob("15551230112", "15551230117", "15551230119")
+	for _, tc := range []struct {
+		name, job, codes string
+		status           int
+		says             string
+	}{
+		{"a job without failures has nothing to retry", clean, "", http.StatusConflict, msgNothingToRetry},
+		{"status codes that are not ones are refused", mixed, "5xx", http.StatusBadRequest, "status_code must be HTTP status codes"},
+		{"codes no failure has leave nothing to retry", mixed, "500,503", http.StatusConflict, msgNothingToRetry},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(apiJobs(t, srv.URL, "demo", "demo"))
+			p := c.post("/ui/jobs/"+tc.job+"/retry", url.Values{"csrf_token": {token}, "status_code": {tc.codes}}, nil)
+			if p.Status != tc.status || !strings.Contains(p.Body, tc.says) {
+				t.Errorf("status=%d, want %d saying %q", p.Status, tc.status, tc.says)
+			}
+			if after := len(apiJobs(t, srv.URL, "demo", "demo")); after != before {
+				t.Errorf("%d jobs after a refused retry, want %d", after, before)
+			}
+		})
+	}
+	t.Run("a retry narrowed by status code takes only those failures", func(t *testing.T) {
+		p := c.post("/ui/jobs/"+mixed+"/retry", url.Values{"csrf_token": {token}, "status_code": {"410"}}, nil)
+		if p.Status != http.StatusSeeOther {
+			t.Fatalf("status=%d, want 303:\n%s", p.Status, p.Body)
+		}
+		retry := strings.TrimSuffix(strings.TrimPrefix(p.Header.Get("Location"), "/ui/jobs/"), "?done=retried")
+		st := call(t, http.MethodGet, srv.URL+"/v3/bulk_restore_status?job_uuid="+retry, "demo", "demo", nil)
+		if got := results(t, st.Body); len(got) != 1 || got[0]["number"] != "15551230119" || st.Body["retry_of"] != mixed {
+			t.Errorf("the retry is %s", st.Raw)
+		}
+	})
+	t.Run("without JavaScript the preview comes back as the whole page, and nothing is sent", func(t *testing.T) {
+		before := len(apiJobs(t, srv.URL, "demo", "demo"))
+		p := c.post("/ui/restore/check", url.Values{"csrf_token": {token}, "dry_run": {"1"},
+			"numbers_text": {"15551230121\n15551230127"}}, nil)
+		if p.Status != http.StatusOK || !strings.Contains(p.Body, "<html") || !strings.Contains(p.Body, "would succeed: 1") ||
+			!strings.Contains(p.Body, "would fail: 1") || !strings.Contains(p.Body, "Error: &#39;number is no longer available&#39;") {
+			t.Errorf("status=%d:\n%s", p.Status, p.Body)
+		}
+		if after := len(apiJobs(t, srv.URL, "demo", "demo")); after != before {
+			t.Errorf("%d jobs after a preview, want %d", after, before)
+		}
+	})
+}
