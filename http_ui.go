@@ -56,10 +56,12 @@ func (a *app) consoleRoutes(r *mux.Router) {
 	get("/ui/jobs/{uuid}", a.uiPage(a.uiJob))
 	get("/ui/jobs/{uuid}/numbers/{number}", a.uiPage(a.uiNumber))
 	get("/ui/jobs/{uuid}/webhook-payload", a.uiPage(a.uiWebhookPayload))
+	get("/ui/jobs/{uuid}/results.csv", a.uiPage(a.uiResultsCSV))
 	post("/ui/jobs/{uuid}/cancel", a.uiAction(uiFormMax, a.uiCancel))
 	post("/ui/jobs/{uuid}/redeliver", a.uiAction(uiFormMax, a.uiRedeliver))
 	post("/ui/jobs/{uuid}/retry", a.uiAction(uiFormMax, a.uiRetry))
 
+	get("/ui/numbers", a.uiPage(a.uiNumberLookup))
 	get("/ui/restore", a.uiPage(a.uiRestorePage))
 	post("/ui/restore", a.uiAction(a.cfg.maxBody+uiFormMax, a.uiRestore(true)))
 	post("/ui/restore/check", a.uiAction(a.cfg.maxBody+uiFormMax, a.uiRestore(false)))

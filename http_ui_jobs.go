@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"math"
 	"net/http"
 	"net/url"
@@ -25,10 +24,16 @@ type jobsView struct {
 	Statuses   []jobStatus
 	Status     string
 	Query      string
-	Jobs       []Job
+	Jobs       []jobRow
 	NextBefore string
 	Live       bool   // a job on the page is still running: the list polls
 	Self       string // this page's address, for the poll
+}
+
+// jobRow is a job of a list, with its progress.
+type jobRow struct {
+	Job
+	Progress *JobProgress
 }
 
 // NextPage is the address of the next (older) page.
@@ -41,7 +46,7 @@ func (v jobsView) NextPage() string {
 }
 
 // uiJobs is GET /ui/jobs?status=&q=&before=: the user's jobs, newest first;
-// q names a job to open.
+// q names a job to open, or a number to look up.
 func (a *app) uiJobs(w http.ResponseWriter, r *http.Request, s sessionRow) {
 	q := r.URL.Query()
 	view := jobsView{uiBase: uiBase{Title: "Jobs", Nav: "jobs", Session: &s}, Statuses: jobStatuses,
@@ -49,6 +54,10 @@ func (a *app) uiJobs(w http.ResponseWriter, r *http.Request, s sessionRow) {
 	status := jobStatus(view.Status)
 	if status != "" && !status.valid() {
 		view.Error, view.Status, status = "There is no job status "+strconv.Quote(view.Status)+"; showing every job.", "", ""
+	}
+	if isDigits(view.Query) {
+		http.Redirect(w, r, "/ui/numbers?number="+view.Query, http.StatusSeeOther)
+		return
 	}
 	if view.Query != "" {
 		job, err := a.uiUserJob(r, s, view.Query)
@@ -80,8 +89,8 @@ func (a *app) uiJobs(w http.ResponseWriter, r *http.Request, s sessionRow) {
 		jobs = jobs[:uiJobsPageSize]
 		view.NextBefore = jobs[len(jobs)-1].UUID
 	}
-	view.Jobs = jobs
 	for _, j := range jobs {
+		view.Jobs = append(view.Jobs, jobRow{Job: j, Progress: a.progress.progress(j)})
 		view.Live = view.Live || j.Status.active()
 	}
 	a.uiWrite(w, r, http.StatusOK, "jobs", view, "live-jobs")
@@ -92,6 +101,9 @@ func isAPIError(err error) bool {
 	var e *apiError
 	return errors.As(err, &e)
 }
+
+// isAPIErrorAs is errors.As for a client's mistake.
+func isAPIErrorAs(err error, e **apiError) bool { return errors.As(err, e) }
 
 // uiUserJob returns the session user's job with that id; anything else,
 // another user's job included, is a 404.
@@ -105,157 +117,6 @@ func (a *app) uiUserJob(r *http.Request, s sessionRow, id string) (Job, error) {
 		return Job{}, newAPIError(codeNotFound, "There is no job "+parsed.String()+" among yours.")
 	}
 	return job, err
-}
-
-// jobView is a job's page.
-type jobView struct {
-	uiBase
-	Job          Job
-	Results      []NumberResult
-	Offset       int
-	PageSize     int
-	PrevPage     string
-	NextPage     string
-	Deliveries   []webhookAttemptJSON
-	Payload      string
-	PayloadWhole bool
-	PayloadMax   int
-	CanCancel    bool
-	CanRedeliver bool
-	CanRetry     bool
-	Live         bool   // the job or its webhook may still change: the page polls
-	Self         string // this page's address, for the poll
-}
-
-// uiJob is GET /ui/jobs/{uuid}?offset=: the job's summary, a page of its
-// numbers, its webhook with every delivery attempt and the payload.
-func (a *app) uiJob(w http.ResponseWriter, r *http.Request, s sessionRow) {
-	job, err := a.uiUserJob(r, s, mux.Vars(r)["uuid"])
-	if err != nil {
-		a.uiFail(w, r, &s, err)
-		return
-	}
-	a.uiShowJob(w, r, s, job, http.StatusOK, jobNotice(r.URL.Query()))
-}
-
-// jobNotice says what the action that led to a job's page did: the
-// redirect after it names the action (done=) and, for a cancellation, how
-// many numbers it stopped (n=). Only these fixed texts are shown, never
-// text from the address.
-func jobNotice(q url.Values) uiBase {
-	switch q.Get("done") {
-	case "submitted":
-		return uiBase{Notice: "Restore submitted."}
-	case "retried":
-		return uiBase{Notice: "A new job retries the failures."}
-	case "cancelled":
-		n, _ := strconv.Atoi(q.Get("n"))
-		return uiBase{Notice: fmt.Sprintf("Job cancelled: %d numbers not yet started will not be restored.", n)}
-	case "delivered":
-		return uiBase{Notice: "The webhook was delivered again."}
-	case "undelivered":
-		return uiBase{Error: "The webhook could not be delivered again (see the last attempt below); it is retried on the usual schedule."}
-	}
-	return uiBase{}
-}
-
-// uiShowJob renders a job's page with status, and the notice or error in
-// msg.
-func (a *app) uiShowJob(w http.ResponseWriter, r *http.Request, s sessionRow, job Job, status int, msg uiBase) {
-	offset, _ := strconv.Atoi(r.URL.Query().Get("offset"))
-	offset = max(0, min(offset, job.Total-1))
-	view := jobView{uiBase: uiBase{Title: "Job " + job.UUID, Nav: "jobs", Session: &s, Notice: msg.Notice, Error: msg.Error},
-		Job: job, Offset: offset, PageSize: uiResultsPageSize, PayloadMax: payloadPreviewMax,
-		Self: fmt.Sprintf("/ui/jobs/%s?offset=%d", job.UUID, offset)}
-	show := a.liveResult(job)
-	err := a.store.eachResult(r.Context(), job.ID, "", offset, uiResultsPageSize, func(n NumberResult) error {
-		view.Results = append(view.Results, show(n))
-		return nil
-	})
-	if err != nil {
-		a.uiFail(w, r, &s, err)
-		return
-	}
-	if offset > 0 {
-		view.PrevPage = fmt.Sprintf("/ui/jobs/%s?offset=%d", job.UUID, max(0, offset-uiResultsPageSize))
-	}
-	if offset+uiResultsPageSize < job.Total {
-		view.NextPage = fmt.Sprintf("/ui/jobs/%s?offset=%d", job.UUID, offset+uiResultsPageSize)
-	}
-	if job.WebhookURL != "" {
-		if view.Deliveries, err = a.store.webhookAttemptLog(r.Context(), job.ID, max(job.WebhookAttempts, 1)); err != nil {
-			a.uiFail(w, r, &s, err)
-			return
-		}
-		if !job.Status.active() {
-			if view.Payload, view.PayloadWhole, err = a.payloadPreview(r.Context(), job); err != nil {
-				a.uiFail(w, r, &s, err)
-				return
-			}
-		}
-	}
-	view.CanCancel = job.Status.active()
-	view.CanRedeliver = job.WebhookURL != "" && !job.Status.active() && job.WebhookState != webhookWaiting
-	view.CanRetry = summarize(job).settled() && job.FailureCount > 0
-	view.Live = job.Status.active() || job.WebhookState == webhookWaiting || job.WebhookState == webhookPending
-	a.uiWrite(w, r, status, "job", view, "live-job")
-}
-
-// numberView is the page of one number of a job.
-type numberView struct {
-	uiBase
-	Job      Job
-	Result   NumberResult
-	Attempts []numberAttempt
-}
-
-// uiNumber is GET /ui/jobs/{uuid}/numbers/{number}: the number's result
-// and every attempt.
-func (a *app) uiNumber(w http.ResponseWriter, r *http.Request, s sessionRow) {
-	job, err := a.uiUserJob(r, s, mux.Vars(r)["uuid"])
-	if err != nil {
-		a.uiFail(w, r, &s, err)
-		return
-	}
-	number := mux.Vars(r)["number"]
-	view := numberView{uiBase: uiBase{Title: "Number " + number, Nav: "jobs", Session: &s}, Job: job}
-	found := false
-	if isDigits(number) {
-		show := a.liveResult(job)
-		err = a.store.eachResult(r.Context(), job.ID, number, 0, 1, func(n NumberResult) error {
-			view.Result, found = show(n), true
-			return nil
-		})
-	}
-	if err == nil && !found {
-		err = newAPIError(codeNotFound, "Number "+clipQuote(number)+" is not in this job.")
-	}
-	if err == nil {
-		view.Attempts, err = a.store.numberAttempts(r.Context(), job.ID, view.Result.Position)
-	}
-	if err != nil {
-		a.uiFail(w, r, &s, err)
-		return
-	}
-	a.uiWrite(w, r, http.StatusOK, "number", view)
-}
-
-// uiWebhookPayload is GET /ui/jobs/{uuid}/webhook-payload: a finished
-// job's webhook payload, whole, as a download.
-func (a *app) uiWebhookPayload(w http.ResponseWriter, r *http.Request, s sessionRow) {
-	job, err := a.uiUserJob(r, s, mux.Vars(r)["uuid"])
-	if err == nil && (job.WebhookURL == "" || job.Status.active()) {
-		err = newAPIError(codeNotFound, "This job has no webhook payload (yet).")
-	}
-	if err != nil {
-		a.uiFail(w, r, &s, err)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Disposition", `attachment; filename="webhook_`+job.UUID+`.json"`)
-	if err := a.webhookPayload(r.Context(), job).write(w); err != nil {
-		a.log.Warn("write webhook payload", "job", job.UUID, "err", err)
-	}
 }
 
 // uiCancel is POST /ui/jobs/{uuid}/cancel.

@@ -25,7 +25,7 @@ var uiFiles embed.FS
 
 // uiPageNames are the console's pages: each is ui/templates/NAME.html
 // rendered inside layout.html.
-var uiPageNames = []string{"sign_in", "jobs", "job", "number", "restore", "error"}
+var uiPageNames = []string{"sign_in", "jobs", "job", "number", "numbers", "restore", "error"}
 
 // uiTemplates are the parsed pages, by name.
 var uiTemplates = mustParseUITemplates()
@@ -40,9 +40,6 @@ var uiFuncs = template.FuncMap{
 	},
 	"iso":  func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
 	"took": func(start, end time.Time) int64 { return end.Sub(start).Milliseconds() },
-	"processed": func(j Job) int {
-		return summarize(j).processed()
-	},
 	"percent": func(part, whole int) int {
 		if whole <= 0 {
 			return 0
