@@ -47,6 +47,7 @@ var uiFuncs = template.FuncMap{
 		return part * 100 / whole
 	},
 	"add":    func(a, b int) int { return a + b },
+	"active": func(s jobStatus) bool { return s.active() },
 	"static": staticURL,
 }
 

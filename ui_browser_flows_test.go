@@ -105,7 +105,7 @@ func TestConsoleInBrowser(t *testing.T) {
 				t.Errorf("the job page does not show %q:\n%s", want, text)
 			}
 		}
-		if rows := read(t, demo, chromedp.Evaluate[int](`document.querySelectorAll('#results-heading + .table-wrap tbody tr').length`)); rows != 3 {
+		if rows := read(t, demo, chromedp.Evaluate[int](`document.querySelectorAll('#results-heading ~ .table-wrap tbody tr').length`)); rows != 3 {
 			t.Errorf("%d result rows, want 3 (the repeat dropped)", rows)
 		}
 		browse(t, demo, chromedp.Click(chromedp.CSS(`a[aria-label="1 attempts of 15551230117"]`)), chromedp.WaitVisible(chromedp.CSS("h1")))
@@ -126,13 +126,45 @@ func TestConsoleInBrowser(t *testing.T) {
 				t.Errorf("the retry's page does not show %q:\n%s", want, text)
 			}
 		}
-		if rows := read(t, demo, chromedp.Evaluate[int](`document.querySelectorAll('#results-heading + .table-wrap tbody tr').length`)); rows != 1 {
+		if rows := read(t, demo, chromedp.Evaluate[int](`document.querySelectorAll('#results-heading ~ .table-wrap tbody tr').length`)); rows != 1 {
 			t.Errorf("the retry has %d numbers, want the 1 failure", rows)
 		}
 		open(t, demo, base+"/ui/jobs/"+syncJob)
 		if !strings.Contains(pageText(t, demo), retry) {
 			t.Errorf("the original job does not link its retry %s", retry)
 		}
+	})
+
+	t.Run("a job's results are filtered by status and downloaded as CSV", func(t *testing.T) {
+		open(t, demo, base+"/ui/jobs/"+syncJob)
+		browse(t, demo, chromedp.SetValue(chromedp.ID("result_status"), "failed"))
+		if status := submitAndWait(t, demo, `form.results-filter button`); status != http.StatusOK {
+			t.Fatalf("the filter answered %d", status)
+		}
+		numbers := read(t, demo, chromedp.Evaluate[[]string](`[...document.querySelectorAll('#results-heading ~ .table-wrap tbody tr td:nth-child(2)')].map(td => td.textContent)`))
+		if strings.Join(numbers, ",") != "15551230117" {
+			t.Errorf("the failures shown are %v, want [15551230117]", numbers)
+		}
+		csv := downloadCSV(t, demo, `a[href*="/results.csv"]`)
+		want := "number,status,status_code,message,attempts,started_at,completed_at,requires_identity_update,needs_registration\n" +
+			"15551230117,failed,409,Error: 'number is no longer available',1,"
+		if !strings.HasPrefix(csv, want) || strings.Count(csv, "\n") != 2 {
+			t.Errorf("the CSV of the failures is:\n%s\nwant the header and one row starting %q", csv, want[strings.Index(want, "\n")+1:])
+		}
+	})
+
+	t.Run("a number's lookup shows every job of the user that holds it", func(t *testing.T) {
+		open(t, demo, base+"/ui/jobs")
+		browse(t, demo, chromedp.SetValue(chromedp.ID("q"), "15551230117"))
+		submitAndWait(t, demo, `form[role="search"] button`)
+		if loc := read(t, demo, chromedp.Location()); !strings.Contains(loc, "/ui/numbers?number=15551230117") {
+			t.Fatalf("searching a number led to %s", loc)
+		}
+		links := read(t, demo, chromedp.Evaluate[int](`document.querySelectorAll('#history-heading ~ .table-wrap tbody tr').length`))
+		if links != 2 || !strings.Contains(pageText(t, demo), syncJob) {
+			t.Errorf("%d jobs listed for the number, want 2 (the job and its retry):\n%s", links, pageText(t, demo))
+		}
+		screenshot(t, demo, "number-lookup")
 	})
 
 	t.Run("a queued job's page updates itself until the job finishes", func(t *testing.T) {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/cdp"
 	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
@@ -310,4 +311,29 @@ func prefixed(prefix string, n int) []string {
 var markPage chromedp.Action[chromedp.Void] = func(ctx context.Context, t *chromedp.Target) (chromedp.Void, error) {
 	_, err := chromedp.Evaluate[bool](`window.stayedOnPage = true`)(ctx, t)
 	return chromedp.Void{}, err
+}
+
+// downloadCSV clicks a download link and returns the file the browser
+// saved, waiting for it with a bound.
+func downloadCSV(t *testing.T, ctx context.Context, link string) string {
+	t.Helper()
+	dir := t.TempDir()
+	_, err := chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+		Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: dir,
+		BrowserContextID: chromedp.FromContext(ctx).BrowserContextID})
+	if err != nil {
+		t.Fatalf("allow downloads: %v", err)
+	}
+	browse(t, ctx, chromedp.Click(chromedp.CSS(link)))
+	var got string
+	waitFor(t, browserStepTimeout, "the download", func() bool {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.csv"))
+		if len(files) != 1 {
+			return false
+		}
+		b, err := os.ReadFile(files[0])
+		got = string(b)
+		return err == nil && strings.HasSuffix(got, "\n")
+	})
+	return got
 }

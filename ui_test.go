@@ -281,3 +281,68 @@ func TestConsoleFailedSignInsShareTheAPIsLimiter(t *testing.T) {
 		t.Errorf("the API from the same address: %d, want 429 (one limiter)", api.Status)
 	}
 }
+
+func TestConsoleJobPageParts(t *testing.T) {
+	_, srv := startServiceWith(t, newGatedRestorer(t), "-dev")
+	c := newConsoleClient(t, srv.URL)
+	c.signIn("demo", "demo")
+	queued := call(t, http.MethodPost, srv.URL+"/v3/bulk_restore", "demo", "demo",
+		map[string]any{"numbers": seqNumbers(15551230111, 12), "webhook_url": "http://127.0.0.1:9/hook"})
+	job := queued.Body["job_uuid"].(string)
+	cases := []struct {
+		name, path string
+		status     int
+		says       []string
+	}{
+		{"a running job's webhook waits for the job", "/ui/jobs/" + job, http.StatusOK,
+			[]string{"the payload is sent when the job finishes", "Cancel job", `hx-trigger="every 2s"`}},
+		{"a filter shows only numbers of that state", "/ui/jobs/" + job + "?result_status=failed", http.StatusOK,
+			[]string{"No numbers failed here."}},
+		{"a state that is none is said and ignored", "/ui/jobs/" + job + "?result_status=bogus", http.StatusOK,
+			[]string{"There is no result status &#34;bogus&#34;", "15551230111"}},
+		{"a number not in the job is not found", "/ui/jobs/" + job + "/numbers/15551239999", http.StatusNotFound, nil},
+		{"a number lookup of something not a number is refused", "/ui/numbers?number=12ab", http.StatusBadRequest,
+			[]string{"A number is digits only."}},
+		{"a number lookup lists the jobs that hold it", "/ui/numbers?number=15551230111", http.StatusOK,
+			[]string{job, "Inventory"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := c.get(tc.path)
+			if p.Status != tc.status {
+				t.Fatalf("status=%d, want %d", p.Status, tc.status)
+			}
+			for _, s := range tc.says {
+				if !strings.Contains(p.Body, s) {
+					t.Errorf("the page does not say %q", s)
+				}
+			}
+		})
+	}
+	t.Run("the CSV of a job's results is the status endpoint's", func(t *testing.T) {
+		p := c.get("/ui/jobs/" + job + "/results.csv")
+		api, err := http.NewRequest(http.MethodGet, srv.URL+"/v3/bulk_restore_status?format=csv&job_uuid="+job, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		api.SetBasicAuth("demo", "demo")
+		resp, err := http.DefaultClient.Do(api)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		want, _ := io.ReadAll(resp.Body)
+		numbersOf := func(csv string) string {
+			var out []string
+			for _, line := range strings.Split(strings.TrimSpace(csv), "\n") {
+				out = append(out, strings.SplitN(line, ",", 2)[0])
+			}
+			return strings.Join(out, ",")
+		}
+		if p.Status != http.StatusOK || p.Header.Get("Content-Type") != "text/csv; charset=utf-8" ||
+			!strings.Contains(p.Header.Get("Content-Disposition"), "bulk_restore_"+job+".csv") ||
+			numbersOf(p.Body) != numbersOf(string(want)) || strings.Count(p.Body, "\n") != 13 {
+			t.Errorf("status=%d %q:\n%s\nwant the API's:\n%s", p.Status, p.Header.Get("Content-Type"), p.Body, want)
+		}
+	})
+}
