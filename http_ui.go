@@ -22,6 +22,9 @@ const uiCSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 
 // buttons); a restore's may be as large as -max-body.
 const uiFormMax = 16 << 10
 
+// uiFormMemory bounds the part of a form body held in memory.
+const uiFormMemory = 32 << 20
+
 // uiHandler is a console handler that runs inside a session.
 type uiHandler func(w http.ResponseWriter, r *http.Request, s sessionRow)
 
@@ -65,6 +68,7 @@ func (a *app) consoleRoutes(r *mux.Router) {
 	get("/ui/restore", a.uiPage(a.uiRestorePage))
 	post("/ui/restore", a.uiAction(a.cfg.maxBody+uiFormMax, a.uiRestore(true)))
 	post("/ui/restore/check", a.uiAction(a.cfg.maxBody+uiFormMax, a.uiRestore(false)))
+	a.consoleAdminRoutes(get, post)
 }
 
 // methodMismatch reports whether a route of router has r's path but not
@@ -120,8 +124,12 @@ func (a *app) uiStaticFile(w http.ResponseWriter, r *http.Request) {
 
 // uiHome sends a visitor to the jobs, or to sign in first.
 func (a *app) uiHome(w http.ResponseWriter, r *http.Request) {
-	if _, err := a.session(r.Context(), sessionID(r)); err == nil {
-		http.Redirect(w, r, "/ui/jobs", http.StatusSeeOther)
+	if s, err := a.session(r.Context(), sessionID(r)); err == nil {
+		to := "/ui/jobs"
+		if s.Admin {
+			to = "/ui/admin/users"
+		}
+		http.Redirect(w, r, to, http.StatusSeeOther)
 		return
 	}
 	http.Redirect(w, r, "/ui/sign-in", http.StatusSeeOther)
@@ -143,10 +151,32 @@ func isLivePoll(r *http.Request) bool {
 	return r.Header.Get("HX-Request") == "true" && strings.HasPrefix(r.Header.Get("HX-Target"), "live-")
 }
 
-// uiPage runs h inside the request's session; without one, a page asks
-// the visitor to sign in (and come back), and a poll tells htmx to go
-// there.
-func (a *app) uiPage(h uiHandler) http.Handler {
+// uiPage runs h, a user's page, inside the request's session (see
+// uiPageFor).
+func (a *app) uiPage(h uiHandler) http.Handler { return a.uiPageFor(false, h) }
+
+// uiAdminPage runs h, an admin page, inside the admin's session.
+func (a *app) uiAdminPage(h uiHandler) http.Handler { return a.uiPageFor(true, h) }
+
+// roleMismatch answers a session on a page of the other side: the admin,
+// who has no jobs of its own, goes to the admin pages; a user finds no
+// admin page at all. It reports whether it answered.
+func (a *app) roleMismatch(w http.ResponseWriter, r *http.Request, s sessionRow, admin bool) bool {
+	switch {
+	case s.Admin == admin:
+		return false
+	case s.Admin && r.Method == http.MethodGet:
+		http.Redirect(w, r, "/ui/admin/users", http.StatusSeeOther)
+	default:
+		a.uiFail(w, r, &s, newAPIError(codeNotFound, "There is no page at "+r.URL.Path+"."))
+	}
+	return true
+}
+
+// uiPageFor runs h inside the request's session, a user's or (admin) the
+// admin's; without one, a page asks the visitor to sign in (and come
+// back), and a poll tells htmx to go there.
+func (a *app) uiPageFor(admin bool, h uiHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s, err := a.session(r.Context(), sessionID(r))
 		switch {
@@ -163,7 +193,7 @@ func (a *app) uiPage(h uiHandler) http.Handler {
 			a.uiFail(w, r, nil, err)
 			return
 		}
-		if !a.uiAdmit(w, r, s) {
+		if a.roleMismatch(w, r, s, admin) || !a.uiAdmit(w, r, s) {
 			return
 		}
 		if !isLivePoll(r) {
@@ -176,23 +206,31 @@ func (a *app) uiPage(h uiHandler) http.Handler {
 // uiAdmit applies the per-user rate limit to a console request, as the
 // API's authentication does, and names the user in the request's log line.
 func (a *app) uiAdmit(w http.ResponseWriter, r *http.Request, s sessionRow) bool {
-	if a.userLimits != nil {
+	if a.userLimits != nil && !s.Admin {
 		if wait, ok := a.userLimits.take(s.User.Name, a.now()); !ok {
 			w.Header().Set("Retry-After", retryAfterSeconds(wait))
 			a.uiFail(w, r, &s, newAPIError(codeRateLimited, "Too many requests; wait a moment and try again."))
 			return false
 		}
 	}
-	noteUser(r, s.User.Name)
+	noteUser(r, s.name())
 	return true
 }
 
-// uiAction runs h for a state-changing request: from this site only, in a
-// live session, with a body of at most max bytes (held in the body
-// memory budget) carrying the session's CSRF token in the csrf_token field
-// or the X-CSRF-Token header. Anything else is refused with 403 before h
-// can change anything.
-func (a *app) uiAction(max int64, h uiHandler) http.Handler {
+// uiAction runs h, a user's action, for a state-changing request (see
+// uiActionFor).
+func (a *app) uiAction(max int64, h uiHandler) http.Handler { return a.uiActionFor(false, max, h) }
+
+// uiAdminAction runs h, an admin's action, for a state-changing request.
+func (a *app) uiAdminAction(max int64, h uiHandler) http.Handler { return a.uiActionFor(true, max, h) }
+
+// uiActionFor runs h for a state-changing request: from this site only, in
+// a live session of the right side (a user's, or the admin's), with a body
+// of at most max bytes (held in the body memory budget) carrying the
+// session's CSRF token in the csrf_token field or the X-CSRF-Token header.
+// Anything else is refused with 403 (404 for a user on an admin action)
+// before h can change anything. Sign-out takes either side.
+func (a *app) uiActionFor(admin bool, max int64, h uiHandler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := http.NewCrossOriginProtection().Check(r); err != nil {
 			a.uiError(w, r, nil, http.StatusForbidden, "This form was sent from another site.")
@@ -205,6 +243,9 @@ func (a *app) uiAction(max int64, h uiHandler) http.Handler {
 		}
 		if err != nil {
 			a.uiFail(w, r, nil, err)
+			return
+		}
+		if r.URL.Path != "/ui/sign-out" && a.roleMismatch(w, r, s, admin) {
 			return
 		}
 		if !a.uiAdmit(w, r, s) || !a.uiReadForm(w, r, &s, max) {
@@ -238,7 +279,9 @@ func (a *app) uiReadForm(w http.ResponseWriter, r *http.Request, s *sessionRow, 
 	r.Body = http.MaxBytesReader(w, body, max)
 	var err error
 	if strings.HasPrefix(r.Header.Get("Content-Type"), "multipart/form-data") {
-		err = r.ParseMultipartForm(max)
+		// A restore's numbers are held in memory; a larger file (an
+		// inventory) goes to a temporary file past uiFormMemory.
+		err = r.ParseMultipartForm(min(max, uiFormMemory))
 	} else {
 		err = r.ParseForm()
 	}

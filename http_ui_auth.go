@@ -11,6 +11,7 @@ type signInView struct {
 	uiBase
 	Username string
 	Next     string // where to go once signed in
+	AdminOn  bool   // the admin token is set: the admin may sign in
 }
 
 // safeNext is where to send a visitor after sign-in: a console page, never
@@ -25,7 +26,8 @@ func safeNext(next string) string {
 // uiSignInPage is GET /ui/sign-in. It reads nothing but where to go next:
 // credentials in an address are never looked at.
 func (a *app) uiSignInPage(w http.ResponseWriter, r *http.Request) {
-	a.uiWrite(w, r, http.StatusOK, "sign_in", signInView{uiBase: uiBase{Title: "Sign in"}, Next: safeNext(r.URL.Query().Get("next"))})
+	a.uiWrite(w, r, http.StatusOK, "sign_in", signInView{uiBase: uiBase{Title: "Sign in"}, Next: safeNext(r.URL.Query().Get("next")),
+		AdminOn: a.cfg.adminToken != ""})
 }
 
 // uiSignIn is POST /ui/sign-in: a user's name and API key, from the form
@@ -41,8 +43,15 @@ func (a *app) uiSignIn(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name, key, next := r.PostForm.Get("username"), r.PostForm.Get("api_key"), safeNext(r.PostForm.Get("next"))
-	view := signInView{uiBase: uiBase{Title: "Sign in"}, Username: name, Next: next}
-	id, _, err := a.signIn(r.Context(), name, key, clientIP(r))
+	view := signInView{uiBase: uiBase{Title: "Sign in"}, Username: name, Next: next, AdminOn: a.cfg.adminToken != ""}
+	var id string
+	var who sessionRow
+	var err error
+	if r.PostForm.Has("admin_token") && view.AdminOn {
+		id, who, err = a.signInAdmin(r.Context(), r.PostForm.Get("admin_token"), clientIP(r))
+	} else {
+		id, who, err = a.signIn(r.Context(), name, key, clientIP(r))
+	}
 	var blocked *errSignInBlocked
 	switch {
 	case errors.As(err, &blocked):
@@ -57,6 +66,9 @@ func (a *app) uiSignIn(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		view.Error = "Invalid user name or API key."
+		if r.PostForm.Has("admin_token") {
+			view.Error = "Invalid admin token."
+		}
 		a.uiWrite(w, r, httpStatus[e.code], "sign_in", view)
 		return
 	}
@@ -65,8 +77,11 @@ func (a *app) uiSignIn(w http.ResponseWriter, r *http.Request) {
 			a.log.Warn("end the previous console session", "err", err)
 		}
 	}
-	noteUser(r, name)
+	noteUser(r, who.name())
 	setSessionCookie(w, r, id, false)
+	if who.Admin {
+		next = "/ui/admin/users"
+	}
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 

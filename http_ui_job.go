@@ -45,7 +45,7 @@ func (a *app) uiJob(w http.ResponseWriter, r *http.Request, s sessionRow) {
 	a.uiShowJob(w, r, s, job, http.StatusOK, jobNotice(r.URL.Query()))
 }
 
-// jobNotice says what the action that led to a job's page did: the
+// jobNotice says what the action that led to a page did: the
 // redirect after it names the action (done=) and, for a cancellation, how
 // many numbers it stopped (n=). Only these fixed texts are shown, never
 // text from the address.
@@ -62,6 +62,18 @@ func jobNotice(q url.Values) uiBase {
 		return uiBase{Notice: "The webhook was delivered again."}
 	case "undelivered":
 		return uiBase{Error: "The webhook could not be delivered again (see the last attempt below); it is retried on the usual schedule."}
+	}
+	user := q.Get("user")
+	if !userNamePattern.MatchString(user) {
+		return uiBase{}
+	}
+	switch q.Get("done") {
+	case "deleted":
+		return uiBase{Notice: "User " + user + " was deleted, with its jobs and inventory."}
+	case "imported":
+		n, _ := strconv.Atoi(q.Get("n"))
+		deleted, _ := strconv.Atoi(q.Get("deleted"))
+		return uiBase{Notice: fmt.Sprintf("Inventory of %s: %d rows imported, %d numbers missing from the file deleted.", user, n, deleted)}
 	}
 	return uiBase{}
 }

@@ -25,7 +25,8 @@ var uiFiles embed.FS
 
 // uiPageNames are the console's pages: each is ui/templates/NAME.html
 // rendered inside layout.html.
-var uiPageNames = []string{"sign_in", "jobs", "job", "number", "numbers", "restore", "error"}
+var uiPageNames = []string{"sign_in", "jobs", "job", "number", "numbers", "restore", "error",
+	"admin_users", "admin_delete", "admin_jobs", "admin_queue"}
 
 // uiTemplates are the parsed pages, by name.
 var uiTemplates = mustParseUITemplates()

@@ -24,7 +24,13 @@ func TestConsoleInBrowser(t *testing.T) {
 	hooks := newHookReceiver(t)
 	db := filepath.Join(t.TempDir(), "console.db")
 	otherKey := binAddUser(t, bin, db, "other")
-	srv := startChild(t, bin, "-db", db, "-dev", "-backend", "upstream", "-upstream-url", up.URL+"/r/{number}",
+	tokenFile := filepath.Join(t.TempDir(), "admin-token")
+	const adminToken = "console-test-admin-token-0123456789abcdef"
+	if err := os.WriteFile(tokenFile, []byte(adminToken+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := startChild(t, bin, "-db", db, "-dev", "-admin-token-file", tokenFile,
+		"-backend", "upstream", "-upstream-url", up.URL+"/r/{number}",
 		"-upstream-preview-url", up.URL+"/r/{number}",
 		"-restore-max-attempts", "1", "-restore-timeout", "5s", "-shutdown-timeout", "2s")
 	base := srv.URL
@@ -333,6 +339,52 @@ func TestConsoleInBrowser(t *testing.T) {
 			if len(unlabelled) > 0 {
 				t.Errorf("%s has controls without a label: %v", path, unlabelled)
 			}
+		}
+	})
+
+	t.Run("the admin creates a user, whose key is shown once and works, then deletes it after a confirmation", func(t *testing.T) {
+		admin := b.person(t)
+		open(t, admin, base+"/ui/sign-in")
+		browse(t, admin, chromedp.SendKeys(chromedp.ID("admin_token"), adminToken))
+		if status := submitAndWait(t, admin, `form:has(#admin_token) button`); status != http.StatusOK {
+			t.Fatalf("admin sign-in answered %d", status)
+		}
+		browse(t, admin, chromedp.SendKeys(chromedp.ID("new-username"), "carol"))
+		if status := submitAndWait(t, admin, `form:has(#new-username) button`); status != http.StatusCreated {
+			t.Fatalf("creating a user answered %d", status)
+		}
+		key := read(t, admin, chromedp.Text(chromedp.ID("created-key")))
+		if resp := call(t, http.MethodGet, base+"/v3/bulk_restore_jobs", "carol", key, nil); resp.Status != http.StatusOK {
+			t.Fatalf("the key shown does not work: %d", resp.Status)
+		}
+		screenshot(t, admin, "admin-users")
+		open(t, admin, base+"/ui/admin/users")
+		if strings.Contains(pageText(t, admin), key) {
+			t.Error("the key is shown again")
+		}
+		if status := submitAndWait(t, admin, `a[aria-label="Delete carol"]`); status != http.StatusOK ||
+			!strings.Contains(pageText(t, admin), "cannot be undone") {
+			t.Fatalf("the confirmation: %d", status)
+		}
+		if resp := call(t, http.MethodGet, base+"/v3/bulk_restore_jobs", "carol", key, nil); resp.Status != http.StatusOK {
+			t.Fatal("asking for the confirmation deleted the user")
+		}
+		submitAndWait(t, admin, `form[action="/ui/admin/users/carol/delete"] button`)
+		if text := pageText(t, admin); !strings.Contains(text, "User carol was deleted") {
+			t.Errorf("the users page does not say carol was deleted:\n%s", text)
+		}
+		if resp := call(t, http.MethodGet, base+"/v3/bulk_restore_jobs", "carol", key, nil); resp.Status != http.StatusUnauthorized {
+			t.Errorf("the deleted user's key answers %d, want 401", resp.Status)
+		}
+		open(t, admin, base+"/ui/admin/jobs")
+		if !strings.Contains(pageText(t, admin), syncJob) {
+			t.Error("every user's jobs do not include demo's")
+		}
+		open(t, admin, base+"/ui/admin/queue")
+		waitJS(t, admin, "the queue view", `document.querySelector('#live-queue') !== null && document.querySelector('#queued') !== null`)
+		screenshot(t, admin, "admin-queue")
+		if status := open(t, demo, base+"/ui/admin/users"); status != http.StatusNotFound {
+			t.Errorf("a user's session opens the admin pages: %d", status)
 		}
 	})
 

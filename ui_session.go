@@ -36,19 +36,41 @@ func newSessionToken() string { return randomToken(32, base64.RawURLEncoding.Enc
 // counted against the address by the same limiter, and starts a session.
 // It returns the session's id (for the cookie) and the session.
 func (a *app) signIn(ctx context.Context, name, key, ip string) (string, sessionRow, error) {
+	return a.signInAs(ctx, ip, "invalid username or API key", func() (sessionRow, bool, error) {
+		u, err := a.store.authenticate(ctx, name, key)
+		if errors.Is(err, errNotFound) {
+			return sessionRow{}, false, nil
+		}
+		return sessionRow{User: u}, err == nil, err
+	})
+}
+
+// signInAdmin checks the admin token as the admin API does (the same
+// comparison, failures counted by the same limiter) and starts an admin
+// session.
+func (a *app) signInAdmin(ctx context.Context, token, ip string) (string, sessionRow, error) {
+	return a.signInAs(ctx, ip, "invalid admin token", func() (sessionRow, bool, error) {
+		return sessionRow{Admin: true}, a.adminTokenOK(token), nil
+	})
+}
+
+// signInAs starts a session for whom check finds, unless the address has
+// no failed sign-ins left; a check that finds no one counts as a failure
+// and is refused with refusal.
+func (a *app) signInAs(ctx context.Context, ip, refusal string, check func() (sessionRow, bool, error)) (string, sessionRow, error) {
 	now := a.now()
 	if wait, blocked := a.authFailures.exhausted(ip, now); blocked {
 		return "", sessionRow{}, &errSignInBlocked{wait: wait}
 	}
-	u, err := a.store.authenticate(ctx, name, key)
-	if errors.Is(err, errNotFound) {
-		a.authFailures.take(ip, now)
-		return "", sessionRow{}, newAPIError(codeUnauthorized, "invalid username or API key")
-	}
+	who, ok, err := check()
 	if err != nil {
 		return "", sessionRow{}, err
 	}
-	return a.startSession(ctx, sessionRow{User: u})
+	if !ok {
+		a.authFailures.take(ip, now)
+		return "", sessionRow{}, newAPIError(codeUnauthorized, refusal)
+	}
+	return a.startSession(ctx, who)
 }
 
 // startSession stores a new session for who (a user, or the admin) and
@@ -63,7 +85,7 @@ func (a *app) startSession(ctx context.Context, who sessionRow) (string, session
 	if err := a.writer.do(ctx, func(tx *sql.Tx) error { return insertSession(tx, s) }); err != nil {
 		return "", sessionRow{}, err
 	}
-	a.log.Info("console sign-in", "user", s.User.Name, "admin", s.Admin)
+	a.log.Info("console sign-in", "user", s.name())
 	return id, s, nil
 }
 
@@ -112,4 +134,12 @@ func (a *app) endSession(ctx context.Context, s sessionRow) error {
 // constant time.
 func (s sessionRow) csrfOK(token string) bool {
 	return token != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.CSRF)) == 1
+}
+
+// name is who signed in, for logs: the user's name, or "admin".
+func (s sessionRow) name() string {
+	if s.Admin {
+		return "admin"
+	}
+	return s.User.Name
 }
