@@ -158,10 +158,15 @@ CREATE TABLE sessions (
     user_id      INTEGER REFERENCES users(id) ON DELETE CASCADE,
     admin        INTEGER NOT NULL DEFAULT 0 CHECK (admin IN (0, 1)),
     csrf_token   TEXT    NOT NULL,
+    -- An admin session's proof of the admin token it was opened with (a
+    -- SHA-256 of it, domain-separated; NULL for a user's): when the token
+    -- changes or is removed, the admin sessions opened with the old one end.
+    admin_proof  BLOB,
     created_at   INTEGER NOT NULL,
     last_seen_at INTEGER NOT NULL,
     expires_at   INTEGER NOT NULL,
-    CHECK ((user_id IS NULL) = (admin = 1))
+    CHECK ((user_id IS NULL) = (admin = 1)),
+    CHECK ((admin_proof IS NULL) = (admin = 0))
 ) STRICT, WITHOUT ROWID;
 CREATE INDEX sessions_expires ON sessions (expires_at);
 CREATE INDEX sessions_user ON sessions (user_id);

@@ -15,6 +15,7 @@ type sessionRow struct {
 	User      User // zero for the admin
 	Admin     bool
 	CSRF      string
+	Proof     []byte // the admin's: adminProof of the token it signed in with
 	CreatedAt time.Time
 	LastSeen  time.Time
 	ExpiresAt time.Time
@@ -26,8 +27,12 @@ func insertSession(tx *sql.Tx, s sessionRow) error {
 	if !s.Admin {
 		user = s.User.ID
 	}
-	_, err := tx.Exec(`INSERT INTO sessions (id_hash, user_id, admin, csrf_token, created_at, last_seen_at, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?)`, s.IDHash, user, boolInt(s.Admin), s.CSRF, ms(s.CreatedAt), ms(s.LastSeen), ms(s.ExpiresAt))
+	var proof any
+	if s.Admin {
+		proof = s.Proof
+	}
+	_, err := tx.Exec(`INSERT INTO sessions (id_hash, user_id, admin, csrf_token, admin_proof, created_at, last_seen_at, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, s.IDHash, user, boolInt(s.Admin), s.CSRF, proof, ms(s.CreatedAt), ms(s.LastSeen), ms(s.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("insert session: %w", err)
 	}
@@ -42,10 +47,10 @@ func (s *Store) sessionByHash(ctx context.Context, hash []byte, now time.Time) (
 	var userID sql.NullInt64
 	var name, secret sql.NullString
 	var created, seen, expires int64
-	err := s.rq.queryRow(ctx, `SELECT s.user_id, s.admin, s.csrf_token, s.created_at, s.last_seen_at, s.expires_at,
+	err := s.rq.queryRow(ctx, `SELECT s.user_id, s.admin, s.csrf_token, s.admin_proof, s.created_at, s.last_seen_at, s.expires_at,
 		u.name, u.webhook_secret FROM sessions s LEFT JOIN users u ON u.id = s.user_id
 		WHERE s.id_hash = ? AND s.expires_at > ?`, hash, ms(now)).
-		Scan(&userID, &row.Admin, &row.CSRF, &created, &seen, &expires, &name, &secret)
+		Scan(&userID, &row.Admin, &row.CSRF, &row.Proof, &created, &seen, &expires, &name, &secret)
 	if errors.Is(err, sql.ErrNoRows) {
 		return sessionRow{}, errNotFound
 	}

@@ -203,3 +203,41 @@ func regexpFind(t *testing.T, pattern, s string) string {
 	}
 	return m[1]
 }
+
+func TestConsoleAdminSessionsEndWithTheirToken(t *testing.T) {
+	db := newTestDB(t)
+	tokenFile := func(token string) string {
+		file := filepath.Join(t.TempDir(), "token")
+		if err := os.WriteFile(file, []byte(token), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return file
+	}
+	first := startServer(t, "-dev", "-db", db, "-admin-token-file", tokenFile(consoleAdminToken))
+	c := newConsoleClient(t, first.URL)
+	c.signInAdmin()
+	u, _ := url.Parse(first.URL)
+	cookies := c.c.Jar.Cookies(&url.URL{Scheme: "http", Host: u.Host, Path: "/ui/"})
+	if len(cookies) != 1 {
+		t.Fatalf("cookies %v", cookies)
+	}
+	first.stop()
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		where string
+	}{
+		{"after a restart with the same token the session lives on", []string{"-admin-token-file", tokenFile(consoleAdminToken)}, "/ui/admin/users"},
+		{"with another token it has ended", []string{"-admin-token-file", tokenFile(consoleAdminToken + "-rotated")}, "/ui/sign-in"},
+		{"with the admin API off it has ended", nil, "/ui/sign-in"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := startServer(t, append([]string{"-dev", "-db", db}, tc.args...)...)
+			defer s.stop()
+			p := newConsoleClient(t, s.URL).do(http.MethodGet, "/ui/", nil, map[string]string{"Cookie": sessionCookie + "=" + cookies[0].Value})
+			if p.Status != http.StatusSeeOther || p.Header.Get("Location") != tc.where {
+				t.Errorf("status=%d Location=%q, want %s", p.Status, p.Header.Get("Location"), tc.where)
+			}
+		})
+	}
+}

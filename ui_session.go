@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"database/sql"
 	"encoding/base64"
@@ -50,8 +51,16 @@ func (a *app) signIn(ctx context.Context, name, key, ip string) (string, session
 // session.
 func (a *app) signInAdmin(ctx context.Context, token, ip string) (string, sessionRow, error) {
 	return a.signInAs(ctx, ip, "invalid admin token", func() (sessionRow, bool, error) {
-		return sessionRow{Admin: true}, a.adminTokenOK(token), nil
+		return sessionRow{Admin: true, Proof: adminProof(a.cfg.adminToken)}, a.adminTokenOK(token), nil
 	})
+}
+
+// adminProof is what an admin session keeps of the admin token it was
+// opened with: a SHA-256 of it, domain-separated, never the token. A
+// session whose proof is not that of the token set now has ended.
+func adminProof(token string) []byte {
+	sum := sha256.Sum256([]byte("bulkrestore console admin session\n" + token))
+	return sum[:]
 }
 
 // signInAs starts a session for whom check finds, unless the address has
@@ -105,7 +114,12 @@ func (a *app) session(ctx context.Context, id string) (sessionRow, error) {
 	if id == "" {
 		return sessionRow{}, errNotFound
 	}
-	return a.store.sessionByHash(ctx, hashKey(id), a.now())
+	s, err := a.store.sessionByHash(ctx, hashKey(id), a.now())
+	if err == nil && s.Admin &&
+		(a.cfg.adminToken == "" || subtle.ConstantTimeCompare(s.Proof, adminProof(a.cfg.adminToken)) != 1) {
+		return sessionRow{}, errNotFound // opened with an admin token that is no longer the one
+	}
+	return s, err
 }
 
 // touch records a request made by the person as activity, pushing the
