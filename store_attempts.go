@@ -19,7 +19,7 @@ type numberAttempt struct {
 // in order.
 func (s *Store) numberAttempts(ctx context.Context, jobID int64, position int) ([]numberAttempt, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT attempt, started_at, finished_at, status_code, message
-		FROM attempts WHERE job_id = ? AND position = ? ORDER BY attempt`, jobID, position)
+		FROM number_attempts WHERE job_id = ? AND position = ? ORDER BY attempt`, jobID, position)
 	if err != nil {
 		return nil, fmt.Errorf("read attempts: %w", err)
 	}

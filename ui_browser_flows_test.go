@@ -118,6 +118,9 @@ func TestConsoleInBrowser(t *testing.T) {
 		if text := pageText(t, demo); !strings.Contains(text, "Number 15551230117") || !strings.Contains(text, "409") {
 			t.Errorf("the number's page does not show its attempt:\n%s", text)
 		}
+		if rows := read(t, demo, chromedp.Evaluate[int](`document.querySelectorAll('table.list tbody tr').length`)); rows != 1 {
+			t.Errorf("the number's page lists %d attempts, want its 1", rows)
+		}
 	})
 
 	t.Run("a job's failures are retried from its page, and the two jobs link each other", func(t *testing.T) {

@@ -57,7 +57,7 @@ const previewNumbersShown = 5
 // previewRestore runs the API's dry run of a checked request for user and
 // sums it up by outcome, most common first.
 func (a *app) previewRestore(ctx context.Context, user User, req bulkRequest) (*restorePreview, error) {
-	res, err := a.dryRun(ctx, user, req.Numbers)
+	res, err := a.dryRun(ctx, user, req.Numbers.strings())
 	if err != nil {
 		return nil, err
 	}
