@@ -20,7 +20,7 @@ const (
 	benchGrowthBigJob  = 100_000 // numbers of the job whose status is read
 	benchGrowthQueued  = 10_000  // numbers of each queued POST timed to its 202
 	benchGrowthPosts   = 5       // queued POSTs timed
-	benchGrowthReads   = 200     // requests of each timed read
+	benchGrowthReads   = 500     // requests of each timed read
 	benchGrowthClients = 8       // concurrent clients of the sync load
 )
 
@@ -47,22 +47,29 @@ func (b *bench) runGrowth(ctx context.Context) (benchFigures, error) {
 	fresh := grown
 	fresh.Jobs, fresh.Numbers = 1, 1
 	out := benchFigures{"jobs": float64(grown.Jobs), "numbers": float64(grown.Numbers)}
-	worst := 0.0
+	// The two sides are measured in turns (fresh, grown, then grown,
+	// fresh), and each figure is the better of a side's two turns: the
+	// machine is shared, and a burst of someone else's work in one turn
+	// would otherwise read as growth (or as its absence).
 	figures := map[string]benchFigures{}
-	for _, side := range []struct {
-		name  string
-		shape benchFill
-	}{{"fresh", fresh}, {"grown", grown}} {
-		db, err := b.filled(ctx, side.shape)
+	sides := map[string]benchFill{"fresh": fresh, "grown": grown}
+	for _, name := range []string{"fresh", "grown", "grown", "fresh"} {
+		db, err := b.filled(ctx, sides[name])
 		if err != nil {
 			return nil, err
 		}
 		f, err := b.measureGrowth(ctx, db)
 		if err != nil {
-			return nil, fmt.Errorf("%s database: %w", side.name, err)
+			return nil, fmt.Errorf("%s database: %w", name, err)
 		}
-		figures[side.name] = f
+		if best, ok := figures[name]; ok {
+			for k, v := range f {
+				f[k] = min(v, best[k])
+			}
+		}
+		figures[name] = f
 	}
+	worst := 0.0
 	for _, g := range benchGrowthFigures {
 		ratio := figures["grown"][g.key] / figures["fresh"][g.key]
 		out["fresh_"+g.key], out["grown_"+g.key], out["ratio_"+g.key] = figures["fresh"][g.key], figures["grown"][g.key], ratio
