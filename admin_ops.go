@@ -199,14 +199,14 @@ func (o adminOps) importInventory(ctx context.Context, name string, csvFile io.R
 	}
 	var done inventoryImport
 	err = o.store.write(ctx, func(tx *sql.Tx) error {
-		id, err := userIDInTx(tx, name)
+		id, err := o.store.userIDInTx(tx, name)
 		if err != nil {
 			return err
 		}
-		if done.Imported, err = writeInventory(tx, id, inventoryCSVRows(spool, now), false); err != nil || !replace {
+		if done.Imported, err = o.store.writeInventory(tx, id, inventoryCSVRows(spool, now), false); err != nil || !replace {
 			return err
 		}
-		done.Deleted, err = deleteInventoryExcept(tx, id, seen.has)
+		done.Deleted, err = o.store.deleteInventoryExcept(tx, id, seen.has)
 		return err
 	})
 	if errors.Is(err, errNotFound) {

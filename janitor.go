@@ -56,7 +56,7 @@ func (j *janitor) stop() {
 func (j *janitor) sweep(ctx context.Context) error {
 	now := j.now()
 	if err := j.writer.do(ctx, func(tx *sql.Tx) error {
-		return expireIdempotencyKeys(tx, now)
+		return j.store.expireIdempotencyKeys(tx, now)
 	}); err != nil {
 		return fmt.Errorf("expire idempotency keys: %w", err)
 	}
@@ -90,7 +90,7 @@ func (j *janitor) deleteJob(ctx context.Context, jobID int64) error {
 	for {
 		var finished bool
 		err := j.writer.do(ctx, func(tx *sql.Tx) (err error) {
-			finished, err = deleteJobChunk(tx, jobID, j.chunk)
+			finished, err = j.store.deleteJobChunk(tx, jobID, j.chunk)
 			return err
 		})
 		if err != nil {

@@ -75,7 +75,7 @@ func newPool(store *Store, w *writer, backend Restorer, policy retryPolicy, work
 // dispatcher, the workers and the recorder.
 func (p *pool) start(ctx context.Context) error {
 	now := time.Now()
-	if err := p.recorder.writer.do(ctx, func(tx *sql.Tx) error { return recoverCancelled(tx, now) }); err != nil {
+	if err := p.recorder.writer.do(ctx, func(tx *sql.Tx) error { return p.store.recoverCancelled(tx, now) }); err != nil {
 		return err
 	}
 	p.recorder.start()

@@ -271,7 +271,7 @@ func (d *dispatcher) markStarted(ids []int64) {
 	d.markWG.Add(1)
 	go func() {
 		defer d.markWG.Done()
-		err := d.writer.do(context.Background(), func(tx *sql.Tx) error { return markJobsStarted(tx, ids, now) })
+		err := d.writer.do(context.Background(), func(tx *sql.Tx) error { return d.store.markJobsStarted(tx, ids, now) })
 		if err != nil && !errors.Is(err, errWriterClosed) {
 			d.log.Warn("mark jobs started", "err", err)
 		}

@@ -94,7 +94,7 @@ func (r *recorder) writeUntilDone(batch []workResult) error {
 	for try := 1; ; try++ {
 		var out recordOutcome
 		err := r.writer.do(r.stopCtx, func(tx *sql.Tx) (err error) {
-			out, err = recordResults(tx, batch, r.policy, r.now())
+			out, err = r.store.recordResults(tx, batch, r.policy, r.now())
 			return err
 		})
 		switch classifyStoreError(err) {

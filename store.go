@@ -38,6 +38,7 @@ type Store struct {
 	r   *sql.DB // read-only pool
 	wq  *stmtCache
 	rq  *stmtCache
+	d   *dialect // the SQL text of the database underneath
 	now func() time.Time
 	// ckpt, when set, checkpoints the log in the background; then the write
 	// connection does not (see openServerStore).
@@ -121,7 +122,7 @@ func openStoreWith(path string, writerExtra ...string) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{w: w, now: time.Now}
+	s := &Store{w: w, d: sqliteDialect, now: time.Now}
 	s.write = s.writeTx
 	var mode string
 	if err := w.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil {
@@ -145,8 +146,8 @@ func openStoreWith(path string, writerExtra ...string) (*Store, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	s.r = r
-	s.rq = newStmtCache(r)
-	if s.wq, err = newFixedStmtCache(w, writeStatements...); err != nil {
+	s.rq = newStmtCache(r, s.d)
+	if s.wq, err = newFixedStmtCache(w, s.d, writeStatements...); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -270,6 +271,7 @@ func boolInt(b bool) int {
 // costs more than running it, with modernc SQLite).
 type stmtCache struct {
 	db *sql.DB
+	d  *dialect // statements are given in SQLite's dialect and prepared in db's
 	mu sync.Mutex
 	m  map[string]*sql.Stmt
 	// fixed: only the statements prepared up front are served. The write
@@ -283,14 +285,14 @@ var writeStatements = []string{insertJobSQL, insertQueuedNumbersSQL, insertCompl
 
 // newStmtCache builds a cache for db that prepares statements as they are
 // first asked for.
-func newStmtCache(db *sql.DB) *stmtCache {
-	return &stmtCache{db: db, m: map[string]*sql.Stmt{}}
+func newStmtCache(db *sql.DB, d *dialect) *stmtCache {
+	return &stmtCache{db: db, d: d, m: map[string]*sql.Stmt{}}
 }
 
 // newFixedStmtCache builds a cache for db that prepares queries now and
 // serves only those.
-func newFixedStmtCache(db *sql.DB, queries ...string) (*stmtCache, error) {
-	c := &stmtCache{db: db, m: map[string]*sql.Stmt{}}
+func newFixedStmtCache(db *sql.DB, d *dialect, queries ...string) (*stmtCache, error) {
+	c := &stmtCache{db: db, d: d, m: map[string]*sql.Stmt{}}
 	for _, q := range queries {
 		if _, err := c.get(q); err != nil {
 			c.close()
@@ -311,7 +313,7 @@ func (c *stmtCache) get(query string) (*sql.Stmt, error) {
 	if c.fixed {
 		return nil, fmt.Errorf("statement not prepared up front: %.60s", query)
 	}
-	s, err := c.db.Prepare(query)
+	s, err := c.db.Prepare(c.d.q(query))
 	if err != nil {
 		return nil, err
 	}
@@ -333,7 +335,7 @@ func (c *stmtCache) queryRow(ctx context.Context, query string, args ...any) *sq
 	s, err := c.get(query)
 	if err != nil {
 		// Let the caller meet the error where it scans, as with QueryRow.
-		return c.db.QueryRowContext(ctx, query, args...)
+		return c.db.QueryRowContext(ctx, c.d.q(query), args...)
 	}
 	return s.QueryRowContext(ctx, args...)
 }

@@ -107,7 +107,7 @@ func TestDeleteUserStopsItsWorkInItsFirstWrite(t *testing.T) {
 func TestLockOutUserStopsItsKeyJobsAndWebhooks(t *testing.T) {
 	store, ids := adminFixture(t, map[string][]int{"alice": {30, 0}}, nil)
 	inTx(t, store, func(tx *sql.Tx) error {
-		_, stopped, err := lockOutUser(tx, "alice", time.Now())
+		_, stopped, err := store.lockOutUser(tx, "alice", time.Now())
 		if err == nil && !slices.Equal(stopped, ids["alice"][:1]) {
 			t.Errorf("stopped %v, want %v", stopped, ids["alice"][:1])
 		}
@@ -137,7 +137,7 @@ func TestPurgeUserGoesInBoundedSteps(t *testing.T) {
 	store, _ := adminFixture(t, map[string][]int{"alice": {250, 30, 30, 30, 0, 5}, "bob": {40}},
 		map[string]int{"alice": 230, "bob": 50})
 	var id int64
-	inTx(t, store, func(tx *sql.Tx) (err error) { id, _, err = lockOutUser(tx, "alice", time.Now()); return err })
+	inTx(t, store, func(tx *sql.Tx) (err error) { id, _, err = store.lockOutUser(tx, "alice", time.Now()); return err })
 	jobs, numbers, inventory := userRows(t, store, "alice")
 	left := numbers + inventory
 	steps := 0
@@ -145,7 +145,7 @@ func TestPurgeUserGoesInBoundedSteps(t *testing.T) {
 		if steps > 50 {
 			t.Fatal("the purge does not end")
 		}
-		inTx(t, store, func(tx *sql.Tx) (err error) { done, err = purgeUserStep(tx, id, budget); return err })
+		inTx(t, store, func(tx *sql.Tx) (err error) { done, err = store.purgeUserStep(tx, id, budget); return err })
 		if done {
 			break
 		}

@@ -43,7 +43,7 @@ func insertInventorySQL(rows int, onlyMissing bool) string {
 // onlyMissing, existing rows are left as they are (used by -dev seeding).
 func (s *Store) importInventory(ctx context.Context, userID int64, rows []InventoryRow, onlyMissing bool) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := writeInventory(tx, userID, func(yield func(InventoryRow, error) bool) {
+		_, err := s.writeInventory(tx, userID, func(yield func(InventoryRow, error) bool) {
 			for _, r := range rows {
 				if !yield(r, nil) {
 					return
@@ -63,13 +63,13 @@ func (s *Store) importInventory(ctx context.Context, userID int64, rows []Invent
 // more than a batch is ever held; it returns how many it wrote. An error
 // rows yields stops it. With onlyMissing, numbers the user has already are
 // left as they are.
-func writeInventory(tx *sql.Tx, userID int64, rows iter.Seq2[InventoryRow, error], onlyMissing bool) (int, error) {
-	one, err := tx.Prepare(insertInventorySQL(1, onlyMissing))
+func (s *Store) writeInventory(tx *sql.Tx, userID int64, rows iter.Seq2[InventoryRow, error], onlyMissing bool) (int, error) {
+	one, err := tx.Prepare(s.q(insertInventorySQL(1, onlyMissing)))
 	if err != nil {
 		return 0, err
 	}
 	defer one.Close()
-	batch, err := tx.Prepare(insertInventorySQL(inventoryBatch, onlyMissing))
+	batch, err := tx.Prepare(s.q(insertInventorySQL(inventoryBatch, onlyMissing)))
 	if err != nil {
 		return 0, err
 	}
@@ -104,10 +104,10 @@ const inventoryPage = 1000
 // deleteInventoryExcept deletes, inside tx, the user's numbers that keep
 // refuses, reading them a page at a time in number order; it returns how
 // many it deleted.
-func deleteInventoryExcept(tx *sql.Tx, userID int64, keep func(number string) bool) (int, error) {
+func (s *Store) deleteInventoryExcept(tx *sql.Tx, userID int64, keep func(number string) bool) (int, error) {
 	deleted := 0
 	for after := ""; ; {
-		rows, err := tx.Query("SELECT number FROM inventory WHERE user_id = ? AND number > ? ORDER BY number LIMIT ?",
+		rows, err := tx.Query(s.q("SELECT number FROM inventory WHERE user_id = ? AND number > ? ORDER BY number LIMIT ?"),
 			userID, after, inventoryPage)
 		if err != nil {
 			return deleted, err
@@ -130,7 +130,7 @@ func deleteInventoryExcept(tx *sql.Tx, userID int64, keep func(number string) bo
 		}
 		after = page[len(page)-1]
 		if len(gone) > 0 {
-			n, err := execCount(tx, "DELETE FROM inventory WHERE user_id = ? AND number IN (SELECT value FROM json_each(?))",
+			n, err := execCount(tx, s.q("DELETE FROM inventory WHERE user_id = ? AND number IN (SELECT value FROM json_each(?))"),
 				userID, jsonList(gone))
 			deleted += n
 			if err != nil {
@@ -144,8 +144,8 @@ func deleteInventoryExcept(tx *sql.Tx, userID int64, keep func(number string) bo
 // time from the read pool.
 func (s *Store) eachInventory(ctx context.Context, userID int64) iter.Seq2[InventoryRow, error] {
 	return func(yield func(InventoryRow, error) bool) {
-		rows, err := s.r.QueryContext(ctx, `SELECT number, state, released_at, requires_identity_update, needs_registration
-			FROM inventory WHERE user_id = ? ORDER BY number`, userID)
+		rows, err := s.r.QueryContext(ctx, s.q(`SELECT number, state, released_at, requires_identity_update, needs_registration
+			FROM inventory WHERE user_id = ? ORDER BY number`), userID)
 		if err != nil {
 			yield(InventoryRow{}, fmt.Errorf("read inventory: %w", err))
 			return

@@ -157,7 +157,7 @@ func (s *Store) insertCompletedJob(tx *sql.Tx, j *Job, numbers []completedNumber
 			return fmt.Errorf("activate inventory: %w", err)
 		}
 	}
-	settled, err := settleJob(tx, j.ID, jobSettlement{success: g.success, failure: g.failure,
+	settled, err := s.settleJob(tx, j.ID, jobSettlement{success: g.success, failure: g.failure,
 		firstStart: g.first, now: g.last, webhookDue: leaseUntil})
 	if err != nil {
 		return err
@@ -269,6 +269,11 @@ const jobColumns = `id, uuid, user_id, status, total, success_count, failure_cou
 	created_at, started_at, completed_at, webhook_state, webhook_attempts, webhook_delivered_at, webhook_error, ` +
 	jobLinkColumns
 
+// jobColumnsPG is jobColumns in PostgreSQL's dialect.
+const jobColumnsPG = `id, uuid, user_id, status, total, success_count, failure_count, cancelled_count, webhook_url,
+	created_at, started_at, completed_at, webhook_state, webhook_attempts, webhook_delivered_at, webhook_error, ` +
+	jobLinkColumnsPG
+
 // rowScanner is what *sql.Row and *sql.Rows have in common.
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -295,7 +300,7 @@ func scanJob(row rowScanner) (Job, error) {
 // jobForUser returns the user's job with that UUID; another user's job is
 // errNotFound, like a job that does not exist.
 func (s *Store) jobForUser(ctx context.Context, userID int64, uuid string) (Job, error) {
-	j, err := scanJob(s.rq.queryRow(ctx, "SELECT "+jobColumns+" FROM jobs WHERE uuid = ? AND user_id = ?", uuid, userID))
+	j, err := scanJob(s.rq.queryRow(ctx, "SELECT "+s.jobCols()+" FROM jobs WHERE uuid = ? AND user_id = ?", uuid, userID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Job{}, errNotFound
 	}
@@ -307,7 +312,7 @@ func (s *Store) jobForUser(ctx context.Context, userID int64, uuid string) (Job,
 
 // jobByID returns a job by its row id.
 func (s *Store) jobByID(ctx context.Context, id int64) (Job, error) {
-	j, err := scanJob(s.r.QueryRowContext(ctx, "SELECT "+jobColumns+" FROM jobs WHERE id = ?", id))
+	j, err := scanJob(s.r.QueryRowContext(ctx, s.q("SELECT "+s.jobCols()+" FROM jobs WHERE id = ?"), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Job{}, errNotFound
 	}
@@ -320,6 +325,13 @@ func (s *Store) jobByID(ctx context.Context, id int64) (Job, error) {
 // resultColumns are the columns scanResult reads, in order.
 const resultColumns = `position, number, status, message, status_code, requires_identity_update,
 	needs_registration, attempts, started_at, completed_at`
+
+// resultColumnsPG is resultColumns in PostgreSQL's dialect, where a number
+// claimed by a live instance is told apart from a pending one as it is
+// read: its lease has not run out, and it is not waiting for a retry.
+const resultColumnsPG = `position, number, CASE WHEN status = 'pending' AND lease_until >= bulkrestore_now_ms()
+	AND next_attempt_at <= bulkrestore_now_ms() THEN 'processing' ELSE status END, message, status_code,
+	requires_identity_update, needs_registration, attempts, started_at, completed_at`
 
 // scanResult reads one row of resultColumns, after columns of its own
 // into lead (a join's).
@@ -360,17 +372,17 @@ type resultRead struct {
 // list), so the rows after offset are a seek on the primary key, from, and
 // not rows read and dropped; only a status filter, which no index serves,
 // reads the job from its start and passes over skip matches.
-func (rd resultRead) query(jobID int64) (string, []any) {
-	query := "SELECT " + resultColumns + " FROM job_numbers WHERE job_id = ?"
+func (rd resultRead) query(s *Store, jobID int64) (string, []any) {
+	query := "SELECT " + s.resultCols() + " FROM job_numbers WHERE job_id = ?"
 	args := []any{jobID}
 	if rd.number != "" {
 		// Without statistics SQLite would rather scan the job's range of
 		// the primary key than probe the index.
-		query = "SELECT " + resultColumns + " FROM job_numbers INDEXED BY job_numbers_number WHERE job_id = ? AND number = ?"
+		query = "SELECT " + s.resultCols() + " FROM job_numbers" + s.indexedBy("job_numbers_number") + " WHERE job_id = ? AND number = ?"
 		args = append(args, rd.number)
 	}
 	if rd.statuses != nil {
-		query += " AND status IN (SELECT value FROM json_each(?))"
+		query += " AND status " + s.inJSON("?", "text")
 		names := make([]string, len(rd.statuses))
 		for i, st := range rd.statuses {
 			names[i] = string(st)
@@ -383,7 +395,7 @@ func (rd resultRead) query(jobID int64) (string, []any) {
 	}
 	query += " ORDER BY position"
 	if rd.limit >= 0 || rd.skip > 0 {
-		query += " LIMIT ? OFFSET ?"
+		query += " LIMIT " + s.limitParam() + " OFFSET ?"
 		args = append(args, rd.limit, rd.skip)
 	}
 	return query, args
@@ -393,7 +405,7 @@ func (rd resultRead) query(jobID int64) (string, []any) {
 // order, one row at a time, so a job of any size is read in constant
 // memory. fn's first error ends the read and is returned.
 func (s *Store) readResults(ctx context.Context, jobID int64, rd resultRead, fn func(NumberResult) error) error {
-	query, args := rd.query(jobID)
+	query, args := rd.query(s, jobID)
 	stmt, err := s.rq.get(query)
 	if err != nil {
 		return fmt.Errorf("read results: %w", err)
@@ -428,10 +440,10 @@ func (s *Store) eachResult(ctx context.Context, jobID int64, number string, offs
 
 // countActiveJobs counts a user's unfinished jobs, from the
 // jobs_user_active index.
-func countActiveJobs(tx *sql.Tx, userID int64) (int, error) {
+func (s *Store) countActiveJobs(tx *sql.Tx, userID int64) (int, error) {
 	var n int
-	err := tx.QueryRow(`SELECT count(*) FROM jobs INDEXED BY jobs_user_active
-		WHERE user_id = ? AND status IN ('pending', 'processing')`, userID).Scan(&n)
+	err := tx.QueryRow(s.q(`SELECT count(*) FROM jobs INDEXED BY jobs_user_active
+		WHERE user_id = ? AND status IN ('pending', 'processing')`), userID).Scan(&n)
 	return n, err
 }
 

@@ -116,9 +116,9 @@ type jobDelta struct{ success, failure, cancelled int }
 // activations, and per job the counts and, when its last number became
 // final, its completion and its webhook falling due. Results of jobs that
 // no longer exist (deleted with their user) are dropped and reported.
-func recordResults(tx *sql.Tx, results []workResult, policy retryPolicy, now time.Time) (recordOutcome, error) {
+func (s *Store) recordResults(tx *sql.Tx, results []workResult, policy retryPolicy, now time.Time) (recordOutcome, error) {
 	out := recordOutcome{finals: map[Outcome]int{}}
-	results, gone, err := keepLiveJobs(tx, results)
+	results, gone, err := s.keepLiveJobs(tx, results)
 	if err != nil {
 		return out, err
 	}
@@ -129,19 +129,19 @@ func recordResults(tx *sql.Tx, results []workResult, policy retryPolicy, now tim
 		deltas[id] = &jobDelta{}
 	}
 	for job, positions := range plan.cancelled {
-		n, err := execCount(tx, cancelGroupSQL, job, jsonList(positions), msgCancelled, ms(now))
+		n, err := execCount(tx, s.q(cancelGroupSQL), job, jsonList(positions), msgCancelled, ms(now))
 		if err != nil {
 			return out, fmt.Errorf("record cancellations: %w", err)
 		}
 		deltas[job].cancelled += n
 	}
-	if err := recordRetries(tx, plan.retried, plan.retries); err != nil {
+	if err := s.recordRetries(tx, plan.retried, plan.retries); err != nil {
 		return out, err
 	}
 	out.retries = plan.retries
 	activate := map[int64][]string{} // user -> numbers restored from released
 	for _, g := range plan.groups.order {
-		numbers, err := recordGroup(tx, g, plan.groups.m[g])
+		numbers, err := s.recordGroup(tx, g, plan.groups.m[g])
 		if err != nil {
 			return out, err
 		}
@@ -156,22 +156,22 @@ func recordResults(tx *sql.Tx, results []workResult, policy retryPolicy, now tim
 		}
 	}
 	for userID, numbers := range activate {
-		if _, err := tx.Exec(activateManySQL, userID, jsonList(numbers)); err != nil {
+		if _, err := tx.Exec(s.q(activateManySQL), userID, jsonList(numbers)); err != nil {
 			return out, fmt.Errorf("activate inventory: %w", err)
 		}
 	}
 	for _, id := range plan.jobs {
 		d := deltas[id]
-		s, err := settleJob(tx, id, jobSettlement{
+		settled, err := s.settleJob(tx, id, jobSettlement{
 			success: d.success, failure: d.failure, cancelled: d.cancelled,
 			firstStart: plan.firstStart[id], now: now, webhookDue: now,
 		})
 		if err != nil {
 			return out, err
 		}
-		if s.final {
+		if settled.final {
 			out.completedJobs = append(out.completedJobs, id)
-			if s.status == jobCompleted {
+			if settled.status == jobCompleted {
 				out.jobsCompleted++
 			}
 		}
@@ -181,7 +181,7 @@ func recordResults(tx *sql.Tx, results []workResult, policy retryPolicy, now tim
 
 // keepLiveJobs drops the results of jobs that no longer exist and returns
 // the rest, with the ids of the jobs dropped.
-func keepLiveJobs(tx *sql.Tx, results []workResult) ([]workResult, []int64, error) {
+func (s *Store) keepLiveJobs(tx *sql.Tx, results []workResult) ([]workResult, []int64, error) {
 	var ids []int64
 	seen := map[int64]bool{}
 	for _, r := range results {
@@ -190,7 +190,7 @@ func keepLiveJobs(tx *sql.Tx, results []workResult) ([]workResult, []int64, erro
 			ids = append(ids, r.JobID)
 		}
 	}
-	rows, err := tx.Query(liveJobsSQL, jsonList(ids))
+	rows, err := tx.Query(s.q(liveJobsSQL), jsonList(ids))
 	if err != nil {
 		return nil, nil, fmt.Errorf("check jobs: %w", err)
 	}
@@ -228,14 +228,14 @@ func keepLiveJobs(tx *sql.Tx, results []workResult) ([]workResult, []int64, erro
 // recordGroup writes the attempt rows and final states of one group and
 // returns the numbers it finalised (those cancelled meanwhile are left as
 // they are).
-func recordGroup(tx *sql.Tx, g outcomeGroup, positions []int) ([]string, error) {
+func (s *Store) recordGroup(tx *sql.Tx, g outcomeGroup, positions []int) ([]string, error) {
 	list := jsonList(positions)
 	if g.attempt > 1 { // a first try is recorded by its number's row alone (see number_attempts)
-		if _, err := tx.Exec(insertAttemptGroupSQL, g.job, list, g.attempt, g.started, g.finished, g.code, g.message); err != nil {
+		if _, err := tx.Exec(s.q(insertAttemptGroupSQL), g.job, list, g.attempt, g.started, g.finished, g.code, g.message); err != nil {
 			return nil, fmt.Errorf("record attempts: %w", err)
 		}
 	}
-	rows, err := tx.Query(finalGroupSQL, g.job, list, g.status, g.message, g.code,
+	rows, err := tx.Query(s.q(finalGroupSQL), g.job, list, g.status, g.message, g.code,
 		boolInt(g.riu), boolInt(g.nr), g.attempt, g.started, g.finished)
 	if err != nil {
 		return nil, fmt.Errorf("record results: %w", err)
@@ -254,16 +254,16 @@ func recordGroup(tx *sql.Tx, g outcomeGroup, positions []int) ([]string, error) 
 
 // recordRetries writes each transient failure's attempt and when its
 // number is due again; results[i] is the attempt that made retries[i].
-func recordRetries(tx *sql.Tx, results []workResult, retries []claim) error {
+func (s *Store) recordRetries(tx *sql.Tx, results []workResult, retries []claim) error {
 	if len(retries) == 0 {
 		return nil
 	}
-	attempt, err := tx.Prepare(insertAttemptSQL)
+	attempt, err := tx.Prepare(s.q(insertAttemptSQL))
 	if err != nil {
 		return fmt.Errorf("record attempt: %w", err)
 	}
 	defer attempt.Close()
-	schedule, err := tx.Prepare(retryResultSQL)
+	schedule, err := tx.Prepare(s.q(retryResultSQL))
 	if err != nil {
 		return fmt.Errorf("schedule retry: %w", err)
 	}

@@ -136,7 +136,7 @@ func TestTheResultReadsUseTheirIndexes(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			query, args := c.rd.query(jobID)
+			query, args := c.rd.query(store, jobID)
 			plan := queryPlan(t, store.r, query, args...)
 			if !strings.Contains(plan, c.want) || strings.Contains(plan, c.never) {
 				t.Fatalf("plan:\n%s\nwant %q, never %q", plan, c.want, c.never)

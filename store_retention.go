@@ -12,9 +12,9 @@ import (
 // jobs_finished index makes this one probe however many jobs are kept.
 func (s *Store) nextExpiredJob(ctx context.Context, cutoff time.Time) (int64, bool, error) {
 	var id int64
-	err := s.r.QueryRowContext(ctx, `SELECT id FROM jobs INDEXED BY jobs_finished
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT id FROM jobs INDEXED BY jobs_finished
 		WHERE status IN ('completed', 'cancelled') AND completed_at < ?
-		AND webhook_state NOT IN ('pending', 'waiting') ORDER BY completed_at LIMIT 1`, ms(cutoff)).Scan(&id)
+		AND webhook_state NOT IN ('pending', 'waiting') ORDER BY completed_at LIMIT 1`), ms(cutoff)).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, false, nil
 	}
@@ -24,20 +24,20 @@ func (s *Store) nextExpiredJob(ctx context.Context, cutoff time.Time) (int64, bo
 // deleteJobChunk deletes up to chunk numbers of a job, with their
 // attempts, and the job row itself once none is left; it reports whether
 // the job is gone.
-func deleteJobChunk(tx *sql.Tx, jobID int64, chunk int) (bool, error) {
+func (s *Store) deleteJobChunk(tx *sql.Tx, jobID int64, chunk int) (bool, error) {
 	var bound sql.NullInt64
-	err := tx.QueryRow("SELECT max(position) FROM (SELECT position FROM job_numbers WHERE job_id = ? ORDER BY position LIMIT ?)",
+	err := tx.QueryRow(s.q("SELECT max(position) FROM (SELECT position FROM job_numbers WHERE job_id = ? ORDER BY position LIMIT ?)"),
 		jobID, chunk).Scan(&bound)
 	if err != nil {
 		return false, err
 	}
 	if !bound.Valid {
-		_, err := tx.Exec("DELETE FROM jobs WHERE id = ?", jobID)
+		_, err := tx.Exec(s.q("DELETE FROM jobs WHERE id = ?"), jobID)
 		return true, err
 	}
-	if _, err := tx.Exec("DELETE FROM attempts WHERE job_id = ? AND position <= ?", jobID, bound.Int64); err != nil {
+	if _, err := tx.Exec(s.q("DELETE FROM attempts WHERE job_id = ? AND position <= ?"), jobID, bound.Int64); err != nil {
 		return false, err
 	}
-	_, err = tx.Exec("DELETE FROM job_numbers WHERE job_id = ? AND position <= ?", jobID, bound.Int64)
+	_, err = tx.Exec(s.q("DELETE FROM job_numbers WHERE job_id = ? AND position <= ?"), jobID, bound.Int64)
 	return false, err
 }

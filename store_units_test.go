@@ -73,7 +73,7 @@ func TestSettleJobIsTheOneRuleThatMovesAJobOn(t *testing.T) {
 			var got settledJob
 			for _, s := range c.steps {
 				inTx(t, store, func(tx *sql.Tx) (err error) {
-					got, err = settleJob(tx, id, s)
+					got, err = store.settleJob(tx, id, s)
 					return err
 				})
 			}
@@ -95,7 +95,7 @@ func TestCancelJobNumbers(t *testing.T) {
 		store, _, ids := queueFixture(t, 5)
 		var n int
 		inTx(t, store, func(tx *sql.Tx) (err error) {
-			n, err = cancelJobNumbers(tx, ids[0], []int{1}, now)
+			n, err = store.cancelJobNumbers(tx, ids[0], []int{1}, now)
 			return err
 		})
 		if n != 4 {
@@ -111,18 +111,18 @@ func TestCancelJobNumbers(t *testing.T) {
 	})
 	t.Run("a finished job says how it finished", func(t *testing.T) {
 		store, _, ids := queueFixture(t, 2)
-		inTx(t, store, func(tx *sql.Tx) error { _, err := cancelJobNumbers(tx, ids[0], nil, now); return err })
+		inTx(t, store, func(tx *sql.Tx) error { _, err := store.cancelJobNumbers(tx, ids[0], nil, now); return err })
 		tx, err := store.w.Begin()
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer tx.Rollback()
-		_, err = cancelJobNumbers(tx, ids[0], nil, now)
+		_, err = store.cancelJobNumbers(tx, ids[0], nil, now)
 		var finished *errJobFinished
 		if !errors.As(err, &finished) || finished.status != jobCancelled {
 			t.Fatalf("second cancel: %v, want the job already cancelled", err)
 		}
-		if _, err := cancelJobNumbers(tx, 9999, nil, now); !errors.Is(err, errNotFound) {
+		if _, err := store.cancelJobNumbers(tx, 9999, nil, now); !errors.Is(err, errNotFound) {
 			t.Fatalf("cancel of no job: %v, want errNotFound", err)
 		}
 	})
@@ -146,7 +146,7 @@ func TestRecordResultsDropsDeletedJobsAndRecordsTheRest(t *testing.T) {
 	}
 	var out recordOutcome
 	inTx(t, store, func(tx *sql.Tx) (err error) {
-		out, err = recordResults(tx, []workResult{
+		out, err = store.recordResults(tx, []workResult{
 			res(ids[0], 0, "15550000000", restored),
 			res(ids[0], 1, "15550000001", busy),
 			res(ids[1], 0, "15550100000", restored),

@@ -181,7 +181,7 @@ func (s *webhookSender) attempt(ctx context.Context, job Job, secrets []string, 
 		s.observe(res)
 	}
 	err := s.writer.do(context.WithoutCancel(ctx), func(tx *sql.Tx) error {
-		return recordWebhookAttempt(tx, job.ID, at, res, s.retry, s.now())
+		return s.store.recordWebhookAttempt(tx, job.ID, at, res, s.retry, s.now())
 	})
 	if errors.Is(err, errNotFound) {
 		return res, nil
