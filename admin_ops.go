@@ -9,7 +9,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"regexp"
 	"time"
 )
@@ -43,7 +42,7 @@ type adminOps struct {
 
 // adminOps returns the admin operations of the running server.
 func (a *app) adminOps() adminOps {
-	return adminOps{store: a.store, now: a.now, spoolDir: filepath.Dir(a.cfg.db), pace: serverPurgePace,
+	return adminOps{store: a.store, now: a.now, spoolDir: spoolDir(a.cfg.db), pace: serverPurgePace,
 		progress: a.progress.progress, stopJobs: func(ids []int64) {
 			for _, id := range ids {
 				a.pool.registry.stop(id, stopGone)

@@ -489,7 +489,13 @@ func TestSyncLimitDecidesBetween200And202(t *testing.T) {
 
 func TestQueuedJobWithWebhookIsPostedTheFinalPayload(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "-dev")
+	forEachStore(t, testQueuedJobWithWebhookIsPostedTheFinalPayload)
+}
+
+// testQueuedJobWithWebhookIsPostedTheFinalPayload is
+// TestQueuedJobWithWebhookIsPostedTheFinalPayload on one database.
+func testQueuedJobWithWebhookIsPostedTheFinalPayload(t *testing.T, db string) {
+	s := startServer(t, "-dev", "-db", db)
 	hook := apiNewHookReceiver(t, http.StatusOK)
 	numbers := seqNumbers(15551230160, 12)
 	resp := apiBulk(t, s, "demo", "demo", map[string]any{"numbers": numbers, "webhook_url": hook.URL})

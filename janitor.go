@@ -35,7 +35,9 @@ func (j *janitor) start(ctx context.Context) {
 	go func() {
 		defer close(j.done)
 		for {
-			if err := j.sweep(ctx); err != nil && ctx.Err() == nil {
+			// One instance at a time sweeps a database that several share.
+			_, err := j.store.eng.exclusively(ctx, retentionLock, func() error { return j.sweep(ctx) })
+			if err != nil && ctx.Err() == nil {
 				j.log.Error("retention sweep", "err", err)
 			}
 			sleepUntil(ctx, nil, j.now().Add(interval))

@@ -350,7 +350,7 @@ func openTestDB(t *testing.T, path string) *sql.DB {
 
 func TestAdminWritesGetInBesideAWriterThatNeverRests(t *testing.T) {
 	path := newTestDB(t)
-	server, err := openServerStore(path, slog.New(slog.DiscardHandler))
+	server, err := openServerStore(path, defaultLease, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,11 +34,14 @@ var errNotFound = errors.New("not found")
 // taken in turn by the group-commit writer and the admin commands, and a
 // read pool for everything else.
 type Store struct {
-	w   *sql.DB // the only write connection
-	r   *sql.DB // read-only pool
-	wq  *stmtCache
-	rq  *stmtCache
-	d   *dialect // the SQL text of the database underneath
+	w  *sql.DB // the only write connection
+	r  *sql.DB // read-only pool
+	wq *stmtCache
+	rq *stmtCache
+	d  *dialect // the SQL text of the database underneath
+	pg *pgState // PostgreSQL's; nil for SQLite
+	// eng is how the queue and the outbox claim work in this database.
+	eng queueEngine
 	now func() time.Time
 	// ckpt, when set, checkpoints the log in the background; then the write
 	// connection does not (see openServerStore).
@@ -102,10 +105,14 @@ func dsn(path string, extra ...string) string {
 	return "file:" + path + "?" + q.Encode()
 }
 
-// openStore opens (creating if needed, mode 0600) the database at path and
-// brings its schema up to date.
-func openStore(path string) (*Store, error) {
-	return openStoreWith(path)
+// openStore opens the database that db names, a PostgreSQL URL or a
+// SQLite file (created if needed, mode 0600), and brings its schema up to
+// date.
+func openStore(db string) (*Store, error) {
+	if isPostgresURL(db) {
+		return openPGStore(context.Background(), db, defaultLease)
+	}
+	return openStoreWith(db)
 }
 
 // openStoreWith is openStore with more DSN parameters for the write
@@ -123,6 +130,7 @@ func openStoreWith(path string, writerExtra ...string) (*Store, error) {
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
 	s := &Store{w: w, d: sqliteDialect, now: time.Now}
+	s.eng = sqliteQueue{s}
 	s.write = s.writeTx
 	var mode string
 	if err := w.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil {
@@ -165,13 +173,24 @@ func (s *Store) Close() error {
 		s.wq.close()
 	}
 	s.rq.close()
+	if s.pg != nil {
+		return s.w.Close() // one pool reads and writes
+	}
 	return errors.Join(s.r.Close(), s.w.Close(), ckptErr)
 }
 
-// openServerStore opens the store for the server: as openStore, plus the
-// background checkpointer, with automatic checkpoints of the write
-// connection turned off so that commits never wait for one.
-func openServerStore(path string, log *slog.Logger) (*Store, error) {
+// defaultLease is -lease's default: how long a PostgreSQL claim holds
+// without renewal.
+const defaultLease = 30 * time.Second
+
+// openServerStore opens the store for the server: as openStore, plus, for
+// SQLite, the background checkpointer, with automatic checkpoints of the
+// write connection turned off so that commits never wait for one. The
+// claims of a PostgreSQL server hold for lease.
+func openServerStore(path string, lease time.Duration, log *slog.Logger) (*Store, error) {
+	if isPostgresURL(path) {
+		return openPGStore(context.Background(), path, lease)
+	}
 	s, err := openStoreWith(path, "_pragma", "wal_autocheckpoint(0)")
 	if err != nil {
 		return nil, err

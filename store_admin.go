@@ -18,15 +18,24 @@ type UserSummary struct {
 	InventoryNumbers int
 }
 
+// userSummariesSQL lists the users with their counts.
+const userSummariesSQL = `SELECT id, name, created_at,
+		(SELECT count(*) FROM jobs INDEXED BY jobs_user WHERE user_id = users.id),
+		(SELECT count(*) FROM jobs INDEXED BY jobs_user_active WHERE user_id = users.id AND status IN ('pending', 'processing')),
+		(SELECT count(*) FROM inventory WHERE user_id = users.id)
+		FROM users ORDER BY name`
+
+var _ = pgText(userSummariesSQL, `SELECT id, name, created_at,
+	(SELECT count(*) FROM jobs WHERE user_id = users.id),
+	(SELECT count(*) FROM jobs WHERE user_id = users.id AND status IN ('pending', 'processing')),
+	(SELECT count(*) FROM inventory WHERE user_id = users.id)
+	FROM users ORDER BY name`)
+
 // listUserSummaries returns every user, by name, with its counts. Each
 // count reads one range of an index (jobs_user, jobs_user_active, the
 // inventory's key), the user's own rows only, never every job.
 func (s *Store) listUserSummaries(ctx context.Context) ([]UserSummary, error) {
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT id, name, created_at,
-		(SELECT count(*) FROM jobs INDEXED BY jobs_user WHERE user_id = users.id),
-		(SELECT count(*) FROM jobs INDEXED BY jobs_user_active WHERE user_id = users.id AND status IN ('pending', 'processing')),
-		(SELECT count(*) FROM inventory WHERE user_id = users.id)
-		FROM users ORDER BY name`))
+	rows, err := s.r.QueryContext(ctx, s.q(userSummariesSQL))
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}

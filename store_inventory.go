@@ -28,11 +28,14 @@ const inventoryBatch = 50
 
 // insertInventorySQL inserts rows inventory rows in one statement: updating
 // the numbers the user has already, or, with onlyMissing, leaving them.
-func insertInventorySQL(rows int, onlyMissing bool) string {
+func (s *Store) insertInventorySQL(rows int, onlyMissing bool) string {
 	verb, conflict := "INSERT", `
 	ON CONFLICT (user_id, number) DO UPDATE SET state = excluded.state, released_at = excluded.released_at,
 	requires_identity_update = excluded.requires_identity_update, needs_registration = excluded.needs_registration`
-	if onlyMissing {
+	switch {
+	case onlyMissing && s.d.pg:
+		conflict = " ON CONFLICT (user_id, number) DO NOTHING"
+	case onlyMissing:
 		verb, conflict = "INSERT OR IGNORE", ""
 	}
 	return verb + ` INTO inventory (user_id, number, state, released_at, requires_identity_update, needs_registration)
@@ -64,12 +67,12 @@ func (s *Store) importInventory(ctx context.Context, userID int64, rows []Invent
 // rows yields stops it. With onlyMissing, numbers the user has already are
 // left as they are.
 func (s *Store) writeInventory(tx *sql.Tx, userID int64, rows iter.Seq2[InventoryRow, error], onlyMissing bool) (int, error) {
-	one, err := tx.Prepare(s.q(insertInventorySQL(1, onlyMissing)))
+	one, err := tx.Prepare(s.q(s.insertInventorySQL(1, onlyMissing)))
 	if err != nil {
 		return 0, err
 	}
 	defer one.Close()
-	batch, err := tx.Prepare(s.q(insertInventorySQL(inventoryBatch, onlyMissing)))
+	batch, err := tx.Prepare(s.q(s.insertInventorySQL(inventoryBatch, onlyMissing)))
 	if err != nil {
 		return 0, err
 	}
@@ -101,6 +104,11 @@ func (s *Store) writeInventory(tx *sql.Tx, userID int64, rows iter.Seq2[Inventor
 // inventoryPage is how many numbers deleteInventoryExcept reads at a time.
 const inventoryPage = 1000
 
+// deleteInventorySQL deletes user ?1's numbers of the JSON array ?2.
+const deleteInventorySQL = "DELETE FROM inventory WHERE user_id = ? AND number IN (SELECT value FROM json_each(?))"
+
+var _ = pgText(deleteInventorySQL, `DELETE FROM inventory WHERE user_id = $1 AND number IN (SELECT json_array_elements_text($2::json))`)
+
 // deleteInventoryExcept deletes, inside tx, the user's numbers that keep
 // refuses, reading them a page at a time in number order; it returns how
 // many it deleted.
@@ -130,7 +138,7 @@ func (s *Store) deleteInventoryExcept(tx *sql.Tx, userID int64, keep func(number
 		}
 		after = page[len(page)-1]
 		if len(gone) > 0 {
-			n, err := execCount(tx, s.q("DELETE FROM inventory WHERE user_id = ? AND number IN (SELECT value FROM json_each(?))"),
+			n, err := execCount(tx, s.q(deleteInventorySQL),
 				userID, jsonList(gone))
 			deleted += n
 			if err != nil {
@@ -176,10 +184,16 @@ type inventoryRecord struct {
 	riu, nr    bool
 }
 
+// inventoryRecordsSQL reads user ?1's rows of the numbers of the JSON array ?2.
+const inventoryRecordsSQL = `SELECT number, state, released_at, requires_identity_update, needs_registration
+		FROM inventory WHERE user_id = ? AND number IN (SELECT value FROM json_each(?))`
+
+var _ = pgText(inventoryRecordsSQL, `SELECT number, state, released_at, requires_identity_update, needs_registration
+	FROM inventory WHERE user_id = $1 AND number IN (SELECT json_array_elements_text($2::json))`)
+
 // inventoryRecords reads a user's rows for the numbers, in one query.
 func (s *Store) inventoryRecords(ctx context.Context, userID int64, numbers []string) (map[string]inventoryRecord, error) {
-	stmt, err := s.rq.get(`SELECT number, state, released_at, requires_identity_update, needs_registration
-		FROM inventory WHERE user_id = ? AND number IN (SELECT value FROM json_each(?))`)
+	stmt, err := s.rq.get(inventoryRecordsSQL)
 	if err != nil {
 		return nil, err
 	}

@@ -78,12 +78,32 @@ const (
 		SELECT ?1, value->>0, value->>1, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 FROM json_each(?2)`
 )
 
+// The job inserts in PostgreSQL: the numbers of a JSON array with their
+// index (WITH ORDINALITY counts from 1), and the job's id returned.
+var (
+	_ = pgText(insertJobSQL, `INSERT INTO jobs (uuid, user_id, status, total, success_count, failure_count,
+		webhook_url, created_at, started_at, completed_at, webhook_state, webhook_next_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id`)
+	_ = pgText(insertQueuedNumbersSQL, `INSERT INTO job_numbers (job_id, position, number, status)
+		SELECT $1, ord - 1, value, 'pending' FROM json_array_elements_text($2::json) WITH ORDINALITY AS t(value, ord)`)
+	_ = pgText(insertCompletedNumbersSQL, `INSERT INTO job_numbers (job_id, position, number, status, message, status_code,
+		requires_identity_update, needs_registration, attempts, started_at, completed_at)
+		SELECT $1, (value->>0)::int, value->>1, $3, $4, $5, $6, $7, $8, $9, $10 FROM json_array_elements($2::json) AS value`)
+	_ = pgText(countActiveJobsSQL, `SELECT count(*) FROM jobs WHERE user_id = $1 AND status IN ('pending', 'processing')`)
+)
+
 // insertJobRow inserts the job row and sets j.ID; webhookDue is when its
 // webhook falls due (the zero time while it is not due).
 func (s *Store) insertJobRow(tx *sql.Tx, j *Job, webhookDue time.Time) error {
-	res, err := s.wq.exec(tx, insertJobSQL,
-		j.UUID, j.UserID, j.Status, j.Total, j.SuccessCount, j.FailureCount, nullString(j.WebhookURL),
-		ms(j.CreatedAt), nullTime(j.StartedAt), nullTime(j.CompletedAt), j.WebhookState, nullTime(webhookDue))
+	args := []any{j.UUID, j.UserID, j.Status, j.Total, j.SuccessCount, j.FailureCount, nullString(j.WebhookURL),
+		ms(j.CreatedAt), nullTime(j.StartedAt), nullTime(j.CompletedAt), j.WebhookState, nullTime(webhookDue)}
+	if s.pg != nil { // no LastInsertId: the statement returns the id
+		if err := tx.QueryRow(s.q(insertJobSQL), args...).Scan(&j.ID); err != nil {
+			return fmt.Errorf("insert job: %w", err)
+		}
+		return nil
+	}
+	res, err := s.wq.exec(tx, insertJobSQL, args...)
 	if err != nil {
 		return fmt.Errorf("insert job: %w", err)
 	}
@@ -114,7 +134,7 @@ func (s *Store) insertQueuedJob(tx *sql.Tx, j *Job, numbers numberList) error {
 			return fmt.Errorf("insert numbers: %w", err)
 		}
 	}
-	return nil
+	return s.notify(tx, pgWorkChannel)
 }
 
 // completedNumber is a number restored in full before its job was stored
@@ -438,12 +458,21 @@ func (s *Store) eachResult(ctx context.Context, jobID int64, number string, offs
 	return s.readResults(ctx, jobID, rd, fn)
 }
 
+// countActiveJobsSQL counts a user's unfinished jobs.
+const countActiveJobsSQL = `SELECT count(*) FROM jobs INDEXED BY jobs_user_active
+		WHERE user_id = ? AND status IN ('pending', 'processing')`
+
 // countActiveJobs counts a user's unfinished jobs, from the
-// jobs_user_active index.
+// jobs_user_active index. On PostgreSQL it first locks the user's row, so
+// that the submits of one user, on any instance, count one after another.
 func (s *Store) countActiveJobs(tx *sql.Tx, userID int64) (int, error) {
 	var n int
-	err := tx.QueryRow(s.q(`SELECT count(*) FROM jobs INDEXED BY jobs_user_active
-		WHERE user_id = ? AND status IN ('pending', 'processing')`), userID).Scan(&n)
+	if s.pg != nil {
+		if _, err := tx.Exec("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", userID); err != nil {
+			return 0, err
+		}
+	}
+	err := tx.QueryRow(s.q(countActiveJobsSQL), userID).Scan(&n)
 	return n, err
 }
 

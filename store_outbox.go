@@ -30,13 +30,20 @@ func (s *Store) dueWebhooks(ctx context.Context, now time.Time, limit int) ([]in
 	return ids, fromMs(next), nil
 }
 
+// webhookAttemptsSQL reads a job's count of delivery attempts; PostgreSQL
+// locks the row, so that two attempts recorded at once count one after
+// the other.
+const webhookAttemptsSQL = "SELECT webhook_attempts FROM jobs WHERE id = ?"
+
+var _ = pgText(webhookAttemptsSQL, `SELECT webhook_attempts FROM jobs WHERE id = $1 FOR UPDATE`)
+
 // recordWebhookAttempt stores one delivery attempt and the job's new
 // delivery state: delivered, given up (a final failure, or the last
 // attempt policy allows), or due again after the policy's backoff. A job
 // that no longer exists is errNotFound.
 func (s *Store) recordWebhookAttempt(tx *sql.Tx, jobID int64, at time.Time, res deliveryResult, policy retryPolicy, now time.Time) error {
 	var attempts int
-	err := tx.QueryRow(s.q("SELECT webhook_attempts FROM jobs WHERE id = ?"), jobID).Scan(&attempts)
+	err := tx.QueryRow(s.q(webhookAttemptsSQL), jobID).Scan(&attempts)
 	if errors.Is(err, sql.ErrNoRows) {
 		return errNotFound
 	}
@@ -85,10 +92,16 @@ func (s *Store) webhookSecrets(ctx context.Context, userID int64, now time.Time)
 	return secrets, nil
 }
 
+// attemptLogSQL reads job ?1's last ?2 delivery attempts, oldest first.
+const attemptLogSQL = `SELECT attempt, at, http_status, error, duration_ms FROM
+		(SELECT * FROM webhook_attempts WHERE job_id = ? ORDER BY attempt DESC LIMIT ?) ORDER BY attempt`
+
+var _ = pgText(attemptLogSQL, `SELECT attempt, at, http_status, error, duration_ms FROM
+	(SELECT * FROM webhook_attempts WHERE job_id = $1 ORDER BY attempt DESC LIMIT $2) AS last ORDER BY attempt`)
+
 // webhookAttemptLog returns a job's last n delivery attempts, oldest first.
 func (s *Store) webhookAttemptLog(ctx context.Context, jobID int64, n int) ([]webhookAttemptJSON, error) {
-	rows, err := s.r.QueryContext(ctx, s.q(`SELECT attempt, at, http_status, error, duration_ms FROM
-		(SELECT * FROM webhook_attempts WHERE job_id = ? ORDER BY attempt DESC LIMIT ?) ORDER BY attempt`), jobID, n)
+	rows, err := s.r.QueryContext(ctx, s.q(attemptLogSQL), jobID, n)
 	if err != nil {
 		return nil, fmt.Errorf("webhook attempt log: %w", err)
 	}

@@ -32,6 +32,28 @@ const settleJobSQL = `UPDATE jobs SET
 		FROM jobs WHERE id = ?5) AS t
 	WHERE id = ?5 RETURNING success_count + failure_count + cancelled_count >= total, status`
 
+// settleJobPG is settleJobSQL for PostgreSQL, where another transaction
+// may change the job between a subquery's snapshot and the row's lock: the
+// rule reads the counts of the locked row itself (SET sees the row as it
+// is before this update), so two instances recording results of one job
+// never lose a count.
+var _ = pgText(settleJobSQL, `UPDATE jobs SET
+	success_count = success_count + $1, failure_count = failure_count + $2, cancelled_count = cancelled_count + $3,
+	status = CASE
+		WHEN $7 AND status IN ('pending', 'processing') THEN 'cancelled'
+		WHEN status IN ('pending', 'processing') AND success_count + failure_count + cancelled_count + $1 + $2 + $3 >= total
+			THEN 'completed'
+		WHEN status = 'pending' THEN 'processing'
+		ELSE status END,
+	started_at = coalesce(started_at, $6),
+	completed_at = CASE WHEN status IN ('pending', 'processing')
+		AND ($7 OR success_count + failure_count + cancelled_count + $1 + $2 + $3 >= total) THEN $4 ELSE completed_at END,
+	webhook_state = CASE WHEN success_count + failure_count + cancelled_count + $1 + $2 + $3 >= total
+		AND webhook_state = 'waiting' THEN 'pending' ELSE webhook_state END,
+	webhook_next_at = CASE WHEN success_count + failure_count + cancelled_count + $1 + $2 + $3 >= total
+		AND webhook_state = 'waiting' THEN $8 ELSE webhook_next_at END
+	WHERE id = $5 RETURNING success_count + failure_count + cancelled_count >= total, status`)
+
 // The statements of the queue's reads and of cancellation.
 const (
 	cancelStatusSQL  = "SELECT status FROM jobs WHERE id = ?"
@@ -49,6 +71,33 @@ const (
 		WHERE job_id = ? AND status = 'pending' AND position > ? ORDER BY position LIMIT ?`
 	queuedNumbersSQL = `SELECT coalesce(sum(total - success_count - failure_count - cancelled_count), 0)
 		FROM jobs WHERE status IN ('pending', 'processing')`
+)
+
+// pgProcessing is, in PostgreSQL, a pending number some instance is
+// restoring: claimed under a live lease and not waiting for a retry. Every
+// other pending number may be cancelled at once.
+const pgProcessing = `(lease_until >= bulkrestore_now_ms() AND next_attempt_at <= bulkrestore_now_ms())`
+
+// The queue's statements in PostgreSQL. A cancellation locks the job row
+// first (as every write of a job's numbers does, in the order of the job
+// ids), and leaves the numbers that an instance is restoring to that
+// instance, which records them; several jobs are locked in id order, so two
+// instances never wait for each other in a circle.
+var (
+	_ = pgText(cancelStatusSQL, "SELECT status FROM jobs WHERE id = $1 FOR UPDATE")
+	_ = pgText(cancelNumbersSQL, `UPDATE job_numbers SET status = 'cancelled', message = $1, status_code = NULL,
+		completed_at = $2, claimed_by = NULL, lease_until = NULL
+		WHERE job_id = $3 AND status = 'pending' AND position NOT IN (SELECT json_array_elements_text($4::json)::int)
+		AND NOT coalesce(`+pgProcessing+`, false)`)
+	_ = pgText(unsettledCancelledSQL, `SELECT id FROM jobs
+		WHERE status = 'cancelled' AND total > success_count + failure_count + cancelled_count ORDER BY id`)
+	_ = pgText(cancelLeftSQL, `UPDATE job_numbers SET status = 'cancelled', message = $1, status_code = NULL,
+		completed_at = $2, claimed_by = NULL, lease_until = NULL
+		WHERE job_id = $3 AND status = 'pending' AND NOT coalesce(`+pgProcessing+`, false)`)
+	_ = pgText(markStartedSQL, `UPDATE jobs SET status = 'processing', started_at = coalesce(started_at, $1)
+		WHERE id IN (SELECT id FROM jobs WHERE id IN (SELECT json_array_elements_text($2::json)::bigint)
+			AND status = 'pending' ORDER BY id FOR UPDATE) AND status = 'pending'`)
+	_ = pgText(jobStatusesSQL, "SELECT id, status FROM jobs WHERE id IN (SELECT json_array_elements_text($1::json)::bigint)")
 )
 
 // jobSettlement is what a write adds to one job.
@@ -73,6 +122,9 @@ func (s *Store) settleJob(tx *sql.Tx, jobID int64, js jobSettlement) (settledJob
 		nullTime(js.firstStart), js.cancel, ms(js.webhookDue)).Scan(&out.final, &out.status)
 	if err != nil {
 		return out, fmt.Errorf("settle job %d: %w", jobID, err)
+	}
+	if out.final { // its webhook may be due: wake the senders of other instances
+		return out, s.notify(tx, pgWebhookChannel)
 	}
 	return out, nil
 }

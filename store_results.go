@@ -41,6 +41,27 @@ const (
 		WHERE user_id = ?1 AND state = 'released' AND number IN (SELECT value FROM json_each(?2))`
 )
 
+// The recorder's statements in PostgreSQL. The job rows of a batch are
+// locked first, in id order, so that two instances (or a cancellation)
+// never wait for each other in a circle; a final result gives its number's
+// claim up.
+var (
+	_ = pgText(liveJobsSQL, "SELECT id FROM jobs WHERE id IN (SELECT json_array_elements_text($1::json)::bigint) ORDER BY id FOR UPDATE")
+	_ = pgText(insertAttemptGroupSQL, `INSERT INTO attempts (job_id, position, attempt, started_at, finished_at, status_code, message)
+		SELECT $1, value::int, $3, $4, $5, $6, $7 FROM json_array_elements_text($2::json) AS value`)
+	_ = pgText(finalGroupSQL, `UPDATE job_numbers SET status = $3, message = $4, status_code = $5,
+		requires_identity_update = $6, needs_registration = $7, attempts = $8,
+		started_at = coalesce(started_at, $9), completed_at = $10, claimed_by = NULL, lease_until = NULL
+		WHERE job_id = $1 AND status = 'pending' AND position IN (SELECT json_array_elements_text($2::json)::int)
+		RETURNING number`)
+	_ = pgText(cancelGroupSQL, `UPDATE job_numbers SET status = 'cancelled', message = $3, status_code = NULL, completed_at = $4,
+		claimed_by = NULL, lease_until = NULL
+		WHERE job_id = $1 AND status = 'pending' AND position IN (SELECT json_array_elements_text($2::json)::int)`)
+	_ = pgText(activateManySQL, `UPDATE inventory SET state = 'active' WHERE user_id = $1 AND number IN
+		(SELECT number FROM inventory WHERE user_id = $1 AND state = 'released'
+			AND number IN (SELECT json_array_elements_text($2::json)) ORDER BY number FOR UPDATE)`)
+)
+
 // recordOutcome is what recordResults learned while writing.
 type recordOutcome struct {
 	completedJobs []int64         // jobs whose every number is now final
@@ -48,6 +69,7 @@ type recordOutcome struct {
 	goneJobs      []int64         // jobs deleted meanwhile: their results were dropped
 	retries       []claim         // numbers that wait for another try, with DueAt set
 	finals        map[Outcome]int // final outcomes (status, code), for metrics
+	late          []workResult    // PostgreSQL: dropped, as their claims were taken over (see keepClaimed)
 }
 
 // outcomeGroup is a set of results that write the same values but for
@@ -123,6 +145,9 @@ func (s *Store) recordResults(tx *sql.Tx, results []workResult, policy retryPoli
 		return out, err
 	}
 	out.goneJobs = gone
+	if results, out.late, err = s.keepClaimed(tx, results); err != nil {
+		return out, err
+	}
 	plan := planResults(results, policy, now)
 	deltas := map[int64]*jobDelta{}
 	for _, id := range plan.jobs {

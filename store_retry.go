@@ -58,7 +58,7 @@ func (s *Store) failedNumbers(ctx context.Context, jobID int64, codes []int) ([]
 		if err != nil {
 			return nil, err
 		}
-		query += " AND status_code IN (SELECT value FROM json_each(?))"
+		query += " AND status_code " + s.inJSON("?", "int")
 		args = append(args, string(list))
 	}
 	rows, err := s.r.QueryContext(ctx, query+" ORDER BY position", args...)

@@ -147,14 +147,20 @@ func (s *Store) deleteUser(ctx context.Context, name string, stop func(jobIDs []
 	return id, nil
 }
 
+// lockOutSQL takes a user's keys away and returns its id.
+const lockOutSQL = `UPDATE users SET key_hash = X'', previous_key_hash = NULL, previous_key_until = NULL
+		WHERE name = ? RETURNING id`
+
+var _ = pgText(lockOutSQL, `UPDATE users SET key_hash = ''::bytea, previous_key_hash = NULL, previous_key_until = NULL
+	WHERE name = $1 RETURNING id`)
+
 // lockOutUser is the first write of a deletion: the user's key (and any
 // previous one) stops working, no webhook of its finished jobs goes out any
 // more, and its unfinished jobs are stopped; it returns the user's id and
 // the jobs it stopped.
 func (s *Store) lockOutUser(tx *sql.Tx, name string, now time.Time) (int64, []int64, error) {
 	var id int64
-	err := tx.QueryRow(s.q(`UPDATE users SET key_hash = X'', previous_key_hash = NULL, previous_key_until = NULL
-		WHERE name = ? RETURNING id`), name).Scan(&id)
+	err := tx.QueryRow(s.q(lockOutSQL), name).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil, errNotFound
 	}
@@ -169,18 +175,34 @@ func (s *Store) lockOutUser(tx *sql.Tx, name string, now time.Time) (int64, []in
 	return id, stopped, err
 }
 
+// stopUserJobsSQL cancels a user's unfinished jobs; PostgreSQL locks them in id
+// order first, as every write of several jobs does.
+const stopUserJobsSQL = `UPDATE jobs SET status = 'cancelled', completed_at = ?, webhook_state = CASE
+		WHEN webhook_state IN ('waiting', 'pending') THEN 'none' ELSE webhook_state END, webhook_next_at = NULL
+		WHERE user_id = ? AND status IN ('pending', 'processing') RETURNING id`
+
+var _ = pgText(stopUserJobsSQL, `UPDATE jobs SET status = 'cancelled', completed_at = $1, webhook_state = CASE
+	WHEN webhook_state IN ('waiting', 'pending') THEN 'none' ELSE webhook_state END, webhook_next_at = NULL
+	WHERE id IN (SELECT id FROM jobs WHERE user_id = $2 AND status IN ('pending', 'processing') ORDER BY id FOR UPDATE)
+	AND status IN ('pending', 'processing') RETURNING id`)
+
 // stopUserJobs cancels a user's unfinished jobs, with no webhook to come,
 // and returns them. Workers of any process learn of it when they next check
 // a job (within liveCheckAge), and restore nothing more of it.
 func (s *Store) stopUserJobs(tx *sql.Tx, userID int64, now time.Time) ([]int64, error) {
-	rows, err := tx.Query(s.q(`UPDATE jobs SET status = 'cancelled', completed_at = ?, webhook_state = CASE
-		WHEN webhook_state IN ('waiting', 'pending') THEN 'none' ELSE webhook_state END, webhook_next_at = NULL
-		WHERE user_id = ? AND status IN ('pending', 'processing') RETURNING id`), ms(now), userID)
+	rows, err := tx.Query(s.q(stopUserJobsSQL), ms(now), userID)
 	if err != nil {
 		return nil, fmt.Errorf("stop jobs: %w", err)
 	}
 	return scanIDs(rows)
 }
+
+// purgeInventorySQL deletes the first ?2 numbers of user ?1's inventory.
+const purgeInventorySQL = `DELETE FROM inventory WHERE user_id = ?1 AND number <= (SELECT max(number) FROM
+		(SELECT number FROM inventory WHERE user_id = ?1 ORDER BY number LIMIT ?2))`
+
+var _ = pgText(purgeInventorySQL, `DELETE FROM inventory WHERE user_id = $1 AND number <= (SELECT max(number) FROM
+	(SELECT number FROM inventory WHERE user_id = $1 ORDER BY number LIMIT $2) AS page)`)
 
 // purgeUserStep deletes about budget numbers of a user: its jobs first,
 // each job in one statement when it fits in what is left of the budget,
@@ -210,8 +232,7 @@ func (s *Store) purgeUserStep(tx *sql.Tx, userID int64, budget int) (bool, error
 	if budget <= 0 {
 		return false, nil
 	}
-	n, err := execCount(tx, s.q(`DELETE FROM inventory WHERE user_id = ?1 AND number <= (SELECT max(number) FROM
-		(SELECT number FROM inventory WHERE user_id = ?1 ORDER BY number LIMIT ?2))`), userID, budget)
+	n, err := execCount(tx, s.q(purgeInventorySQL), userID, budget)
 	if err != nil || n == budget {
 		return false, err
 	}
@@ -219,13 +240,20 @@ func (s *Store) purgeUserStep(tx *sql.Tx, userID int64, budget int) (bool, error
 	return err == nil, err
 }
 
+// rotateKeySQL gives user ?4 the key hash ?3, keeping the old one until ?2
+// when the overlap ?1 (ms) is positive.
+const rotateKeySQL = `UPDATE users SET previous_key_hash = CASE WHEN ?1 > 0 THEN key_hash END,
+			previous_key_until = CASE WHEN ?1 > 0 THEN ?2 END, key_hash = ?3 WHERE name = ?4`
+
+var _ = pgText(rotateKeySQL, `UPDATE users SET previous_key_hash = CASE WHEN $1::bigint > 0 THEN key_hash END,
+	previous_key_until = CASE WHEN $1::bigint > 0 THEN $2::bigint END, key_hash = $3 WHERE name = $4`)
+
 // rotateKey gives a user a new API key; the old one keeps working for
 // overlap (not at all when it is 0), so that clients can switch over. A
 // key rotated out earlier stops working at once.
 func (s *Store) rotateKey(ctx context.Context, name, key string, overlap time.Duration) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		n, err := execCount(tx, s.q(`UPDATE users SET previous_key_hash = CASE WHEN ?1 > 0 THEN key_hash END,
-			previous_key_until = CASE WHEN ?1 > 0 THEN ?2 END, key_hash = ?3 WHERE name = ?4`),
+		n, err := execCount(tx, s.q(rotateKeySQL),
 			overlap.Milliseconds(), ms(s.now().Add(overlap)), hashKey(key), name)
 		if err == nil && n == 0 {
 			return errNotFound

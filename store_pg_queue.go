@@ -1,0 +1,197 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// pgQueue is the queue engine of a PostgreSQL database that several
+// instances share (see queueEngine).
+type pgQueue struct{ s *Store }
+
+// pgMe is this instance's id in a statement: each connection carries it
+// (see openPGStore).
+const pgMe = "current_setting('bulkrestore.instance')"
+
+// The statements of PostgreSQL's claims.
+const (
+	// claimNumbersSQL claims up to $3 pending numbers of job $1 past
+	// position $2 that no live lease holds, for $4 ms: rows another
+	// instance is claiming right now are skipped, never waited for. Numbers
+	// waiting for a retry are claimed too, and kept until due (the
+	// dispatcher's retry queue), as SQLite's dispatcher does.
+	claimNumbersSQL = `WITH c AS (SELECT position FROM job_numbers
+		WHERE job_id = $1 AND position > $2 AND status = 'pending'
+		AND (lease_until IS NULL OR lease_until < bulkrestore_now_ms())
+		ORDER BY position LIMIT $3 FOR UPDATE SKIP LOCKED)
+		UPDATE job_numbers AS n SET claimed_by = ` + pgMe + `, lease_until = bulkrestore_now_ms() + $4
+		FROM c WHERE n.job_id = $1 AND n.position = c.position
+		RETURNING n.position, n.number, n.attempts, n.next_attempt_at`
+	// renewClaimsSQL extends, to $2 ms from now, the leases of the
+	// [job, position] pairs of the JSON array $1 that this instance still
+	// holds; a row locked right now (its result being recorded) is passed
+	// over, never waited for.
+	renewClaimsSQL = `UPDATE job_numbers SET lease_until = bulkrestore_now_ms() + $2
+		WHERE (job_id, position) IN (SELECT job_id, position FROM job_numbers
+			WHERE (job_id, position) IN (SELECT (e->>0)::bigint, (e->>1)::int FROM json_array_elements($1::json) AS e)
+			AND status = 'pending' AND claimed_by = ` + pgMe + ` FOR UPDATE SKIP LOCKED)`
+	// releaseClaimsSQL gives back this instance's claims on the numbers of
+	// unfinished jobs.
+	releaseClaimsSQL = `UPDATE job_numbers SET claimed_by = NULL, lease_until = NULL
+		WHERE job_id IN (SELECT id FROM jobs WHERE status IN ('pending', 'processing')
+			OR (status = 'cancelled' AND total > success_count + failure_count + cancelled_count))
+		AND status = 'pending' AND claimed_by = ` + pgMe
+	// keepClaimedSQL locks, of the [job, position] pairs of the JSON array
+	// $1, the numbers this instance still holds, in key order, and returns
+	// them.
+	keepClaimedSQL = `SELECT job_id, position FROM job_numbers
+		WHERE (job_id, position) IN (SELECT (e->>0)::bigint, (e->>1)::int FROM json_array_elements($1::json) AS e)
+		AND status = 'pending' AND claimed_by = ` + pgMe + ` ORDER BY job_id, position FOR UPDATE`
+	// claimWebhooksSQL takes up to $2 deliveries due at $1 by moving them
+	// $3 ms into the future: no other instance finds them due until then,
+	// and if this one dies meanwhile, they fall due again. Recording the
+	// attempt sets their real next time.
+	claimWebhooksSQL = `UPDATE jobs SET webhook_next_at = $1 + $3 WHERE id IN
+		(SELECT id FROM jobs WHERE webhook_state = 'pending' AND webhook_next_at <= $1
+			ORDER BY webhook_next_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+		RETURNING id`
+	nextWebhookSQL = "SELECT min(webhook_next_at) FROM jobs WHERE webhook_state = 'pending' AND webhook_next_at > $1"
+)
+
+// takeNumbers claims numbers in the database under a lease.
+func (q pgQueue) takeNumbers(ctx context.Context, job activeJob, after, n int) ([]claim, error) {
+	rows, err := q.s.w.QueryContext(ctx, claimNumbersSQL, job.id, after, n, q.s.pg.lease.Milliseconds())
+	if err != nil {
+		return nil, fmt.Errorf("claim numbers of job %d: %w", job.id, err)
+	}
+	defer rows.Close()
+	var got []claim
+	for rows.Next() {
+		c := claim{JobID: job.id, UserID: job.userID}
+		var due int64
+		if err := rows.Scan(&c.Position, &c.Number, &c.Attempts, &due); err != nil {
+			return nil, fmt.Errorf("claim numbers of job %d: %w", job.id, err)
+		}
+		if due > 0 {
+			c.DueAt = time.UnixMilli(due)
+		}
+		got = append(got, c)
+	}
+	slices.SortFunc(got, func(a, b claim) int { return cmp.Compare(a.Position, b.Position) })
+	return got, rows.Err()
+}
+
+// claimPairs renders claims as a JSON array of [job, position] pairs.
+func claimPairs(claims []claim) string {
+	pairs := make([][2]any, len(claims))
+	for i, c := range claims {
+		pairs[i] = [2]any{c.JobID, c.Position}
+	}
+	return jsonPairs(pairs)
+}
+
+// renewClaims extends the leases of held in one statement.
+func (q pgQueue) renewClaims(ctx context.Context, held []claim) error {
+	if len(held) == 0 {
+		return nil
+	}
+	if _, err := q.s.w.ExecContext(ctx, renewClaimsSQL, claimPairs(held), q.s.pg.lease.Milliseconds()); err != nil {
+		return fmt.Errorf("renew leases: %w", err)
+	}
+	return nil
+}
+
+// releaseClaims gives back this instance's claims and wakes the others.
+func (q pgQueue) releaseClaims(ctx context.Context) error {
+	return q.s.pgWriteTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.Exec(releaseClaimsSQL); err != nil {
+			return fmt.Errorf("release claims: %w", err)
+		}
+		return q.s.notify(tx, pgReleasedChannel)
+	})
+}
+
+// takeWebhooks claims due deliveries for hold.
+func (q pgQueue) takeWebhooks(ctx context.Context, now time.Time, limit int, hold time.Duration) ([]int64, time.Time, error) {
+	rows, err := q.s.w.QueryContext(ctx, claimWebhooksSQL, ms(now), limit, hold.Milliseconds())
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("claim webhooks: %w", err)
+	}
+	ids, err := scanIDs(rows)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("claim webhooks: %w", err)
+	}
+	var next sql.NullInt64
+	if err := q.s.r.QueryRowContext(ctx, nextWebhookSQL, ms(now)).Scan(&next); err != nil {
+		return nil, time.Time{}, fmt.Errorf("next due webhook: %w", err)
+	}
+	return ids, fromMs(next), nil
+}
+
+// exclusively runs fn while holding an advisory lock on a connection of
+// its own; another instance holding it means fn does not run now.
+func (q pgQueue) exclusively(ctx context.Context, lock int64, fn func() error) (bool, error) {
+	conn, err := q.s.w.Conn(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer conn.Close()
+	var got bool
+	if err := conn.QueryRowContext(ctx, "SELECT pg_try_advisory_lock($1)", lock).Scan(&got); err != nil || !got {
+		return false, err
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", lock)
+	return true, fn()
+}
+
+// leaseRenewal is a quarter of the lease: a claim is renewed three times
+// before it could run out, and numbers whose holder died are looked for as
+// often.
+func (q pgQueue) leaseRenewal() time.Duration { return q.s.pg.lease / 4 }
+
+// keepClaimed drops, from a batch of results about to be recorded, those
+// whose numbers this instance no longer holds (on PostgreSQL: its lease ran
+// out and another instance took the number over, or the number was
+// cancelled), and locks the rest until the write commits; it returns the
+// results kept and those dropped. SQLite's claims cannot be taken over.
+func (s *Store) keepClaimed(tx *sql.Tx, results []workResult) ([]workResult, []workResult, error) {
+	if s.pg == nil || len(results) == 0 {
+		return results, nil, nil
+	}
+	claims := make([]claim, len(results))
+	for i, r := range results {
+		claims[i] = r.claim
+	}
+	rows, err := tx.Query(keepClaimedSQL, claimPairs(claims))
+	if err != nil {
+		return nil, nil, fmt.Errorf("check claims: %w", err)
+	}
+	defer rows.Close()
+	held := map[inflightKey]bool{}
+	for rows.Next() {
+		var k inflightKey
+		if err := rows.Scan(&k.job, &k.pos); err != nil {
+			return nil, nil, fmt.Errorf("check claims: %w", err)
+		}
+		held[k] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("check claims: %w", err)
+	}
+	if len(held) == len(results) {
+		return results, nil, nil
+	}
+	var kept, late []workResult
+	for _, r := range results {
+		if held[inflightKey{r.JobID, r.Position}] {
+			kept = append(kept, r)
+		} else {
+			late = append(late, r)
+		}
+	}
+	return kept, late, nil
+}
