@@ -281,3 +281,50 @@ func forEachStore(t *testing.T, fn func(t *testing.T, db string)) {
 
 // onPG reports whether db names a PostgreSQL database.
 func onPG(db string) bool { return strings.HasPrefix(db, "postgres") }
+
+// anotherDB returns a fresh database of the same kind as db (a SQLite file
+// or a PostgreSQL database), for a test that needs several.
+func anotherDB(t testing.TB, db string) string {
+	t.Helper()
+	if onPG(db) {
+		return newPGDatabase(t)
+	}
+	return newTestDB(t)
+}
+
+// testSQL is a database opened for a test's own look at its rows, taking
+// statements in SQLite's dialect on either database (placeholders are
+// rebound for PostgreSQL).
+type testSQL struct {
+	*sql.DB
+	d *dialect
+}
+
+// rawSQL opens db for a test's own statements, closed at cleanup.
+func rawSQL(t testing.TB, db string) testSQL {
+	t.Helper()
+	if onPG(db) {
+		return testSQL{pgConn(t, db), pgDialect}
+	}
+	raw, err := sql.Open("sqlite", dsn(db))
+	if err != nil {
+		t.Fatalf("open %s: %v", db, err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	return testSQL{raw, sqliteDialect}
+}
+
+// QueryRow runs a statement written in SQLite's dialect.
+func (db testSQL) QueryRow(query string, args ...any) *sql.Row {
+	return db.DB.QueryRow(db.d.q(query), args...)
+}
+
+// Query runs a statement written in SQLite's dialect.
+func (db testSQL) Query(query string, args ...any) (*sql.Rows, error) {
+	return db.DB.Query(db.d.q(query), args...)
+}
+
+// Exec runs a statement written in SQLite's dialect.
+func (db testSQL) Exec(query string, args ...any) (sql.Result, error) {
+	return db.DB.Exec(db.d.q(query), args...)
+}

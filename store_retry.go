@@ -61,7 +61,7 @@ func (s *Store) failedNumbers(ctx context.Context, jobID int64, codes []int) ([]
 		query += " AND status_code " + s.inJSON("?", "int")
 		args = append(args, string(list))
 	}
-	rows, err := s.r.QueryContext(ctx, query+" ORDER BY position", args...)
+	rows, err := s.r.QueryContext(ctx, s.q(query+" ORDER BY position"), args...)
 	if err != nil {
 		return nil, fmt.Errorf("read failed numbers: %w", err)
 	}
