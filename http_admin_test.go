@@ -346,11 +346,11 @@ func testAdminDeleteUser(t *testing.T, db string) {
 			"SELECT count(*) FROM job_numbers WHERE job_id NOT IN (SELECT id FROM jobs)",
 			"SELECT count(*) FROM attempts WHERE job_id NOT IN (SELECT id FROM jobs)",
 			"SELECT count(*) FROM inventory WHERE user_id NOT IN (SELECT id FROM users)"} {
-			if n := countRows(t, store.r, q); n != 0 {
+			if n := countRows(t, store, q); n != 0 {
 				t.Errorf("%s: %d, want 0", q, n)
 			}
 		}
-		if n := countRows(t, store.r, "SELECT count(*) FROM inventory"); n != 100 {
+		if n := countRows(t, store, "SELECT count(*) FROM inventory"); n != 100 {
 			t.Errorf("%d inventory rows left, want demo's 100", n)
 		}
 		wantStatus(t, call(t, http.MethodGet, s.URL+"/v3/bulk_restore_status?job_uuid="+demoJob, "demo", "demo", nil), http.StatusOK)

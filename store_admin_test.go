@@ -56,9 +56,9 @@ func adminFixture(t *testing.T, jobs map[string][]int, inventory map[string]int)
 func userRows(t *testing.T, store *Store, name string) (jobs, numbers, inventory int) {
 	t.Helper()
 	const user = "(SELECT id FROM users WHERE name = ?)"
-	return countRows(t, store.r, "SELECT count(*) FROM jobs WHERE user_id = "+user, name),
-		countRows(t, store.r, "SELECT count(*) FROM job_numbers WHERE job_id IN (SELECT id FROM jobs WHERE user_id = "+user+")", name),
-		countRows(t, store.r, "SELECT count(*) FROM inventory WHERE user_id = "+user, name)
+	return countRows(t, store, "SELECT count(*) FROM jobs WHERE user_id = "+user, name),
+		countRows(t, store, "SELECT count(*) FROM job_numbers WHERE job_id IN (SELECT id FROM jobs WHERE user_id = "+user+")", name),
+		countRows(t, store, "SELECT count(*) FROM inventory WHERE user_id = "+user, name)
 }
 
 func TestDeleteUserStopsItsWorkInItsFirstWrite(t *testing.T) {
@@ -125,7 +125,7 @@ func TestLockOutUserStopsItsKeyJobsAndWebhooks(t *testing.T) {
 			t.Errorf("job %d: %s with webhook %s, want no webhook and the unfinished job cancelled", id, j.Status, j.WebhookState)
 		}
 	}
-	if n := countRows(t, store.r, "SELECT count(*) FROM jobs WHERE webhook_state = 'pending'"); n != 0 {
+	if n := countRows(t, store, "SELECT count(*) FROM jobs WHERE webhook_state = 'pending'"); n != 0 {
 		t.Fatalf("%d webhooks still due", n)
 	}
 }
@@ -168,7 +168,7 @@ func TestPurgeUserGoesInBoundedSteps(t *testing.T) {
 		"SELECT count(*) FROM inventory WHERE user_id NOT IN (SELECT id FROM users)",
 		"SELECT count(*) FROM job_numbers WHERE job_id NOT IN (SELECT id FROM jobs)",
 	} {
-		if n := countRows(t, store.r, orphans); n != 0 {
+		if n := countRows(t, store, orphans); n != 0 {
 			t.Errorf("%s: %d, want 0", orphans, n)
 		}
 	}

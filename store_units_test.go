@@ -105,7 +105,7 @@ func TestCancelJobNumbers(t *testing.T) {
 		if j.Status != jobCancelled || j.CancelledCount != 4 {
 			t.Fatalf("job %s with %d cancelled, want cancelled with 4", j.Status, j.CancelledCount)
 		}
-		if got := countRows(t, store.r, "SELECT count(*) FROM job_numbers WHERE job_id = ? AND status = 'pending'", ids[0]); got != 1 {
+		if got := countRows(t, store, "SELECT count(*) FROM job_numbers WHERE job_id = ? AND status = 'pending'", ids[0]); got != 1 {
 			t.Fatalf("%d numbers left pending, want the started one", got)
 		}
 	})
@@ -163,13 +163,13 @@ func TestRecordResultsDropsDeletedJobsAndRecordsTheRest(t *testing.T) {
 	if j.SuccessCount != 1 || j.Status != jobProcessing {
 		t.Fatalf("job %s with %d successes, want processing with 1", j.Status, j.SuccessCount)
 	}
-	if got := countRows(t, store.r, "SELECT count(*) FROM inventory WHERE number = '15550000000' AND state = 'active'"); got != 1 {
+	if got := countRows(t, store, "SELECT count(*) FROM inventory WHERE number = '15550000000' AND state = 'active'"); got != 1 {
 		t.Fatal("the restored number was not activated in the same write")
 	}
-	if got := countRows(t, store.r, "SELECT count(*) FROM number_attempts WHERE job_id = ?", ids[0]); got != 2 {
+	if got := countRows(t, store, "SELECT count(*) FROM number_attempts WHERE job_id = ?", ids[0]); got != 2 {
 		t.Fatalf("%d attempts recorded, want 2 (the success and the retried failure)", got)
 	}
-	if got := countRows(t, store.r, "SELECT count(*) FROM attempts WHERE job_id = ?", ids[0]); got != 1 {
+	if got := countRows(t, store, "SELECT count(*) FROM attempts WHERE job_id = ?", ids[0]); got != 1 {
 		t.Fatalf("%d attempt rows, want 1: a first try that succeeded is its number's row alone", got)
 	}
 }
