@@ -219,9 +219,14 @@ func testNumberHistoryRefusesBadInput(t *testing.T, db string) {
 }
 
 func TestNumberHistoryShowsALiveJobAsTheStatusDoes(t *testing.T) {
+	forEachStore(t, testNumberHistoryShowsALiveJobAsTheStatusDoes)
+}
+
+// testNumberHistoryShowsALiveJobAsTheStatusDoes runs TestNumberHistoryShowsALiveJobAsTheStatusDoes on one database.
+func testNumberHistoryShowsALiveJobAsTheStatusDoes(t *testing.T, db string) {
 	numbers := seqNumbers(15550400000, 12)
 	b := newScriptedBackend(nil, numbers[0])
-	_, srv := startServiceWith(t, b, "-dev", "-workers", "1")
+	_, srv := startServiceWith(t, b, "-dev", "-workers", "1", "-db", db)
 	t.Cleanup(b.open)
 	id := call(t, http.MethodPost, srv.URL+"/v3/bulk_restore", "demo", "demo", map[string]any{"numbers": numbers}).Body["job_uuid"].(string)
 	waitFor(t, 10*time.Second, "the held number to start", func() bool { return b.started.Load() == 1 })

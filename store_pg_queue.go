@@ -187,9 +187,10 @@ func (s *Store) keepClaimed(tx *sql.Tx, results []workResult) ([]workResult, []w
 	}
 	var kept, late []workResult
 	for _, r := range results {
-		if held[inflightKey{r.JobID, r.Position}] {
+		switch {
+		case held[inflightKey{r.JobID, r.Position}]:
 			kept = append(kept, r)
-		} else {
+		case !r.cancelled: // a cancelled one was settled by the cancellation
 			late = append(late, r)
 		}
 	}

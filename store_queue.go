@@ -80,15 +80,17 @@ const pgProcessing = `(lease_until >= bulkrestore_now_ms() AND next_attempt_at <
 
 // The queue's statements in PostgreSQL. A cancellation locks the job row
 // first (as every write of a job's numbers does, in the order of the job
-// ids), and leaves the numbers that an instance is restoring to that
-// instance, which records them; several jobs are locked in id order, so two
-// instances never wait for each other in a circle.
+// ids); it cancels this instance's numbers that no worker has started, as
+// on SQLite, and leaves those another live instance holds to that
+// instance, which records them when restored or cancels them when its
+// workers learn of the cancellation. Several jobs are locked in id order,
+// so two instances never wait for each other in a circle.
 var (
 	_ = pgText(cancelStatusSQL, "SELECT status FROM jobs WHERE id = $1 FOR UPDATE")
 	_ = pgText(cancelNumbersSQL, `UPDATE job_numbers SET status = 'cancelled', message = $1, status_code = NULL,
 		completed_at = $2, claimed_by = NULL, lease_until = NULL
 		WHERE job_id = $3 AND status = 'pending' AND position NOT IN (SELECT json_array_elements_text($4::json)::int)
-		AND NOT coalesce(`+pgProcessing+`, false)`)
+		AND NOT coalesce(claimed_by <> `+pgMe+` AND `+pgProcessing+`, false)`)
 	_ = pgText(unsettledCancelledSQL, `SELECT id FROM jobs
 		WHERE status = 'cancelled' AND total > success_count + failure_count + cancelled_count ORDER BY id`)
 	_ = pgText(cancelLeftSQL, `UPDATE job_numbers SET status = 'cancelled', message = $1, status_code = NULL,
