@@ -15,10 +15,11 @@ import (
 
 // adminFixture is a store with users alice and bob, each with the jobs
 // given (their sizes; a job of size 0 is finished, with a webhook due) and
-// inventory numbers; it returns the store and the users' job ids.
-func adminFixture(t *testing.T, jobs map[string][]int, inventory map[string]int) (*Store, map[string][]int64) {
+// inventory numbers, on a fresh database of db's kind; it returns the
+// store and the users' job ids.
+func adminFixture(t *testing.T, db string, jobs map[string][]int, inventory map[string]int) (*Store, map[string][]int64) {
 	t.Helper()
-	store := newTestStore(t)
+	store := openTestStore(t, anotherDB(t, db))
 	ctx := context.Background()
 	ids := map[string][]int64{}
 	for i, name := range []string{"alice", "bob"} {
@@ -62,7 +63,12 @@ func userRows(t *testing.T, store *Store, name string) (jobs, numbers, inventory
 }
 
 func TestDeleteUserStopsItsWorkInItsFirstWrite(t *testing.T) {
-	store, ids := adminFixture(t, map[string][]int{"alice": {30, 0, 12}, "bob": {20, 0}}, nil)
+	forEachStore(t, testDeleteUserStopsItsWorkInItsFirstWrite)
+}
+
+// testDeleteUserStopsItsWorkInItsFirstWrite runs TestDeleteUserStopsItsWorkInItsFirstWrite on one database.
+func testDeleteUserStopsItsWorkInItsFirstWrite(t *testing.T, db string) {
+	store, ids := adminFixture(t, db, map[string][]int{"alice": {30, 0, 12}, "bob": {20, 0}}, nil)
 	var calls [][]int64
 	var stillThere int
 	_, err := store.deleteUser(context.Background(), "alice", func(jobIDs []int64) {
@@ -105,7 +111,12 @@ func TestDeleteUserStopsItsWorkInItsFirstWrite(t *testing.T) {
 }
 
 func TestLockOutUserStopsItsKeyJobsAndWebhooks(t *testing.T) {
-	store, ids := adminFixture(t, map[string][]int{"alice": {30, 0}}, nil)
+	forEachStore(t, testLockOutUserStopsItsKeyJobsAndWebhooks)
+}
+
+// testLockOutUserStopsItsKeyJobsAndWebhooks runs TestLockOutUserStopsItsKeyJobsAndWebhooks on one database.
+func testLockOutUserStopsItsKeyJobsAndWebhooks(t *testing.T, db string) {
+	store, ids := adminFixture(t, db, map[string][]int{"alice": {30, 0}}, nil)
 	inTx(t, store, func(tx *sql.Tx) error {
 		_, stopped, err := store.lockOutUser(tx, "alice", time.Now())
 		if err == nil && !slices.Equal(stopped, ids["alice"][:1]) {
@@ -131,10 +142,15 @@ func TestLockOutUserStopsItsKeyJobsAndWebhooks(t *testing.T) {
 }
 
 func TestPurgeUserGoesInBoundedSteps(t *testing.T) {
+	forEachStore(t, testPurgeUserGoesInBoundedSteps)
+}
+
+// testPurgeUserGoesInBoundedSteps runs TestPurgeUserGoesInBoundedSteps on one database.
+func testPurgeUserGoesInBoundedSteps(t *testing.T, db string) {
 	// alice: a job bigger than a step, small jobs several to a step, and an
 	// inventory bigger than a step. bob: some of each, untouched.
 	const budget = 100
-	store, _ := adminFixture(t, map[string][]int{"alice": {250, 30, 30, 30, 0, 5}, "bob": {40}},
+	store, _ := adminFixture(t, db, map[string][]int{"alice": {250, 30, 30, 30, 0, 5}, "bob": {40}},
 		map[string]int{"alice": 230, "bob": 50})
 	var id int64
 	inTx(t, store, func(tx *sql.Tx) (err error) { id, _, err = store.lockOutUser(tx, "alice", time.Now()); return err })

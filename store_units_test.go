@@ -9,10 +9,11 @@ import (
 	"time"
 )
 
-// settleFixture is a store with one user and one queued job of n numbers.
-func settleFixture(t *testing.T, n int, webhook string) (*Store, int64) {
+// settleFixture is a store with one user and one queued job of n numbers,
+// on a fresh database of db's kind.
+func settleFixture(t *testing.T, db string, n int, webhook string) (*Store, int64) {
 	t.Helper()
-	store := newTestStore(t)
+	store := openTestStore(t, anotherDB(t, db))
 	if err := store.createUser(context.Background(), "alice", "k", newWebhookSecret()); err != nil {
 		t.Fatal(err)
 	}
@@ -42,6 +43,11 @@ func inTx(t *testing.T, store *Store, fn func(tx *sql.Tx) error) {
 }
 
 func TestSettleJobIsTheOneRuleThatMovesAJobOn(t *testing.T) {
+	forEachStore(t, testSettleJobIsTheOneRuleThatMovesAJobOn)
+}
+
+// testSettleJobIsTheOneRuleThatMovesAJobOn runs TestSettleJobIsTheOneRuleThatMovesAJobOn on one database.
+func testSettleJobIsTheOneRuleThatMovesAJobOn(t *testing.T, db string) {
 	now := time.Unix(500, 0)
 	cases := []struct {
 		name        string
@@ -69,7 +75,7 @@ func TestSettleJobIsTheOneRuleThatMovesAJobOn(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			store, id := settleFixture(t, 3, c.webhook)
+			store, id := settleFixture(t, db, 3, c.webhook)
 			var got settledJob
 			for _, s := range c.steps {
 				inTx(t, store, func(tx *sql.Tx) (err error) {
@@ -90,9 +96,14 @@ func TestSettleJobIsTheOneRuleThatMovesAJobOn(t *testing.T) {
 }
 
 func TestCancelJobNumbers(t *testing.T) {
+	forEachStore(t, testCancelJobNumbers)
+}
+
+// testCancelJobNumbers runs TestCancelJobNumbers on one database.
+func testCancelJobNumbers(t *testing.T, db string) {
 	now := time.Unix(2000, 0)
 	t.Run("numbers not started are cancelled, the started ones left to finish", func(t *testing.T) {
-		store, _, ids := queueFixture(t, 5)
+		store, _, ids := queueFixture(t, db, 5)
 		var n int
 		inTx(t, store, func(tx *sql.Tx) (err error) {
 			n, err = store.cancelJobNumbers(tx, ids[0], []int{1}, now)
@@ -110,7 +121,7 @@ func TestCancelJobNumbers(t *testing.T) {
 		}
 	})
 	t.Run("a finished job says how it finished", func(t *testing.T) {
-		store, _, ids := queueFixture(t, 2)
+		store, _, ids := queueFixture(t, db, 2)
 		inTx(t, store, func(tx *sql.Tx) error { _, err := store.cancelJobNumbers(tx, ids[0], nil, now); return err })
 		tx, err := store.w.Begin()
 		if err != nil {
@@ -128,8 +139,28 @@ func TestCancelJobNumbers(t *testing.T) {
 	})
 }
 
+// takeAll claims every number of the jobs, as the dispatcher does before a
+// worker restores them.
+func takeAll(t *testing.T, store *Store, userID int64, jobs ...int64) []claim {
+	t.Helper()
+	var all []claim
+	for _, id := range jobs {
+		got, err := store.eng.takeNumbers(context.Background(), activeJob{id: id, userID: userID}, -1, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, got...)
+	}
+	return all
+}
+
 func TestRecordResultsDropsDeletedJobsAndRecordsTheRest(t *testing.T) {
-	store, userID, ids := queueFixture(t, 3, 3)
+	forEachStore(t, testRecordResultsDropsDeletedJobsAndRecordsTheRest)
+}
+
+// testRecordResultsDropsDeletedJobsAndRecordsTheRest runs TestRecordResultsDropsDeletedJobsAndRecordsTheRest on one database.
+func testRecordResultsDropsDeletedJobsAndRecordsTheRest(t *testing.T, db string) {
+	store, userID, ids := queueFixture(t, db, 3, 3)
 	if err := store.importInventory(context.Background(), userID,
 		[]InventoryRow{{Number: "15550000000", State: "released", ReleasedAt: time.Unix(1000, 0)}}, false); err != nil {
 		t.Fatal(err)
@@ -141,7 +172,8 @@ func TestRecordResultsDropsDeletedJobsAndRecordsTheRest(t *testing.T) {
 	}
 	restored := Outcome{Success: true, StatusCode: 200, Message: msgRestored, Activate: true}
 	busy := Outcome{StatusCode: 503, Message: "busy", Transient: true}
-	if _, err := store.w.Exec("DELETE FROM jobs WHERE id = ?", ids[1]); err != nil {
+	takeAll(t, store, userID, ids...) // results are recorded for numbers claimed
+	if _, err := store.w.Exec(store.q("DELETE FROM jobs WHERE id = ?"), ids[1]); err != nil {
 		t.Fatal(err)
 	}
 	var out recordOutcome
