@@ -62,7 +62,7 @@ func (j *janitor) sweep(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("expire idempotency keys: %w", err)
 	}
-	if err := j.writer.do(ctx, func(tx *sql.Tx) error { return deleteExpiredSessions(tx, now) }); err != nil {
+	if err := j.writer.do(ctx, func(tx *sql.Tx) error { return j.store.deleteExpiredSessions(tx, now) }); err != nil {
 		return err
 	}
 	if j.retention <= 0 {

@@ -40,7 +40,7 @@ func pgInstances(t *testing.T, n, size int, lease time.Duration) ([]*Store, acti
 		t.Fatal(err)
 	}
 	j := Job{UUID: "job-1", UserID: u.ID, WebhookURL: "https://hooks.example/a", CreatedAt: time.Now()}
-	inTx(t, s, func(tx *sql.Tx) error { return s.insertQueuedJob(tx, &j, seqNumbers(15550000000, size)) })
+	inTx(t, s, func(tx *sql.Tx) error { return s.insertQueuedJob(tx, &j, packNumbers(seqNumbers(15550000000, size))) })
 	return stores, activeJob{id: j.ID, userID: u.ID}
 }
 

@@ -39,6 +39,22 @@ CREATE VIEW number_attempts AS
     SELECT job_id, position, 1, started_at, completed_at, status_code, message FROM job_numbers
     WHERE attempts = 1 AND status IN ('success', 'failed');
 
+-- The web console's sessions (see schema_v2.sql).
+CREATE TABLE sessions (
+    id_hash      bytea   PRIMARY KEY,
+    user_id      bigint  REFERENCES users(id) ON DELETE CASCADE,
+    admin        integer NOT NULL DEFAULT 0 CHECK (admin IN (0, 1)),
+    csrf_token   text    NOT NULL,
+    admin_proof  bytea,
+    created_at   bigint  NOT NULL,
+    last_seen_at bigint  NOT NULL,
+    expires_at   bigint  NOT NULL,
+    CHECK ((user_id IS NULL) = (admin = 1)),
+    CHECK ((admin_proof IS NULL) = (admin = 0))
+);
+CREATE INDEX sessions_expires ON sessions (expires_at);
+CREATE INDEX sessions_user ON sessions (user_id);
+
 -- PostgreSQL only: claims. Several instances share the queue, so a number
 -- being restored is claimed in the database: claimed_by names the instance
 -- (a random id per process), lease_until (ms) is when another instance may

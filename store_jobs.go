@@ -85,7 +85,7 @@ var (
 		webhook_url, created_at, started_at, completed_at, webhook_state, webhook_next_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id`)
 	_ = pgText(insertQueuedNumbersSQL, `INSERT INTO job_numbers (job_id, position, number, status)
-		SELECT $1, ord - 1, value, 'pending' FROM json_array_elements_text($2::json) WITH ORDINALITY AS t(value, ord)`)
+		SELECT $1, $3::int + ord - 1, value, 'pending' FROM json_array_elements_text($2::json) WITH ORDINALITY AS t(value, ord)`)
 	_ = pgText(insertCompletedNumbersSQL, `INSERT INTO job_numbers (job_id, position, number, status, message, status_code,
 		requires_identity_update, needs_registration, attempts, started_at, completed_at)
 		SELECT $1, (value->>0)::int, value->>1, $3, $4, $5, $6, $7, $8, $9, $10 FROM json_array_elements($2::json) AS value`)
