@@ -340,8 +340,15 @@ func (c *stmtCache) get(query string) (*sql.Stmt, error) {
 	return s, nil
 }
 
-// exec runs a cached statement inside tx.
+// exec runs a cached statement inside tx. On PostgreSQL the statement
+// runs as it is: pgx prepares and caches it on the transaction's
+// connection, where preparing it on the pool would take a second
+// connection while the transaction holds one (with every connection held by
+// a transaction, each would wait for ever).
 func (c *stmtCache) exec(tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	if c.d.pg {
+		return tx.Exec(c.d.q(query), args...)
+	}
 	s, err := c.get(query)
 	if err != nil {
 		return nil, err
