@@ -190,15 +190,15 @@ func TestPGWebhookDeliveriesAreClaimed(t *testing.T) {
 	if _, err := a.w.Exec("UPDATE jobs SET webhook_state = 'pending', webhook_next_at = $1 WHERE id = $2", ms(now), job.id); err != nil {
 		t.Fatal(err)
 	}
-	got, _, err := a.eng.takeWebhooks(ctx, now, 10, 500*time.Millisecond)
+	got, _, err := a.eng.takeWebhooks(ctx, now, 10, 0, 500*time.Millisecond)
 	if err != nil || !slices.Equal(got, []int64{job.id}) {
 		t.Fatalf("a took %v (%v), want the job", got, err)
 	}
-	if other, next, _ := b.eng.takeWebhooks(ctx, now, 10, time.Minute); len(other) != 0 || next.IsZero() {
+	if other, next, _ := b.eng.takeWebhooks(ctx, now, 10, 0, time.Minute); len(other) != 0 || next.IsZero() {
 		t.Fatalf("b took %v, next %v; want none while a holds it, and when it falls due again", other, next)
 	}
 	later := now.Add(600 * time.Millisecond)
-	if again, _, _ := b.eng.takeWebhooks(ctx, later, 10, time.Minute); !slices.Equal(again, []int64{job.id}) {
+	if again, _, _ := b.eng.takeWebhooks(ctx, later, 10, 0, time.Minute); !slices.Equal(again, []int64{job.id}) {
 		t.Fatalf("b took %v once a's hold ran out, want the job", again)
 	}
 }

@@ -122,10 +122,11 @@ func (s *Store) q(query string) string { return s.d.q(query) }
 
 // inJSON is the condition "is one of the values of the JSON array in
 // param", in this store's dialect; typ is the column's PostgreSQL type,
-// to which the array's elements are cast.
+// to which the array's elements are cast. PostgreSQL's is an array the
+// index scan takes as it is, whatever the planner knows of the table.
 func (s *Store) inJSON(param, typ string) string {
 	if s.d.pg {
-		return "IN (SELECT json_array_elements_text(" + param + "::json)::" + typ + ")"
+		return "= ANY(ARRAY(SELECT json_array_elements_text(" + param + "::json)::" + typ + "))"
 	}
 	return "IN (SELECT value FROM json_each(" + param + "))"
 }

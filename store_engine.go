@@ -28,10 +28,11 @@ type queueEngine interface {
 	// releaseClaims gives back every claim this process still holds, at
 	// shutdown, for other instances to take at once.
 	releaseClaims(ctx context.Context) error
-	// takeWebhooks returns up to limit jobs whose webhook is due at now,
-	// each now this process's to deliver for hold, and when the next one
-	// not yet due falls due (zero if none).
-	takeWebhooks(ctx context.Context, now time.Time, limit int, hold time.Duration) ([]int64, time.Time, error)
+	// takeWebhooks returns up to room jobs whose webhook is due at now,
+	// each now this process's to deliver for hold, beside the busy ones
+	// this process is delivering (which SQLite lists again), and when the
+	// next one not yet due falls due (zero if none).
+	takeWebhooks(ctx context.Context, now time.Time, room, busy int, hold time.Duration) ([]int64, time.Time, error)
 	// listen calls wake with the channel (pgWorkChannel and the others)
 	// of every notification other instances send, until ctx ends; it
 	// returns at once where there are no other instances.
@@ -69,10 +70,10 @@ func (sqliteQueue) renewClaims(context.Context, []claim) error { return nil }
 // releaseClaims has nothing to do: the next start reads the numbers again.
 func (sqliteQueue) releaseClaims(context.Context) error { return nil }
 
-// takeWebhooks lists the due deliveries; the sender's own bookkeeping
-// keeps one delivery of a job in flight.
-func (q sqliteQueue) takeWebhooks(ctx context.Context, now time.Time, limit int, _ time.Duration) ([]int64, time.Time, error) {
-	return q.s.dueWebhooks(ctx, now, limit)
+// takeWebhooks lists the due deliveries, those under way among them; the
+// sender's own bookkeeping keeps one delivery of a job in flight.
+func (q sqliteQueue) takeWebhooks(ctx context.Context, now time.Time, room, busy int, _ time.Duration) ([]int64, time.Time, error) {
+	return q.s.dueWebhooks(ctx, now, room+busy)
 }
 
 // listen returns at once: no other process writes the file's queue.

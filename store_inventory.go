@@ -107,7 +107,7 @@ const inventoryPage = 1000
 // deleteInventorySQL deletes user ?1's numbers of the JSON array ?2.
 const deleteInventorySQL = "DELETE FROM inventory WHERE user_id = ? AND number IN (SELECT value FROM json_each(?))"
 
-var _ = pgText(deleteInventorySQL, `DELETE FROM inventory WHERE user_id = $1 AND number IN (SELECT json_array_elements_text($2::json))`)
+var _ = pgText(deleteInventorySQL, `DELETE FROM inventory WHERE user_id = $1 AND number = ANY(ARRAY(SELECT json_array_elements_text($2::json)))`)
 
 // deleteInventoryExcept deletes, inside tx, the user's numbers that keep
 // refuses, reading them a page at a time in number order; it returns how
@@ -189,7 +189,7 @@ const inventoryRecordsSQL = `SELECT number, state, released_at, requires_identit
 		FROM inventory WHERE user_id = ? AND number IN (SELECT value FROM json_each(?))`
 
 var _ = pgText(inventoryRecordsSQL, `SELECT number, state, released_at, requires_identity_update, needs_registration
-	FROM inventory WHERE user_id = $1 AND number IN (SELECT json_array_elements_text($2::json))`)
+	FROM inventory WHERE user_id = $1 AND number = ANY(ARRAY(SELECT json_array_elements_text($2::json)))`)
 
 // inventoryRecords reads a user's rows for the numbers, in one query.
 func (s *Store) inventoryRecords(ctx context.Context, userID int64, numbers []string) (map[string]inventoryRecord, error) {

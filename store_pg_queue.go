@@ -17,6 +17,12 @@ type pgQueue struct{ s *Store }
 // (see openPGStore).
 const pgMe = "current_setting('bulkrestore.instance')"
 
+// pgClaimPairs is the numbers h of the [job, position] pairs of the JSON
+// array $1, each found through the primary key: the planner drives the
+// join from the array, whatever it knows of job_numbers.
+const pgClaimPairs = `json_array_elements($1::json) AS e
+	JOIN job_numbers AS h ON h.job_id = (e->>0)::bigint AND h.position = (e->>1)::int`
+
 // The statements of PostgreSQL's claims.
 const (
 	// claimNumbersSQL claims up to $3 pending numbers of job $1 past
@@ -35,10 +41,10 @@ const (
 	// [job, position] pairs of the JSON array $1 that this instance still
 	// holds; a row locked right now (its result being recorded) is passed
 	// over, never waited for.
-	renewClaimsSQL = `UPDATE job_numbers SET lease_until = bulkrestore_now_ms() + $2
-		WHERE (job_id, position) IN (SELECT job_id, position FROM job_numbers
-			WHERE (job_id, position) IN (SELECT (e->>0)::bigint, (e->>1)::int FROM json_array_elements($1::json) AS e)
-			AND status = 'pending' AND claimed_by = ` + pgMe + ` FOR UPDATE SKIP LOCKED)`
+	renewClaimsSQL = `UPDATE job_numbers AS n SET lease_until = bulkrestore_now_ms() + $2
+		FROM (SELECT h.job_id, h.position FROM ` + pgClaimPairs + `
+			WHERE h.status = 'pending' AND h.claimed_by = ` + pgMe + ` FOR UPDATE OF h SKIP LOCKED) AS l
+		WHERE n.job_id = l.job_id AND n.position = l.position`
 	// releaseClaimsSQL gives back this instance's claims on the numbers of
 	// unfinished jobs.
 	releaseClaimsSQL = `UPDATE job_numbers SET claimed_by = NULL, lease_until = NULL
@@ -48,9 +54,8 @@ const (
 	// keepClaimedSQL locks, of the [job, position] pairs of the JSON array
 	// $1, the numbers this instance still holds, in key order, and returns
 	// them.
-	keepClaimedSQL = `SELECT job_id, position FROM job_numbers
-		WHERE (job_id, position) IN (SELECT (e->>0)::bigint, (e->>1)::int FROM json_array_elements($1::json) AS e)
-		AND status = 'pending' AND claimed_by = ` + pgMe + ` ORDER BY job_id, position FOR UPDATE`
+	keepClaimedSQL = `SELECT h.job_id, h.position FROM ` + pgClaimPairs + `
+		WHERE h.status = 'pending' AND h.claimed_by = ` + pgMe + ` ORDER BY h.job_id, h.position FOR UPDATE OF h`
 	// claimWebhooksSQL takes up to $2 deliveries due at $1 by moving them
 	// $3 ms into the future: no other instance finds them due until then,
 	// and if this one dies meanwhile, they fall due again. Recording the
@@ -115,9 +120,10 @@ func (q pgQueue) releaseClaims(ctx context.Context) error {
 	})
 }
 
-// takeWebhooks claims due deliveries for hold.
-func (q pgQueue) takeWebhooks(ctx context.Context, now time.Time, limit int, hold time.Duration) ([]int64, time.Time, error) {
-	rows, err := q.s.w.QueryContext(ctx, claimWebhooksSQL, ms(now), limit, hold.Milliseconds())
+// takeWebhooks claims room due deliveries for hold; those under way are
+// claimed already, so no longer due.
+func (q pgQueue) takeWebhooks(ctx context.Context, now time.Time, room, _ int, hold time.Duration) ([]int64, time.Time, error) {
+	rows, err := q.s.w.QueryContext(ctx, claimWebhooksSQL, ms(now), room, hold.Milliseconds())
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("claim webhooks: %w", err)
 	}

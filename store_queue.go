@@ -89,7 +89,7 @@ var (
 	_ = pgText(cancelStatusSQL, "SELECT status FROM jobs WHERE id = $1 FOR UPDATE")
 	_ = pgText(cancelNumbersSQL, `UPDATE job_numbers SET status = 'cancelled', message = $1, status_code = NULL,
 		completed_at = $2, claimed_by = NULL, lease_until = NULL
-		WHERE job_id = $3 AND status = 'pending' AND position NOT IN (SELECT json_array_elements_text($4::json)::int)
+		WHERE job_id = $3 AND status = 'pending' AND position <> ALL(ARRAY(SELECT json_array_elements_text($4::json)::int))
 		AND NOT coalesce(claimed_by <> `+pgMe+` AND `+pgProcessing+`, false)`)
 	_ = pgText(unsettledCancelledSQL, `SELECT id FROM jobs
 		WHERE status = 'cancelled' AND total > success_count + failure_count + cancelled_count ORDER BY id`)
@@ -97,9 +97,9 @@ var (
 		completed_at = $2, claimed_by = NULL, lease_until = NULL
 		WHERE job_id = $3 AND status = 'pending' AND NOT coalesce(`+pgProcessing+`, false)`)
 	_ = pgText(markStartedSQL, `UPDATE jobs SET status = 'processing', started_at = coalesce(started_at, $1)
-		WHERE id IN (SELECT id FROM jobs WHERE id IN (SELECT json_array_elements_text($2::json)::bigint)
+		WHERE id IN (SELECT id FROM jobs WHERE id = ANY(ARRAY(SELECT json_array_elements_text($2::json)::bigint))
 			AND status = 'pending' ORDER BY id FOR UPDATE) AND status = 'pending'`)
-	_ = pgText(jobStatusesSQL, "SELECT id, status FROM jobs WHERE id IN (SELECT json_array_elements_text($1::json)::bigint)")
+	_ = pgText(jobStatusesSQL, "SELECT id, status FROM jobs WHERE id = ANY(ARRAY(SELECT json_array_elements_text($1::json)::bigint))")
 )
 
 // jobSettlement is what a write adds to one job.

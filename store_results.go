@@ -46,20 +46,20 @@ const (
 // never wait for each other in a circle; a final result gives its number's
 // claim up.
 var (
-	_ = pgText(liveJobsSQL, "SELECT id FROM jobs WHERE id IN (SELECT json_array_elements_text($1::json)::bigint) ORDER BY id FOR UPDATE")
+	_ = pgText(liveJobsSQL, "SELECT id FROM jobs WHERE id = ANY(ARRAY(SELECT json_array_elements_text($1::json)::bigint)) ORDER BY id FOR UPDATE")
 	_ = pgText(insertAttemptGroupSQL, `INSERT INTO attempts (job_id, position, attempt, started_at, finished_at, status_code, message)
 		SELECT $1, value::int, $3, $4, $5, $6, $7 FROM json_array_elements_text($2::json) AS value`)
 	_ = pgText(finalGroupSQL, `UPDATE job_numbers SET status = $3, message = $4, status_code = $5,
 		requires_identity_update = $6, needs_registration = $7, attempts = $8,
 		started_at = coalesce(started_at, $9), completed_at = $10, claimed_by = NULL, lease_until = NULL
-		WHERE job_id = $1 AND status = 'pending' AND position IN (SELECT json_array_elements_text($2::json)::int)
+		WHERE job_id = $1 AND status = 'pending' AND position = ANY(ARRAY(SELECT json_array_elements_text($2::json)::int))
 		RETURNING number`)
 	_ = pgText(cancelGroupSQL, `UPDATE job_numbers SET status = 'cancelled', message = $3, status_code = NULL, completed_at = $4,
 		claimed_by = NULL, lease_until = NULL
-		WHERE job_id = $1 AND status = 'pending' AND position IN (SELECT json_array_elements_text($2::json)::int)`)
-	_ = pgText(activateManySQL, `UPDATE inventory SET state = 'active' WHERE user_id = $1 AND number IN
+		WHERE job_id = $1 AND status = 'pending' AND position = ANY(ARRAY(SELECT json_array_elements_text($2::json)::int))`)
+	_ = pgText(activateManySQL, `UPDATE inventory SET state = 'active' WHERE user_id = $1 AND number = ANY(ARRAY
 		(SELECT number FROM inventory WHERE user_id = $1 AND state = 'released'
-			AND number IN (SELECT json_array_elements_text($2::json)) ORDER BY number FOR UPDATE)`)
+			AND number = ANY(ARRAY(SELECT json_array_elements_text($2::json))) ORDER BY number FOR UPDATE))`)
 )
 
 // recordOutcome is what recordResults learned while writing.

@@ -108,7 +108,7 @@ func (s *webhookSender) due(ctx context.Context) ([]int64, time.Time, error) {
 	if room <= 0 {
 		return nil, time.Time{}, nil // a finishing delivery nudges the loop
 	}
-	ids, next, err := s.store.eng.takeWebhooks(ctx, s.now(), room+busy, s.hold())
+	ids, next, err := s.store.eng.takeWebhooks(ctx, s.now(), room, busy, s.hold())
 	if err != nil {
 		return nil, time.Time{}, err
 	}
