@@ -125,13 +125,21 @@ func TestPGClaimsAreOneInstancesAtATime(t *testing.T) {
 		if !slices.Equal(positions(taken), positions(held)) {
 			t.Fatalf("b took over %v, want a's %v", positions(taken), positions(held))
 		}
+		busy := successes(held[:1], time.Now())
+		busy[0].Outcome = Outcome{StatusCode: 503, Message: "busy", Transient: true}
+		if out := record(t, a, busy); out.dropped != 1 || len(out.retries) != 0 {
+			t.Fatalf("a's late retry: %d dropped, retries %v; want it dropped and not queued", out.dropped, out.retries)
+		}
+		if n := countRows(t, a, "SELECT count(*) FROM attempts WHERE job_id = ?", job.id); n != 0 {
+			t.Fatalf("%d attempt rows written for a's late retry, want none", n)
+		}
 		late := record(t, a, successes(held, time.Now()))
-		if len(late.late) != 4 {
-			t.Fatalf("a's late results: %d dropped, want 4", len(late.late))
+		if late.dropped != 4 {
+			t.Fatalf("a's late results: %d dropped, want 4", late.dropped)
 		}
 		out := record(t, b, successes(append(taken, other...), time.Now()))
-		if len(out.late) != 0 || len(out.completedJobs) != 1 {
-			t.Fatalf("b: %d late, completed %v; want none late and the job completed", len(out.late), out.completedJobs)
+		if out.dropped != 0 || len(out.completedJobs) != 1 {
+			t.Fatalf("b: %d dropped, completed %v; want none dropped and the job completed", out.dropped, out.completedJobs)
 		}
 		j, _ := a.jobByID(ctx, job.id)
 		if j.SuccessCount != 10 || j.Status != jobCompleted {

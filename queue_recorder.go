@@ -31,8 +31,8 @@ type recorder struct {
 	// committed.
 	onRecorded func(batch []workResult, out recordOutcome)
 
-	// late counts the results dropped as no longer this process's.
-	late atomic.Int64
+	// dropped counts the results not recorded as no longer this process's.
+	dropped atomic.Int64
 
 	stopCtx context.Context // ended by giveUp: waiting writes are dropped
 	giveUp  context.CancelFunc
@@ -169,14 +169,14 @@ func splitResults(batch []workResult) [][]workResult {
 
 // finish frees the recorded claims and hands on what the write learned:
 // retries to the dispatcher, jobs found gone to the registry. Results
-// dropped because this process no longer held their numbers (PostgreSQL:
-// its lease ran out and another instance took the number over) are
+// dropped because this process no longer held their numbers (cancelled
+// meanwhile, or on PostgreSQL taken over once its lease ran out) are
 // counted and logged.
 func (r *recorder) finish(batch []workResult, out recordOutcome) {
-	if len(out.late) > 0 {
-		total := r.late.Add(int64(len(out.late)))
-		r.log.Warn("results dropped: their numbers were no longer this instance's (lease run out and taken over, or cancelled meanwhile)",
-			"results", len(out.late), "job_id", out.late[0].JobID, "number", out.late[0].Number, "dropped_so_far", total)
+	if out.dropped > 0 {
+		total := r.dropped.Add(int64(out.dropped))
+		r.log.Warn("results dropped: their numbers were no longer this instance's (cancelled meanwhile, or taken over by another instance once this one's lease ran out)",
+			"results", out.dropped, "dropped_so_far", total)
 	}
 	for _, id := range out.goneJobs {
 		r.registry.stop(id, stopGone)

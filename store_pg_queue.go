@@ -51,11 +51,6 @@ const (
 		WHERE job_id IN (SELECT id FROM jobs WHERE status IN ('pending', 'processing')
 			OR (status = 'cancelled' AND total > success_count + failure_count + cancelled_count))
 		AND status = 'pending' AND claimed_by = ` + pgMe
-	// keepClaimedSQL locks, of the [job, position] pairs of the JSON array
-	// $1, the numbers this instance still holds, in key order, and returns
-	// them.
-	keepClaimedSQL = `SELECT h.job_id, h.position FROM ` + pgClaimPairs + `
-		WHERE h.status = 'pending' AND h.claimed_by = ` + pgMe + ` ORDER BY h.job_id, h.position FOR UPDATE OF h`
 	// claimWebhooksSQL takes up to $2 deliveries due at $1 by moving them
 	// $3 ms into the future: no other instance finds them due until then,
 	// and if this one dies meanwhile, they fall due again. Recording the
@@ -158,47 +153,3 @@ func (q pgQueue) exclusively(ctx context.Context, lock int64, fn func() error) (
 // before it could run out, and numbers whose holder died are looked for as
 // often.
 func (q pgQueue) leaseRenewal() time.Duration { return q.s.pg.lease / 4 }
-
-// keepClaimed drops, from a batch of results about to be recorded, those
-// whose numbers this instance no longer holds (on PostgreSQL: its lease ran
-// out and another instance took the number over, or the number was
-// cancelled), and locks the rest until the write commits; it returns the
-// results kept and those dropped. SQLite's claims cannot be taken over.
-func (s *Store) keepClaimed(tx *sql.Tx, results []workResult) ([]workResult, []workResult, error) {
-	if s.pg == nil || len(results) == 0 {
-		return results, nil, nil
-	}
-	claims := make([]claim, len(results))
-	for i, r := range results {
-		claims[i] = r.claim
-	}
-	rows, err := tx.Query(keepClaimedSQL, claimPairs(claims))
-	if err != nil {
-		return nil, nil, fmt.Errorf("check claims: %w", err)
-	}
-	defer rows.Close()
-	held := map[inflightKey]bool{}
-	for rows.Next() {
-		var k inflightKey
-		if err := rows.Scan(&k.job, &k.pos); err != nil {
-			return nil, nil, fmt.Errorf("check claims: %w", err)
-		}
-		held[k] = true
-	}
-	if err := rows.Err(); err != nil {
-		return nil, nil, fmt.Errorf("check claims: %w", err)
-	}
-	if len(held) == len(results) {
-		return results, nil, nil
-	}
-	var kept, late []workResult
-	for _, r := range results {
-		switch {
-		case held[inflightKey{r.JobID, r.Position}]:
-			kept = append(kept, r)
-		case !r.cancelled: // a cancelled one was settled by the cancellation
-			late = append(late, r)
-		}
-	}
-	return kept, late, nil
-}

@@ -125,9 +125,6 @@ func (s *Store) settleJob(tx *sql.Tx, jobID int64, js jobSettlement) (settledJob
 	if err != nil {
 		return out, fmt.Errorf("settle job %d: %w", jobID, err)
 	}
-	if out.final { // its webhook may be due: wake the senders of other instances
-		return out, s.notify(tx, pgWebhookChannel)
-	}
 	return out, nil
 }
 
@@ -160,7 +157,10 @@ func (s *Store) cancelJobNumbers(tx *sql.Tx, jobID int64, started []int, now tim
 	if err != nil {
 		return 0, fmt.Errorf("cancel numbers: %w", err)
 	}
-	_, err = s.settleJob(tx, jobID, jobSettlement{cancelled: cancelled, cancel: true, firstStart: now, now: now, webhookDue: now})
+	settled, err := s.settleJob(tx, jobID, jobSettlement{cancelled: cancelled, cancel: true, firstStart: now, now: now, webhookDue: now})
+	if err == nil && settled.final {
+		err = s.notify(tx, pgWebhookChannel) // its webhook is due: wake the senders of every instance
+	}
 	return cancelled, err
 }
 
@@ -182,7 +182,11 @@ func (s *Store) recoverCancelled(tx *sql.Tx, now time.Time) error {
 		if err != nil {
 			return fmt.Errorf("recover cancelled job %d: %w", id, err)
 		}
-		if _, err := s.settleJob(tx, id, jobSettlement{cancelled: n, now: now, webhookDue: now}); err != nil {
+		settled, err := s.settleJob(tx, id, jobSettlement{cancelled: n, now: now, webhookDue: now})
+		if err == nil && settled.final {
+			err = s.notify(tx, pgWebhookChannel)
+		}
+		if err != nil {
 			return err
 		}
 	}
