@@ -29,13 +29,15 @@ const (
 	// position $2 that no live lease holds, for $4 ms: rows another
 	// instance is claiming right now are skipped, never waited for. Numbers
 	// waiting for a retry are claimed too, and kept until due (the
-	// dispatcher's retry queue), as SQLite's dispatcher does.
-	claimNumbersSQL = `WITH c AS (SELECT position FROM job_numbers
+	// dispatcher's retry queue), as SQLite's dispatcher does. The rows
+	// locked are updated where they are (ctid: a row this statement locked
+	// cannot move), without a second walk of the primary key.
+	claimNumbersSQL = `WITH c AS (SELECT ctid FROM job_numbers
 		WHERE job_id = $1 AND position > $2 AND status = 'pending'
 		AND (lease_until IS NULL OR lease_until < bulkrestore_now_ms())
 		ORDER BY position LIMIT $3 FOR UPDATE SKIP LOCKED)
 		UPDATE job_numbers AS n SET claimed_by = ` + pgMe + `, lease_until = bulkrestore_now_ms() + $4
-		FROM c WHERE n.job_id = $1 AND n.position = c.position
+		FROM c WHERE n.ctid = c.ctid
 		RETURNING n.position, n.number, n.attempts, n.next_attempt_at`
 	// renewClaimsSQL extends, to $2 ms from now, the leases of the
 	// [job, position] pairs of the JSON array $1 that this instance still
@@ -62,27 +64,41 @@ const (
 	nextWebhookSQL = "SELECT min(webhook_next_at) FROM jobs WHERE webhook_state = 'pending' AND webhook_next_at > $1"
 )
 
-// takeNumbers claims numbers in the database under a lease.
+// takeNumbers claims numbers in the database under a lease. The claim
+// walks the job's numbers in the primary key's order from the cursor and
+// stops at n: the planner is told so (no bitmap scan, no sort), since
+// without fresh statistics of a job just queued it would rather read and
+// sort every number of the job (70 ms a claim for 100,000 numbers,
+// measured, against a millisecond or two).
 func (q pgQueue) takeNumbers(ctx context.Context, job activeJob, after, n int) ([]claim, error) {
-	rows, err := q.s.w.QueryContext(ctx, claimNumbersSQL, job.id, after, n, q.s.pg.lease.Milliseconds())
+	var got []claim
+	err := q.s.txOnce(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off"); err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, claimNumbersSQL, job.id, after, n, q.s.pg.lease.Milliseconds())
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			c := claim{JobID: job.id, UserID: job.userID}
+			var due int64
+			if err := rows.Scan(&c.Position, &c.Number, &c.Attempts, &due); err != nil {
+				return err
+			}
+			if due > 0 {
+				c.DueAt = time.UnixMilli(due)
+			}
+			got = append(got, c)
+		}
+		return rows.Err()
+	})
 	if err != nil {
 		return nil, fmt.Errorf("claim numbers of job %d: %w", job.id, err)
 	}
-	defer rows.Close()
-	var got []claim
-	for rows.Next() {
-		c := claim{JobID: job.id, UserID: job.userID}
-		var due int64
-		if err := rows.Scan(&c.Position, &c.Number, &c.Attempts, &due); err != nil {
-			return nil, fmt.Errorf("claim numbers of job %d: %w", job.id, err)
-		}
-		if due > 0 {
-			c.DueAt = time.UnixMilli(due)
-		}
-		got = append(got, c)
-	}
 	slices.SortFunc(got, func(a, b claim) int { return cmp.Compare(a.Position, b.Position) })
-	return got, rows.Err()
+	return got, nil
 }
 
 // claimPairs renders claims as a JSON array of [job, position] pairs.
