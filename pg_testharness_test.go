@@ -58,15 +58,18 @@ var testPG testPGState
 const pgTemplate = "bulkrestore_template"
 
 // pgBinDir finds PostgreSQL's server binaries: version 15's folder, else
-// initdb in PATH.
+// another version's (Debian's layout), else initdb in PATH.
 func pgBinDir() (string, error) {
 	const v15 = "/usr/lib/postgresql/15/bin"
 	if _, err := os.Stat(filepath.Join(v15, "initdb")); err == nil {
 		return v15, nil
 	}
+	if found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb"); len(found) > 0 {
+		return filepath.Dir(found[len(found)-1]), nil
+	}
 	p, err := exec.LookPath("initdb")
 	if err != nil {
-		return "", errors.New("PostgreSQL's initdb is neither in /usr/lib/postgresql/15/bin nor in PATH (apt-get install postgresql)")
+		return "", errors.New("PostgreSQL's initdb is neither in /usr/lib/postgresql/*/bin nor in PATH (apt-get install postgresql)")
 	}
 	return filepath.Dir(p), nil
 }

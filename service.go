@@ -61,7 +61,12 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serv
 	sender.observe = m.webhookAttempt
 	progress := newProgressTracker(time.Now)
 	p.recorder.onRecorded = func(batch []workResult, out recordOutcome) {
-		progress.recorded(batch, out)
+		if store.pg == nil {
+			// With several instances each records a share of a job: the
+			// projection falls back to the job's average since it started,
+			// which counts every instance's results.
+			progress.recorded(batch, out)
+		}
 		for o, n := range out.finals {
 			m.numbersFinishedAs(o, n)
 		}
