@@ -96,7 +96,7 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serv
 			case pgWebhookChannel:
 				sender.nudge()
 			}
-		})
+		}, log)
 	}()
 
 	syncRetry := retry

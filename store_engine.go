@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"time"
 )
 
@@ -34,9 +35,10 @@ type queueEngine interface {
 	// next one not yet due falls due (zero if none).
 	takeWebhooks(ctx context.Context, now time.Time, room, busy int, hold time.Duration) ([]int64, time.Time, error)
 	// listen calls wake with the channel (pgWorkChannel and the others)
-	// of every notification other instances send, until ctx ends; it
-	// returns at once where there are no other instances.
-	listen(ctx context.Context, wake func(channel string))
+	// of every notification other instances send, until ctx ends, and
+	// logs what keeps it from listening; it returns at once where there
+	// are no other instances.
+	listen(ctx context.Context, wake func(channel string), log *slog.Logger)
 	// exclusively runs fn unless another instance runs work under the same
 	// lock now; it reports whether fn ran.
 	exclusively(ctx context.Context, lock int64, fn func() error) (bool, error)
@@ -77,7 +79,7 @@ func (q sqliteQueue) takeWebhooks(ctx context.Context, now time.Time, room, busy
 }
 
 // listen returns at once: no other process writes the file's queue.
-func (sqliteQueue) listen(context.Context, func(string)) {}
+func (sqliteQueue) listen(context.Context, func(string), *slog.Logger) {}
 
 // exclusively runs fn: this server is the only one.
 func (sqliteQueue) exclusively(_ context.Context, _ int64, fn func() error) (bool, error) {

@@ -138,7 +138,7 @@ func (s *Store) migratePG(ctx context.Context) error {
 		return fmt.Errorf("database schema version %d is newer than this binary knows (%d)", version, len(migrationsPG))
 	}
 	for v := version; v < len(migrationsPG); v++ {
-		err := inConnTx(ctx, conn, func(tx *sql.Tx) error {
+		err := inTxOn(ctx, conn, func(tx *sql.Tx) error {
 			if _, err := tx.ExecContext(ctx, migrationsPG[v]); err != nil {
 				return err
 			}
@@ -155,9 +155,15 @@ func (s *Store) migratePG(ctx context.Context) error {
 	return nil
 }
 
-// inConnTx runs fn in a transaction on conn.
-func inConnTx(ctx context.Context, conn *sql.Conn, fn func(tx *sql.Tx) error) error {
-	tx, err := conn.BeginTx(ctx, nil)
+// txBeginner is what begins a transaction: a pool (*sql.DB) or one of its
+// connections (*sql.Conn).
+type txBeginner interface {
+	BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error)
+}
+
+// inTxOn runs fn in a transaction begun on db, and commits it.
+func inTxOn(ctx context.Context, db txBeginner, fn func(tx *sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -191,15 +197,7 @@ func (s *Store) pgWriteTx(ctx context.Context, fn func(tx *sql.Tx) error) error 
 
 // txOnce runs fn in one transaction on the write pool.
 func (s *Store) txOnce(ctx context.Context, fn func(tx *sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if err := fn(tx); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return inTxOn(ctx, s.w, fn)
 }
 
 // notify wakes, when tx commits, the instances listening on channel

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -17,11 +18,11 @@ var pgChannels = []string{pgWorkChannel, pgReleasedChannel, pgWebhookChannel}
 // since notifications sent while no one listened are lost. The callers
 // also poll at a bounded interval, so a notification lost any other way
 // delays work by that interval at most.
-func (q pgQueue) listen(ctx context.Context, wake func(channel string)) {
+func (q pgQueue) listen(ctx context.Context, wake func(channel string), log *slog.Logger) {
 	for try := 1; ctx.Err() == nil; try++ {
 		conn, err := q.connectListener(ctx)
 		if err == nil {
-			try = 0
+			try = 1
 			for _, ch := range pgChannels {
 				wake(ch)
 			}
@@ -31,7 +32,9 @@ func (q pgQueue) listen(ctx context.Context, wake func(channel string)) {
 		if ctx.Err() != nil {
 			return
 		}
-		sleepUntil(ctx, nil, time.Now().Add(backoff(100*time.Millisecond, 5*time.Second, max(try, 1))))
+		wait := backoff(100*time.Millisecond, 5*time.Second, try)
+		log.Warn("listening for other instances' work; will connect again (meanwhile the queue polls)", "err", err, "wait", wait)
+		sleepUntil(ctx, nil, time.Now().Add(wait))
 	}
 }
 
