@@ -9,7 +9,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
 	"regexp"
 	"time"
 )
@@ -43,7 +42,7 @@ type adminOps struct {
 
 // adminOps returns the admin operations of the running server.
 func (a *app) adminOps() adminOps {
-	return adminOps{store: a.store, now: a.now, spoolDir: filepath.Dir(a.cfg.db), pace: serverPurgePace,
+	return adminOps{store: a.store, now: a.now, spoolDir: spoolDir(a.cfg.db), pace: serverPurgePace,
 		progress: a.progress.progress, stopJobs: func(ids []int64) {
 			for _, id := range ids {
 				a.pool.registry.stop(id, stopGone)
@@ -199,14 +198,14 @@ func (o adminOps) importInventory(ctx context.Context, name string, csvFile io.R
 	}
 	var done inventoryImport
 	err = o.store.write(ctx, func(tx *sql.Tx) error {
-		id, err := userIDInTx(tx, name)
+		id, err := o.store.userIDInTx(tx, name)
 		if err != nil {
 			return err
 		}
-		if done.Imported, err = writeInventory(tx, id, inventoryCSVRows(spool, now), false); err != nil || !replace {
+		if done.Imported, err = o.store.writeInventory(tx, id, inventoryCSVRows(spool, now), false); err != nil || !replace {
 			return err
 		}
-		done.Deleted, err = deleteInventoryExcept(tx, id, seen.has)
+		done.Deleted, err = o.store.deleteInventoryExcept(tx, id, seen.has)
 		return err
 	})
 	if errors.Is(err, errNotFound) {

@@ -27,7 +27,12 @@ func apiSyncJob(t *testing.T, s *testServer, numbers ...string) string {
 
 func TestBulkRestoreStatusValidatesItsQuery(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "-dev")
+	forEachStore(t, testBulkRestoreStatusValidatesItsQuery)
+}
+
+// testBulkRestoreStatusValidatesItsQuery runs TestBulkRestoreStatusValidatesItsQuery on one database.
+func testBulkRestoreStatusValidatesItsQuery(t *testing.T, db string) {
+	s := startServer(t, "-db", db, "-dev")
 	id := apiSyncJob(t, s, "15551230100", "15551230103", "15551230107")
 	tests := []struct {
 		name       string
@@ -70,7 +75,12 @@ func TestBulkRestoreStatusValidatesItsQuery(t *testing.T) {
 
 func TestBulkRestoreStatusHidesOtherUsersJobs(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "-dev")
+	forEachStore(t, testBulkRestoreStatusHidesOtherUsersJobs)
+}
+
+// testBulkRestoreStatusHidesOtherUsersJobs runs TestBulkRestoreStatusHidesOtherUsersJobs on one database.
+func testBulkRestoreStatusHidesOtherUsersJobs(t *testing.T, db string) {
+	s := startServer(t, "-db", db, "-dev")
 	bobKey, _ := addUser(t, s.DB, "bob")
 	id := apiSyncJob(t, s, "15551230100")
 	unknown := apiStatus(t, s, "bob", bobKey, "job_uuid=8f6c1f0e-23d2-4717-8c8e-1a518e5738f0")
@@ -101,7 +111,12 @@ func TestBulkRestoreStatusHidesOtherUsersJobs(t *testing.T) {
 
 func TestBulkRestoreStatusReportsEachNumber(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "-dev")
+	forEachStore(t, testBulkRestoreStatusReportsEachNumber)
+}
+
+// testBulkRestoreStatusReportsEachNumber runs TestBulkRestoreStatusReportsEachNumber on one database.
+func testBulkRestoreStatusReportsEachNumber(t *testing.T, db string) {
+	s := startServer(t, "-db", db, "-dev")
 	numbers := []string{"15551230101", "15551230103", "15551230107", "15551230109", "15559999999"}
 	id := apiSyncJob(t, s, numbers...)
 	resp := apiStatus(t, s, "demo", "demo", "job_uuid="+id)
@@ -166,7 +181,12 @@ func TestBulkRestoreStatusReportsEachNumber(t *testing.T) {
 
 func TestBulkRestoreStatusFiltersOneNumber(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "-dev")
+	forEachStore(t, testBulkRestoreStatusFiltersOneNumber)
+}
+
+// testBulkRestoreStatusFiltersOneNumber runs TestBulkRestoreStatusFiltersOneNumber on one database.
+func testBulkRestoreStatusFiltersOneNumber(t *testing.T, db string) {
+	s := startServer(t, "-db", db, "-dev")
 	id := apiSyncJob(t, s, "15551230100", "15551230103", "15551230107")
 	tests := []struct {
 		name, number, status string
@@ -206,7 +226,12 @@ func TestBulkRestoreStatusFiltersOneNumber(t *testing.T) {
 
 func TestBulkRestoreStatusPagesWithLimitAndOffset(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "-dev")
+	forEachStore(t, testBulkRestoreStatusPagesWithLimitAndOffset)
+}
+
+// testBulkRestoreStatusPagesWithLimitAndOffset runs TestBulkRestoreStatusPagesWithLimitAndOffset on one database.
+func testBulkRestoreStatusPagesWithLimitAndOffset(t *testing.T, db string) {
+	s := startServer(t, "-db", db, "-dev")
 	numbers := seqNumbers(15551230100, 25)
 	resp := apiBulk(t, s, "demo", "demo", map[string]any{"numbers": numbers})
 	if resp.Status != http.StatusAccepted {
@@ -248,7 +273,12 @@ func TestBulkRestoreStatusPagesWithLimitAndOffset(t *testing.T) {
 
 func TestSingleRestoreEndpoint(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "-dev")
+	forEachStore(t, testSingleRestoreEndpoint)
+}
+
+// testSingleRestoreEndpoint runs TestSingleRestoreEndpoint on one database.
+func testSingleRestoreEndpoint(t *testing.T, db string) {
+	s := startServer(t, "-db", db, "-dev")
 	tests := []struct {
 		name, method, number string
 		wantHTTP             int
@@ -307,7 +337,12 @@ func TestSingleRestoreEndpoint(t *testing.T) {
 
 func TestAuthenticationFailuresAre401WithChallenge(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "-dev")
+	forEachStore(t, testAuthenticationFailuresAre401WithChallenge)
+}
+
+// testAuthenticationFailuresAre401WithChallenge runs TestAuthenticationFailuresAre401WithChallenge on one database.
+func testAuthenticationFailuresAre401WithChallenge(t *testing.T, db string) {
+	s := startServer(t, "-db", db, "-dev")
 	bobKey, _ := addUser(t, s.DB, "bob")
 	endpoints := []struct{ method, path string }{
 		{http.MethodPost, "/v3/bulk_restore"},
@@ -348,7 +383,12 @@ func TestAuthenticationFailuresAre401WithChallenge(t *testing.T) {
 
 func TestOperationalEndpointsNeedNoAuth(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
+	forEachStore(t, testOperationalEndpointsNeedNoAuth)
+}
+
+// testOperationalEndpointsNeedNoAuth runs TestOperationalEndpointsNeedNoAuth on one database.
+func testOperationalEndpointsNeedNoAuth(t *testing.T, db string) {
+	s := startServer(t, "-db", db, "-db", db)
 	for _, path := range []string{"/healthz", "/readyz"} {
 		t.Run("GET "+path+" answers 200 without credentials", func(t *testing.T) {
 			resp := call(t, http.MethodGet, s.URL+path, "", "", nil)
@@ -364,7 +404,12 @@ func TestOperationalEndpointsNeedNoAuth(t *testing.T) {
 
 func TestUnknownPathsAre404AndWrongMethods405(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "-dev")
+	forEachStore(t, testUnknownPathsAre404AndWrongMethods405)
+}
+
+// testUnknownPathsAre404AndWrongMethods405 runs TestUnknownPathsAre404AndWrongMethods405 on one database.
+func testUnknownPathsAre404AndWrongMethods405(t *testing.T, db string) {
+	s := startServer(t, "-db", db, "-dev")
 	tests := []struct {
 		name, method, path string
 		wantStatus         int
@@ -395,7 +440,12 @@ func TestUnknownPathsAre404AndWrongMethods405(t *testing.T) {
 
 func TestUsersNeverSeeEachOthersInventory(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "-dev")
+	forEachStore(t, testUsersNeverSeeEachOthersInventory)
+}
+
+// testUsersNeverSeeEachOthersInventory runs TestUsersNeverSeeEachOthersInventory on one database.
+func testUsersNeverSeeEachOthersInventory(t *testing.T, db string) {
+	s := startServer(t, "-db", db, "-dev")
 	bobKey, _ := addUser(t, s.DB, "bob")
 	importCSV(t, s.DB, "bob", "number,state\n15550000001,released\n")
 	tests := []struct {
@@ -425,7 +475,12 @@ func TestUsersNeverSeeEachOthersInventory(t *testing.T) {
 
 func TestQueuedRestoresLeaveNumbersActive(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "-dev")
+	forEachStore(t, testQueuedRestoresLeaveNumbersActive)
+}
+
+// testQueuedRestoresLeaveNumbersActive runs TestQueuedRestoresLeaveNumbersActive on one database.
+func testQueuedRestoresLeaveNumbersActive(t *testing.T, db string) {
+	s := startServer(t, "-db", db, "-dev")
 	numbers := seqNumbers(15551230140, 11)
 	resp := apiBulk(t, s, "demo", "demo", map[string]any{"numbers": numbers})
 	if resp.Status != http.StatusAccepted {
@@ -455,6 +510,11 @@ func TestQueuedRestoresLeaveNumbersActive(t *testing.T) {
 
 func TestWebhookAddressPolicyAtSubmit(t *testing.T) {
 	t.Parallel()
+	forEachStore(t, testWebhookAddressPolicyAtSubmit)
+}
+
+// testWebhookAddressPolicyAtSubmit runs TestWebhookAddressPolicyAtSubmit on one database.
+func testWebhookAddressPolicyAtSubmit(t *testing.T, db string) {
 	hook := "http://127.0.0.1:" + apiClosedPort(t) + "/hook"
 	tests := []struct {
 		name       string
@@ -467,7 +527,7 @@ func TestWebhookAddressPolicyAtSubmit(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s := startServer(t, append(tc.args, "-webhook-retry-base", "1h", "-webhook-retry-max", "2h")...)
+			s := startServer(t, append([]string{"-db", anotherDB(t, db)}, append(tc.args, "-webhook-retry-base", "1h", "-webhook-retry-max", "2h")...)...)
 			key, _ := addUser(t, s.DB, "bob")
 			resp := apiBulk(t, s, "bob", key, map[string]any{"numbers": []string{"15551230100"}, "webhook_url": hook})
 			if resp.Status != tc.wantStatus {
@@ -487,7 +547,12 @@ func TestWebhookAddressPolicyAtSubmit(t *testing.T) {
 
 func TestSyncWebhookAttemptIsReportedInline(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "-dev", "-webhook-retry-base", "1h", "-webhook-retry-max", "2h")
+	forEachStore(t, testSyncWebhookAttemptIsReportedInline)
+}
+
+// testSyncWebhookAttemptIsReportedInline runs TestSyncWebhookAttemptIsReportedInline on one database.
+func testSyncWebhookAttemptIsReportedInline(t *testing.T, db string) {
+	s := startServer(t, "-db", db, "-dev", "-webhook-retry-base", "1h", "-webhook-retry-max", "2h")
 	tests := []struct {
 		name          string
 		receiver      int

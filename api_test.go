@@ -141,7 +141,12 @@ func apiClosedPort(t *testing.T) string {
 
 func TestBulkRestoreAppliesTheInventoryTableToDevNumbers(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "-dev")
+	forEachStore(t, testBulkRestoreAppliesTheInventoryTableToDevNumbers)
+}
+
+// testBulkRestoreAppliesTheInventoryTableToDevNumbers runs TestBulkRestoreAppliesTheInventoryTableToDevNumbers on one database.
+func testBulkRestoreAppliesTheInventoryTableToDevNumbers(t *testing.T, db string) {
+	s := startServer(t, "-db", db, "-dev")
 	type row struct {
 		name, number, status, message string
 		code, riu                     int
@@ -198,7 +203,12 @@ func TestBulkRestoreAppliesTheInventoryTableToDevNumbers(t *testing.T) {
 
 func TestBulkRestoreAppliesTheInventoryTableToImportedNumbers(t *testing.T) {
 	t.Parallel()
-	s := startServer(t)
+	forEachStore(t, testBulkRestoreAppliesTheInventoryTableToImportedNumbers)
+}
+
+// testBulkRestoreAppliesTheInventoryTableToImportedNumbers runs TestBulkRestoreAppliesTheInventoryTableToImportedNumbers on one database.
+func testBulkRestoreAppliesTheInventoryTableToImportedNumbers(t *testing.T, db string) {
+	s := startServer(t, "-db", db, "-db", db)
 	key, _ := addUser(t, s.DB, "bob")
 	now := time.Now().UTC()
 	importCSV(t, s.DB, "bob", "number,state,released_at,requires_identity_update,needs_registration\n"+
@@ -242,8 +252,13 @@ func TestBulkRestoreAppliesTheInventoryTableToImportedNumbers(t *testing.T) {
 
 func TestRestoreWindowFlagDecidesWhatIsExpired(t *testing.T) {
 	t.Parallel()
-	short := startServer(t, "-dev", "-restore-window", "30m")
-	long := startServer(t, "-dev", "-restore-window", "2400h")
+	forEachStore(t, testRestoreWindowFlagDecidesWhatIsExpired)
+}
+
+// testRestoreWindowFlagDecidesWhatIsExpired runs TestRestoreWindowFlagDecidesWhatIsExpired on one database.
+func testRestoreWindowFlagDecidesWhatIsExpired(t *testing.T, db string) {
+	short := startServer(t, "-db", db, "-dev", "-restore-window", "30m")
+	long := startServer(t, "-db", anotherDB(t, db), "-dev", "-restore-window", "2400h")
 	bobKey, _ := addUser(t, short.DB, "bob")
 	now := time.Now().UTC()
 	importCSV(t, short.DB, "bob", "number,state,released_at\n"+
@@ -278,7 +293,12 @@ func TestRestoreWindowFlagDecidesWhatIsExpired(t *testing.T) {
 
 func TestBulkRestoreSyncResponseHasTheContractShape(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "-dev")
+	forEachStore(t, testBulkRestoreSyncResponseHasTheContractShape)
+}
+
+// testBulkRestoreSyncResponseHasTheContractShape runs TestBulkRestoreSyncResponseHasTheContractShape on one database.
+func testBulkRestoreSyncResponseHasTheContractShape(t *testing.T, db string) {
+	s := startServer(t, "-db", db, "-dev")
 	in := []string{"15551230112", "15551230103", "15551230117", "15551230112", "15551230101"}
 	want := []string{"15551230112", "15551230103", "15551230117", "15551230101"}
 	resp := apiBulk(t, s, "demo", "demo", map[string]any{"numbers": in})
@@ -345,7 +365,12 @@ func TestBulkRestoreSyncResponseHasTheContractShape(t *testing.T) {
 
 func TestBulkRestoreAcceptsEveryBodyEncodingOverHTTP(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "-dev")
+	forEachStore(t, testBulkRestoreAcceptsEveryBodyEncodingOverHTTP)
+}
+
+// testBulkRestoreAcceptsEveryBodyEncodingOverHTTP runs TestBulkRestoreAcceptsEveryBodyEncodingOverHTTP on one database.
+func testBulkRestoreAcceptsEveryBodyEncodingOverHTTP(t *testing.T, db string) {
+	s := startServer(t, "-db", db, "-dev")
 	tests := []struct {
 		name, contentType, body string
 		want                    []string
@@ -380,7 +405,12 @@ func TestBulkRestoreAcceptsEveryBodyEncodingOverHTTP(t *testing.T) {
 
 func TestBulkRestoreRejectsBadRequestsOverHTTP(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "-dev", "-max-numbers", "5", "-max-body", "1KiB")
+	forEachStore(t, testBulkRestoreRejectsBadRequestsOverHTTP)
+}
+
+// testBulkRestoreRejectsBadRequestsOverHTTP runs TestBulkRestoreRejectsBadRequestsOverHTTP on one database.
+func testBulkRestoreRejectsBadRequestsOverHTTP(t *testing.T, db string) {
+	s := startServer(t, "-db", db, "-dev", "-max-numbers", "5", "-max-body", "1KiB")
 	pad := strings.Repeat("x", 1100)
 	tests := []struct {
 		name, contentType, body string
@@ -431,9 +461,14 @@ func TestBulkRestoreRejectsBadRequestsOverHTTP(t *testing.T) {
 
 func TestSyncLimitDecidesBetween200And202(t *testing.T) {
 	t.Parallel()
-	def := startServer(t, "-dev")
-	three := startServer(t, "-dev", "-sync-limit", "3")
-	zero := startServer(t, "-dev", "-sync-limit", "0")
+	forEachStore(t, testSyncLimitDecidesBetween200And202)
+}
+
+// testSyncLimitDecidesBetween200And202 runs TestSyncLimitDecidesBetween200And202 on one database.
+func testSyncLimitDecidesBetween200And202(t *testing.T, db string) {
+	def := startServer(t, "-db", db, "-dev")
+	three := startServer(t, "-db", anotherDB(t, db), "-dev", "-sync-limit", "3")
+	zero := startServer(t, "-db", anotherDB(t, db), "-dev", "-sync-limit", "0")
 	tests := []struct {
 		name       string
 		s          *testServer
@@ -489,7 +524,13 @@ func TestSyncLimitDecidesBetween200And202(t *testing.T) {
 
 func TestQueuedJobWithWebhookIsPostedTheFinalPayload(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "-dev")
+	forEachStore(t, testQueuedJobWithWebhookIsPostedTheFinalPayload)
+}
+
+// testQueuedJobWithWebhookIsPostedTheFinalPayload is
+// TestQueuedJobWithWebhookIsPostedTheFinalPayload on one database.
+func testQueuedJobWithWebhookIsPostedTheFinalPayload(t *testing.T, db string) {
+	s := startServer(t, "-dev", "-db", db)
 	hook := apiNewHookReceiver(t, http.StatusOK)
 	numbers := seqNumbers(15551230160, 12)
 	resp := apiBulk(t, s, "demo", "demo", map[string]any{"numbers": numbers, "webhook_url": hook.URL})

@@ -28,6 +28,7 @@ type benchConfig struct {
 	only            []string
 	workersUpstream int
 	cpuProfile      string
+	db              string // a PostgreSQL URL: every scenario that can runs on fresh databases there
 }
 
 // benchFigures is what one run of a scenario measured, by name; a
@@ -44,6 +45,9 @@ type benchScenario struct {
 	run    func(b *bench, ctx context.Context) (benchFigures, error)
 	met    func(f benchFigures) bool
 	note   func(b *bench, f benchFigures) string
+	// store is the database the scenario needs: "" either, "sqlite" (it
+	// builds its file directly), "postgres" (several instances share it).
+	store string
 }
 
 // benchScenarios are the rows of the table, in the order they run.
@@ -53,8 +57,8 @@ var benchScenarios = []benchScenario{
 		run: (*bench).runThroughput,
 		met: func(f benchFigures) bool { return f["numbers_per_s"] >= 50000 && f["ratio"] >= 0.15 },
 		note: func(b *bench, f benchFigures) string {
-			return fmt.Sprintf("one %s-number job, submit to completed; raw SQLite %s updates/s (1,000 a tx): ratio %.3f",
-				benchFormat(f["numbers"]), benchFormat(f["raw_updates_per_s"]), f["ratio"])
+			return fmt.Sprintf("one %s-number job, submit to completed; raw %s %s updates/s (1,000 a tx): ratio %.3f",
+				benchFormat(f["numbers"]), b.rawName(), benchFormat(f["raw_updates_per_s"]), f["ratio"])
 		},
 	},
 	{
@@ -113,7 +117,7 @@ var benchScenarios = []benchScenario{
 		},
 	},
 	{
-		name: "history", key: "p99_ms", unit: "ms p99", target: "<= 10 ms on 10,000,000 numbers",
+		name: "history", store: "sqlite", key: "p99_ms", unit: "ms p99", target: "<= 10 ms on 10,000,000 numbers",
 		run: (*bench).runHistory,
 		met: func(f benchFigures) bool { return f["p99_ms"] <= 10 && f["numbers"] >= benchHistoryNumbers },
 		note: func(b *bench, f benchFigures) string {
@@ -123,13 +127,13 @@ var benchScenarios = []benchScenario{
 		},
 	},
 	{
-		name: "growth", key: "worst_ratio", unit: "× (grown/fresh)", target: "every ratio <= 1.2",
+		name: "growth", store: "sqlite", key: "worst_ratio", unit: "× (grown/fresh)", target: "every ratio <= 1.2",
 		run:  (*bench).runGrowth,
 		met:  func(f benchFigures) bool { return f["worst_ratio"] <= 1.2 },
 		note: func(b *bench, f benchFigures) string { return growthNote(f) },
 	},
 	{
-		name: "csv", key: "rows_per_s", unit: "rows/s", target: ">= 200,000, RSS +<= 150 MB",
+		name: "csv", store: "sqlite", key: "rows_per_s", unit: "rows/s", target: ">= 200,000, RSS +<= 150 MB",
 		run: (*bench).runCSV,
 		met: func(f benchFigures) bool { return f["rows_per_s"] >= 200000 && f["delta_mb"] <= 150 },
 		note: func(b *bench, f benchFigures) string {
@@ -161,6 +165,7 @@ var benchScenarios = []benchScenario{
 		},
 	},
 	benchDryRunScenario,
+	benchInstancesScenario,
 }
 
 // benchScenarioNames lists the scenarios' names, in order.
@@ -185,6 +190,7 @@ func parseBenchFlags(args []string, getenv func(string) string, stderr io.Writer
 	only := fs.String("only", "", "run only these scenarios, comma-separated: "+strings.Join(benchScenarioNames(), ","))
 	fs.IntVar(&c.workersUpstream, "workers-upstream", 64, "-workers of the servers that call the fake upstream")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (server and client alike) to FILE")
+	fs.StringVar(&c.db, "db", "", "a PostgreSQL URL (postgres://...) whose role may create databases: the scenarios that can run there, each on a fresh database, with raw PostgreSQL as the baseline; better given in BULKRESTORE_DB")
 	rest, err := parseArgs(fs, args, getenv)
 	if err != nil {
 		return c, err
@@ -203,6 +209,7 @@ func parseBenchFlags(args []string, getenv func(string) string, stderr io.Writer
 	check(c.latency <= 0, "-latency must be positive")
 	check(c.duration <= 0, "-duration must be positive")
 	check(c.workersUpstream < 1, "-workers-upstream must be at least 1")
+	check(c.db != "" && !isPostgresURL(c.db), "-db must be a PostgreSQL URL (the SQLite runs make their own files)")
 	for _, name := range strings.Split(*only, ",") {
 		if name = strings.TrimSpace(name); name == "" {
 			continue
@@ -221,11 +228,24 @@ func (c benchConfig) selected(name string) bool {
 	return len(c.only) == 0 || slices.Contains(c.only, name)
 }
 
+// storeFits reports whether a scenario can run on the database of this
+// run (SQLite files, or the PostgreSQL of -db).
+func (c benchConfig) storeFits(sc benchScenario) bool {
+	switch sc.store {
+	case "sqlite":
+		return c.db == ""
+	case "postgres":
+		return c.db != ""
+	}
+	return true
+}
+
 // bench runs the scenarios with one configuration.
 type bench struct {
 	cfg   benchConfig
 	log   io.Writer                  // progress lines and the servers' warnings
 	fills map[benchFill]*benchFilled // databases built for the run (bench_fill.go)
+	pg    *benchPGServer             // -db's server, where the scenarios make their databases
 }
 
 // count scales an amount of work, keeping at least least.
@@ -261,6 +281,7 @@ type benchSettings struct {
 	Latency         string  `json:"upstream_latency"`
 	Duration        string  `json:"sync_duration"`
 	WorkersUpstream int     `json:"workers_upstream"`
+	Database        string  `json:"database,omitempty"` // PostgreSQL's server (password hidden); empty: SQLite files
 }
 
 // benchRow is one scenario's outcome: the medians over its repeats.
@@ -304,6 +325,12 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	b := &bench{cfg: cfg, log: stderr}
 	defer b.removeFills()
+	if cfg.db != "" {
+		if b.pg, err = openBenchPG(cfg.db); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer b.pg.close()
+	}
 	report := benchReport{
 		Machine: benchMachineInfo(),
 		Settings: benchSettings{Scale: cfg.scale, Repeats: cfg.repeats, Latency: cfg.latency.String(),
@@ -313,9 +340,14 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	if cfg.scale != 1 {
 		report.Notes = append(report.Notes, fmt.Sprintf("run at -scale %g: the targets are for scale 1, so 'met' says little here", cfg.scale))
 	}
+	if cfg.db != "" {
+		report.Settings.Database = redactDB(cfg.db)
+		report.Notes = append(report.Notes, "on PostgreSQL: every scenario on a fresh database of "+redactDB(cfg.db)+
+			"'s server; history, growth and csv build SQLite files directly and do not run")
+	}
 	var failed []string
 	for _, sc := range benchScenarios {
-		if !cfg.selected(sc.name) || ctx.Err() != nil {
+		if !cfg.selected(sc.name) || !cfg.storeFits(sc) || ctx.Err() != nil {
 			continue
 		}
 		row := b.runScenario(ctx, sc)
@@ -425,8 +457,12 @@ func writeBenchTable(w io.Writer, r benchReport) error {
 	fmt.Fprintf(w, "%s bench\n", m.Version)
 	fmt.Fprintf(w, "machine: %d cores, %s/%s, %s, CPU %s; load average %s at the start, %s at the end\n",
 		m.Cores, m.OS, m.Arch, m.GoVersion, m.CPU, m.LoadStart, m.LoadEnd)
-	fmt.Fprintf(w, "settings: -scale %g, medians of %d repeats, fake upstream latency %s, sync for %s, %d upstream workers\n\n",
-		s.Scale, s.Repeats, s.Latency, s.Duration, s.WorkersUpstream)
+	database := "SQLite files"
+	if s.Database != "" {
+		database = "PostgreSQL at " + s.Database
+	}
+	fmt.Fprintf(w, "settings: -scale %g, medians of %d repeats, fake upstream latency %s, sync for %s, %d upstream workers, %s\n\n",
+		s.Scale, s.Repeats, s.Latency, s.Duration, s.WorkersUpstream, database)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "SCENARIO\tVALUE\tUNIT\tTARGET\tMET\tNOTE")
 	for _, row := range r.Results {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"time"
 )
@@ -49,7 +48,7 @@ func (b *bench) runDryRun(ctx context.Context) (benchFigures, error) {
 		return nil, err
 	}
 	defer s.stop()
-	wantSuccess, err := benchSeedMix(ctx, filepath.Join(s.dir, "bench.db"), numbers)
+	wantSuccess, err := benchSeedMix(ctx, s.dbURL, numbers)
 	if err != nil {
 		return nil, err
 	}

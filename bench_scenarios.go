@@ -24,7 +24,7 @@ const (
 	benchSyncClients = 32   // concurrent clients of the sync scenario
 	benchSyncNumbers = 10   // numbers per synchronous request (the default -sync-limit)
 	benchSmallJob    = 11   // the smallest queued job
-	benchRawPerTx    = 1000 // updates per transaction of the raw SQLite rate
+	benchRawPerTx    = 1000 // updates per transaction of the raw SQLite (or PostgreSQL) rate
 	benchPollEvery   = 5 * time.Millisecond
 	benchFirstNumber = 15550000000 // the bench's numbers are 11 digits from here
 )
@@ -81,7 +81,7 @@ func (b *bench) upstreamArgs(u *benchUpstream) []string {
 // submit to completed, and the raw SQLite update rate on the same kind of
 // file.
 func (b *bench) runThroughput(ctx context.Context) (benchFigures, error) {
-	raw, err := rawSQLiteRate(ctx, b.count(100000, benchRawPerTx), benchRawPerTx)
+	raw, err := b.rawRate(ctx, b.count(100000, benchRawPerTx), benchRawPerTx)
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,8 @@ import (
 type benchServer struct {
 	url    string
 	dir    string // removed when the server stops; "" for a database it does not own
+	drop   func() // drops the server's PostgreSQL database when it stops; nil for none
+	dbURL  string // the server's database, for a second instance on it
 	client *http.Client
 	cancel context.CancelFunc
 	done   chan error
@@ -28,6 +30,9 @@ type benchServer struct {
 // numbers, inventory; then serves it on a loopback port with the bench's
 // flags and extra. Stopping the server removes the database.
 func (b *bench) startServer(ctx context.Context, inventory []string, extra ...string) (*benchServer, error) {
+	if b.pg != nil {
+		return b.startPGServer(ctx, inventory, extra...)
+	}
 	dir, err := os.MkdirTemp("", "bulkrestore-bench-*")
 	if err != nil {
 		return nil, err
@@ -58,7 +63,7 @@ func (b *bench) serveDB(ctx context.Context, db string, extra ...string) (*bench
 		return nil, err
 	}
 	sctx, cancel := context.WithCancel(ctx)
-	s := &benchServer{cancel: cancel, done: make(chan error, 1), client: newBenchClient()}
+	s := &benchServer{cancel: cancel, done: make(chan error, 1), client: newBenchClient(), dbURL: db}
 	ready := make(chan string, 1)
 	go func() { s.done <- serve(sctx, cfg, b.log, func(addr string) { ready <- addr }) }()
 	select {
@@ -79,6 +84,9 @@ func (s *benchServer) stop() {
 	s.client.CloseIdleConnections()
 	if s.dir != "" {
 		os.RemoveAll(s.dir)
+	}
+	if s.drop != nil {
+		s.drop()
 	}
 }
 

@@ -55,13 +55,33 @@ func checkBenchRows(t *testing.T, report benchReport, want []string) {
 // a tiny scale so that its code cannot rot, and checks the table and the
 // JSON report it writes.
 func TestBenchRunsEveryScenarioAtTinyScale(t *testing.T) {
-	jsonPath := filepath.Join(t.TempDir(), "bench.json")
-	table := string(runTinyBench(t, "-json", jsonPath))
-
-	names := benchScenarioNames()
-	if len(names) != 13 {
-		t.Fatalf("%d scenarios, want 13", len(names))
+	if all := benchScenarioNames(); len(all) != 14 {
+		t.Fatalf("%d scenarios, want 14", len(all))
 	}
+	forEachStore(t, func(t *testing.T, db string) {
+		var cfg benchConfig
+		args := []string{"-json", filepath.Join(t.TempDir(), "bench.json")}
+		if onPG(db) {
+			cfg.db = db
+			args = append(args, "-db", db)
+		}
+		var names []string
+		for _, sc := range benchScenarios {
+			if cfg.storeFits(sc) {
+				names = append(names, sc.name)
+			}
+		}
+		checkTinyBench(t, names, args...)
+	})
+}
+
+// checkTinyBench runs the tiny bench with args (the first two being -json
+// and its file) and checks that its table and report hold exactly the
+// scenarios names, each with a positive finite value.
+func checkTinyBench(t *testing.T, names []string, args ...string) {
+	t.Helper()
+	jsonPath := args[1]
+	table := string(runTinyBench(t, args...))
 	for _, want := range []string{"machine: ", "SCENARIO", "VALUE", "TARGET", "MET"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q:\n%s", want, table)

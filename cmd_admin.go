@@ -9,7 +9,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
 )
 
@@ -22,6 +21,9 @@ func runBackup(ctx context.Context, args []string, getenv func(string) string, s
 	}
 	if len(rest) != 1 {
 		return fmt.Errorf("%w: backup -db PATH OUT", errUsage)
+	}
+	if isPostgresURL(dbPath) {
+		return errNotForPG("backup", "back it up with pg_dump (pg_dump -Fc -f OUT.dump DBNAME) or your provider's snapshots")
 	}
 	// The copy is created here, empty and private (the backup fills an
 	// empty file); it holds the same secrets as the database.
@@ -61,6 +63,9 @@ func runCheck(ctx context.Context, args []string, getenv func(string) string, st
 	if len(rest) != 0 {
 		return fmt.Errorf("%w: check -db PATH", errUsage)
 	}
+	if isPostgresURL(dbPath) {
+		return errNotForPG("check", "check it with PostgreSQL's own tools (pg_amcheck, or the server's logs and monitoring)")
+	}
 	store, err := openStore(dbPath)
 	if err != nil {
 		return err
@@ -79,6 +84,12 @@ func runCheck(ctx context.Context, args []string, getenv func(string) string, st
 	return nil
 }
 
+// errNotForPG is the refusal of a command that is SQLite's only: what to
+// use on PostgreSQL instead.
+func errNotForPG(cmd, instead string) error {
+	return fmt.Errorf("%s works on a SQLite file only; the database is PostgreSQL's: %s", cmd, instead)
+}
+
 // adminFlags parses the flags of an admin command: -db, plus whatever
 // extra registers. Only -db may come from the environment (BULKRESTORE_DB):
 // an admin command must never take its target user from the settings a
@@ -88,7 +99,7 @@ func runCheck(ctx context.Context, args []string, getenv func(string) string, st
 // the positional arguments.
 func adminFlags(name string, args []string, getenv func(string) string, creates bool, extra func(*flag.FlagSet)) (string, []string, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	db := fs.String("db", "bulkrestore.db", "SQLite database file")
+	db := fs.String("db", "bulkrestore.db", "SQLite database file, or a PostgreSQL URL (better given in BULKRESTORE_DB)")
 	if extra != nil {
 		extra(fs)
 	}
@@ -99,7 +110,7 @@ func adminFlags(name string, args []string, getenv func(string) string, creates 
 		return ""
 	}
 	rest, err := parseArgs(fs, args, dbOnly)
-	if err == nil && !creates && !databaseExists(*db) {
+	if err == nil && !creates && !isPostgresURL(*db) && !databaseExists(*db) {
 		err = fmt.Errorf("%s: no database %s (only serve and user add create one)", name, *db)
 		if folderErr := checkDBFolder(*db); folderErr != nil {
 			err = fmt.Errorf("%s: %w", name, folderErr)
@@ -140,7 +151,7 @@ func cliOps(dbPath string) (ops adminOps, close func() error, err error) {
 	if err != nil {
 		return adminOps{}, nil, err
 	}
-	return adminOps{store: store, now: time.Now, spoolDir: filepath.Dir(dbPath), pace: cliPurgePace}, store.Close, nil
+	return adminOps{store: store, now: time.Now, spoolDir: spoolDir(dbPath), pace: cliPurgePace}, store.Close, nil
 }
 
 // cliError turns an operation's error into the command's: a mistake in
@@ -192,7 +203,7 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 	if sub == "add" && !userNamePattern.MatchString(rest[0]) {
 		return usageErrorf(cmd, badUserName) // before the database is created
 	}
-	fresh := !databaseExists(dbPath)
+	fresh := !isPostgresURL(dbPath) && !databaseExists(dbPath)
 	ops, closeDB, err := cliOps(dbPath)
 	if err != nil {
 		return err

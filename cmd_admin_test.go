@@ -155,7 +155,11 @@ func TestUserCommandsPrintFieldsInTheContractsOrder(t *testing.T) {
 // user's name, the old key kept for -overlap (24h unless given), and the
 // mistakes.
 func TestCLIUserRotateKey(t *testing.T) {
-	db := newTestDB(t)
+	forEachStore(t, testCLIUserRotateKey)
+}
+
+// testCLIUserRotateKey runs TestCLIUserRotateKey on one database.
+func testCLIUserRotateKey(t *testing.T, db string) {
 	first, _ := addUser(t, db, "alice")
 	rotate := func(args ...string) (rotatedKeyJSON, error) {
 		t.Helper()
@@ -212,7 +216,11 @@ func TestCLIUserRotateKey(t *testing.T) {
 // TestCLINumbersExportAndReplace checks numbers export (standard output, a
 // private file written whole) and numbers import -replace.
 func TestCLINumbersExportAndReplace(t *testing.T) {
-	db := newTestDB(t)
+	forEachStore(t, testCLINumbersExportAndReplace)
+}
+
+// testCLINumbersExportAndReplace runs TestCLINumbersExportAndReplace on one database.
+func testCLINumbersExportAndReplace(t *testing.T, db string) {
 	addUser(t, db, "alice")
 	importCSV(t, db, "alice", "number,state,released_at\n15551230002,active,2026-01-01 00:00:00\n15551230001,released,2026-01-01T00:00:00.5Z\n")
 	want := "number,state,released_at,requires_identity_update,needs_registration\n" +
@@ -263,7 +271,12 @@ func TestCLINumbersExportAndReplace(t *testing.T) {
 // same: the CLI's user list is the API's, and an import by either is
 // exported alike by both.
 func TestCLIAndAdminAPIGiveTheSameResults(t *testing.T) {
-	s := startAdminServer(t, "-dev")
+	forEachStore(t, testCLIAndAdminAPIGiveTheSameResults)
+}
+
+// testCLIAndAdminAPIGiveTheSameResults runs TestCLIAndAdminAPIGiveTheSameResults on one database.
+func testCLIAndAdminAPIGiveTheSameResults(t *testing.T, db string) {
+	s := startAdminServer(t, "-db", db, "-dev")
 	addUser(t, s.DB, "bycli")
 	adminCall(t, s, http.MethodPost, "/admin/v1/users", map[string]any{"username": "byapi"})
 	importCSV(t, s.DB, "bycli", inventoryCSV(15557000000, 7))

@@ -26,6 +26,7 @@ Usage:
                                                write a user's inventory as CSV
   bulkrestore backup -db PATH OUT              consistent copy of a live database
   bulkrestore check -db PATH                   run SQLite's integrity check
+  bulkrestore migrate -from FILE -to URL       copy a SQLite file into PostgreSQL (to run several servers)
   bulkrestore bench [flags]                    benchmark an in-process server
   bulkrestore submit [flags] FILE|-            client: submit numbers in jobs; -wait shows progress
                                                and writes every result (-o FILE.csv|FILE.json|-);
@@ -135,6 +136,16 @@ safe to take while the server runs.
 	"check": {"[-db PATH]", `Runs SQLite's integrity check on the database and prints its findings ("ok"
 when sound); exits 1 when the file is damaged.
 `, adminEnvNote},
+	"migrate": {"-from FILE -to postgres://... [-resume]", `Copies everything in the SQLite database FILE into the PostgreSQL database:
+users (with their key hashes and webhook secrets), inventory, and every job
+with its numbers, attempts and webhook attempts, keeping ids and uuids.
+Unfinished jobs stay unfinished, for the servers on PostgreSQL to finish. The
+file's server lock is held throughout: stop its server first. The PostgreSQL
+database must be empty; a copy cut short is finished by running it again with
+-resume. Prints what it copied, table by table.
+-to can also be set as BULKRESTORE_MIGRATE_TO (or BULKRESTORE_DB, when that is
+a PostgreSQL URL): a URL that holds a password belongs in the environment.
+`, ""},
 	"bench": {"[flags]", `Benchmarks servers run in-process (against fake upstreams, and raw SQLite as
 the baseline) and prints a table of the results; BENCHMARKS.md explains them.
 A full run takes minutes; -scale and -only make it shorter.

@@ -333,8 +333,8 @@ func inventoryRows(t *testing.T, db, user string) map[string]invRow {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err := s.r.Query(`SELECT number, state, released_at, requires_identity_update, needs_registration
-		FROM inventory WHERE user_id = ?`, u.ID)
+	rows, err := s.r.Query(s.q(`SELECT number, state, released_at, requires_identity_update, needs_registration
+		FROM inventory WHERE user_id = ?`), u.ID)
 	if err != nil {
 		t.Fatal(err)
 	}

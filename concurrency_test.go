@@ -52,7 +52,12 @@ func postBulk(client *http.Client, base, user, key string, numbers []string) (in
 // (never 500, never "database is locked"), and the big job completes with
 // the right counts.
 func TestSyncRequestsWhileBigJobDrains(t *testing.T) {
-	s := startServer(t, "-dev")
+	forEachStore(t, testSyncRequestsWhileBigJobDrains)
+}
+
+// testSyncRequestsWhileBigJobDrains runs TestSyncRequestsWhileBigJobDrains on one database.
+func testSyncRequestsWhileBigJobDrains(t *testing.T, db string) {
+	s := startServer(t, "-db", db, "-dev")
 	bobKey, _ := addUser(t, s.DB, "bob")
 	var inv strings.Builder
 	inv.WriteString("number,state\n")
@@ -153,8 +158,13 @@ func TestSyncRequestsWhileBigJobDrains(t *testing.T) {
 // 5000-number job against an upstream with a little latency: the small job
 // must complete while the big one is still running.
 func TestSmallJobNotStuckBehindBigJob(t *testing.T) {
+	forEachStore(t, testSmallJobNotStuckBehindBigJob)
+}
+
+// testSmallJobNotStuckBehindBigJob runs TestSmallJobNotStuckBehindBigJob on one database.
+func testSmallJobNotStuckBehindBigJob(t *testing.T, db string) {
 	up := newFakeUpstream(t, 3*time.Millisecond, 1<<62)
-	s := startServer(t, "-dev", "-backend", "upstream", "-upstream-url", up.URL+"/r/{number}")
+	s := startServer(t, "-db", db, "-dev", "-backend", "upstream", "-upstream-url", up.URL+"/r/{number}")
 	bigNumbers := seqNumbers(15580000000, 5000)
 	smallNumbers := seqNumbers(15590000000, 11)
 	bigResp := call(t, http.MethodPost, s.URL+"/v3/bulk_restore", "demo", "demo", map[string]any{"numbers": bigNumbers})

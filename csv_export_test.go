@@ -141,7 +141,12 @@ func TestCSVExportQuotesNullsAndFlags(t *testing.T) {
 
 func TestCSVIsChosenByFormatOrAccept(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "-dev")
+	forEachStore(t, testCSVIsChosenByFormatOrAccept)
+}
+
+// testCSVIsChosenByFormatOrAccept runs TestCSVIsChosenByFormatOrAccept on one database.
+func testCSVIsChosenByFormatOrAccept(t *testing.T, db string) {
+	s := startServer(t, "-db", db, "-dev")
 	id := apiSyncJob(t, s, "15551230100", "15551230199")
 	cases := []struct {
 		name, query, accept string

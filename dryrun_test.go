@@ -1,7 +1,6 @@
 package main
 
 import (
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,19 +15,14 @@ import (
 )
 
 // dryDB is a second, read-only look at a running server's database.
-func dryDB(t *testing.T, path string) *sql.DB {
+func dryDB(t *testing.T, path string) testSQL {
 	t.Helper()
-	db, err := sql.Open("sqlite", dsn(path))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
+	return rawSQL(t, path)
 }
 
 // dryFootprint is everything a restore writes, read back: the row counts of
 // the tables a job fills, and every inventory row's state.
-func dryFootprint(t *testing.T, db *sql.DB) string {
+func dryFootprint(t *testing.T, db testSQL) string {
 	t.Helper()
 	var b strings.Builder
 	for _, table := range []string{"jobs", "job_numbers", "attempts", "webhook_attempts", "idempotency_keys"} {
@@ -102,7 +96,12 @@ func dryResults(t *testing.T, body map[string]any) []dryResult {
 }
 
 func TestDryRunShowsWhatARestoreWouldGiveAndChangesNothing(t *testing.T) {
-	s := startServer(t, "-allow-private-webhooks")
+	forEachStore(t, testDryRunShowsWhatARestoreWouldGiveAndChangesNothing)
+}
+
+// testDryRunShowsWhatARestoreWouldGiveAndChangesNothing runs TestDryRunShowsWhatARestoreWouldGiveAndChangesNothing on one database.
+func testDryRunShowsWhatARestoreWouldGiveAndChangesNothing(t *testing.T, dbURL string) {
+	s := startServer(t, "-db", dbURL, "-allow-private-webhooks")
 	key, _ := addUser(t, s.DB, "acme")
 	importCSV(t, s.DB, "acme", dryInventory(time.Now()))
 	db := dryDB(t, s.DB)
@@ -201,7 +200,12 @@ func dryDo(t *testing.T, req *http.Request) apiResponse {
 }
 
 func TestDryRunSpellings(t *testing.T) {
-	s := startServer(t, "-dev")
+	forEachStore(t, testDryRunSpellings)
+}
+
+// testDryRunSpellings runs TestDryRunSpellings on one database.
+func testDryRunSpellings(t *testing.T, dbURL string) {
+	s := startServer(t, "-db", dbURL, "-dev")
 	db := dryDB(t, s.DB)
 	const n = "15551230111"
 	cases := []struct {
@@ -394,13 +398,18 @@ func (u *dryUpstream) seen() []string {
 }
 
 func TestDryRunOnTheUpstreamBackend(t *testing.T) {
+	forEachStore(t, testDryRunOnTheUpstreamBackend)
+}
+
+// testDryRunOnTheUpstreamBackend runs TestDryRunOnTheUpstreamBackend on one database.
+func testDryRunOnTheUpstreamBackend(t *testing.T, dbURL string) {
 	up := newDryUpstream(t)
 	env := map[string]string{"BULKRESTORE_UPSTREAM_USER": "svc", "BULKRESTORE_UPSTREAM_PASSWORD": "pw"}
 	base := []string{"-backend", "upstream", "-upstream-url", up.URL + "/restore/{number}", "-restore-timeout", "300ms"}
 	numbers := []string{"15553000200", "15553000404", "15553000503", "15553000504"}
 
 	t.Run("without a preview URL every number is unknown and the upstream hears nothing", func(t *testing.T) {
-		s := startServerEnv(t, env, base...)
+		s := startServerEnv(t, env, append([]string{"-db", dbURL}, base...)...)
 		key, _ := addUser(t, s.DB, "acme")
 		got := call(t, http.MethodPost, s.URL+"/v3/bulk_restore", "acme", key, map[string]any{"numbers": numbers, "dry_run": true})
 		if got.Status != http.StatusOK || got.Body["unknown_count"] != 4.0 || got.Body["success_count"] != 0.0 || got.Body["failure_count"] != 0.0 {
@@ -417,7 +426,7 @@ func TestDryRunOnTheUpstreamBackend(t *testing.T) {
 	})
 
 	t.Run("with a preview URL each number is one GET to it, read as a restore's answer", func(t *testing.T) {
-		s := startServerEnv(t, env, append(slices.Clone(base), "-upstream-preview-url", up.URL+"/preview/{number}")...)
+		s := startServerEnv(t, env, append([]string{"-db", anotherDB(t, dbURL)}, append(slices.Clone(base), "-upstream-preview-url", up.URL+"/preview/{number}")...)...)
 		key, _ := addUser(t, s.DB, "acme")
 		db := dryDB(t, s.DB)
 		before := dryFootprint(t, db)
@@ -450,7 +459,7 @@ func TestDryRunOnTheUpstreamBackend(t *testing.T) {
 	})
 
 	t.Run("preview calls are at most -workers at a time", func(t *testing.T) {
-		s := startServerEnv(t, env, append(slices.Clone(base), "-upstream-preview-url", up.URL+"/preview/{number}", "-workers", "2")...)
+		s := startServerEnv(t, env, append([]string{"-db", anotherDB(t, dbURL)}, append(slices.Clone(base), "-upstream-preview-url", up.URL+"/preview/{number}", "-workers", "2")...)...)
 		key, _ := addUser(t, s.DB, "acme")
 		up.most.Store(0)
 		got := call(t, http.MethodPost, s.URL+"/v3/bulk_restore?dry_run=1", "acme", key, map[string]any{"numbers": seqNumbers(15554000000, 8)})

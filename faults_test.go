@@ -49,7 +49,12 @@ func (b panickyBackend) Restore(_ context.Context, _ int64, number string) Outco
 }
 
 func TestAPanicInARestoreFailsThatNumberOnly(t *testing.T) {
-	_, srv := startServiceWith(t, panickyBackend{bad: "15551230113"}, "-dev")
+	forEachStore(t, testAPanicInARestoreFailsThatNumberOnly)
+}
+
+// testAPanicInARestoreFailsThatNumberOnly runs TestAPanicInARestoreFailsThatNumberOnly on one database.
+func testAPanicInARestoreFailsThatNumberOnly(t *testing.T, db string) {
+	_, srv := startServiceWith(t, panickyBackend{bad: "15551230113"}, "-dev", "-db", db)
 	for _, n := range []int{3, 12} { // synchronous, then queued
 		numbers := seqNumbers(15551230111, n)
 		resp := call(t, http.MethodPost, srv.URL+"/v3/bulk_restore", "demo", "demo", map[string]any{"numbers": numbers})
@@ -76,7 +81,12 @@ func TestAPanicInARestoreFailsThatNumberOnly(t *testing.T) {
 }
 
 func TestRetentionDeletesOldFinishedJobsInChunks(t *testing.T) {
-	svc, srv := startServiceWith(t, nil, "-dev", "-retention", "1h")
+	forEachStore(t, testRetentionDeletesOldFinishedJobsInChunks)
+}
+
+// testRetentionDeletesOldFinishedJobsInChunks runs TestRetentionDeletesOldFinishedJobsInChunks on one database.
+func testRetentionDeletesOldFinishedJobsInChunks(t *testing.T, db string) {
+	svc, srv := startServiceWith(t, nil, "-dev", "-retention", "1h", "-db", db)
 	submit := func(n int) string {
 		resp := call(t, http.MethodPost, srv.URL+"/v3/bulk_restore", "demo", "demo", map[string]any{"numbers": seqNumbers(15551230100, n)})
 		id := resp.Body["job_uuid"].(string)
@@ -88,10 +98,10 @@ func TestRetentionDeletesOldFinishedJobsInChunks(t *testing.T) {
 	old, recent := submit(40), submit(2)
 	oldWithWebhookDue := submit(3)
 	twoHoursAgo := ms(time.Now().Add(-2 * time.Hour))
-	if _, err := svc.store.w.Exec("UPDATE jobs SET completed_at = ? WHERE uuid IN (?, ?)", twoHoursAgo, old, oldWithWebhookDue); err != nil {
+	if _, err := svc.store.w.Exec(svc.store.q("UPDATE jobs SET completed_at = ? WHERE uuid IN (?, ?)"), twoHoursAgo, old, oldWithWebhookDue); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := svc.store.w.Exec("UPDATE jobs SET webhook_url = 'https://example.com/h', webhook_state = 'pending' WHERE uuid = ?", oldWithWebhookDue); err != nil {
+	if _, err := svc.store.w.Exec(svc.store.q("UPDATE jobs SET webhook_url = 'https://example.com/h', webhook_state = 'pending' WHERE uuid = ?"), oldWithWebhookDue); err != nil {
 		t.Fatal(err)
 	}
 	svc.janitor.chunk = 7
@@ -102,12 +112,12 @@ func TestRetentionDeletesOldFinishedJobsInChunks(t *testing.T) {
 		uuid string
 		want int
 	}{{old, 0}, {recent, 1}, {oldWithWebhookDue, 1}} {
-		if got := countRows(t, svc.store.r, "SELECT count(*) FROM jobs WHERE uuid = ?", c.uuid); got != c.want {
+		if got := countRows(t, svc.store, "SELECT count(*) FROM jobs WHERE uuid = ?", c.uuid); got != c.want {
 			t.Fatalf("job %s: rows=%d, want %d", c.uuid, got, c.want)
 		}
 	}
-	orphans := countRows(t, svc.store.r, "SELECT count(*) FROM job_numbers WHERE job_id NOT IN (SELECT id FROM jobs)") +
-		countRows(t, svc.store.r, "SELECT count(*) FROM attempts WHERE job_id NOT IN (SELECT id FROM jobs)")
+	orphans := countRows(t, svc.store, "SELECT count(*) FROM job_numbers WHERE job_id NOT IN (SELECT id FROM jobs)") +
+		countRows(t, svc.store, "SELECT count(*) FROM attempts WHERE job_id NOT IN (SELECT id FROM jobs)")
 	if orphans != 0 {
 		t.Fatalf("rows left of deleted jobs: %d", orphans)
 	}
@@ -132,7 +142,7 @@ func TestBackupMakesACopyThatPassesCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	jobs := countRows(t, copyStore.r, "SELECT count(*) FROM jobs")
+	jobs := countRows(t, copyStore, "SELECT count(*) FROM jobs")
 	copyStore.Close()
 	if jobs != 1 {
 		t.Fatalf("backup has %d jobs, want 1", jobs)
@@ -260,7 +270,7 @@ func TestFullDiskAnswers503AndRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	jobsBefore := countRows(t, store.r, "SELECT count(*) FROM jobs")
+	jobsBefore := countRows(t, store, "SELECT count(*) FROM jobs")
 
 	filler := fillDisk(t, dir)
 	big := map[string]any{"numbers": seqNumbers(15560000000, 5000)}
@@ -268,10 +278,10 @@ func TestFullDiskAnswers503AndRecovers(t *testing.T) {
 	if got.Status != http.StatusServiceUnavailable {
 		t.Fatalf("status=%d with a full disk, want 503: %s", got.Status, got.Raw)
 	}
-	if n := countRows(t, store.r, "SELECT count(*) FROM jobs"); n != jobsBefore {
+	if n := countRows(t, store, "SELECT count(*) FROM jobs"); n != jobsBefore {
 		t.Fatalf("jobs=%d after a refused write, want %d", n, jobsBefore)
 	}
-	if n := countRows(t, store.r, "SELECT count(*) FROM job_numbers WHERE job_id NOT IN (SELECT id FROM jobs)"); n != 0 {
+	if n := countRows(t, store, "SELECT count(*) FROM job_numbers WHERE job_id NOT IN (SELECT id FROM jobs)"); n != 0 {
 		t.Fatalf("%d numbers written without their job", n)
 	}
 

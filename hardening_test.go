@@ -3,7 +3,6 @@ package main
 import (
 	"crypto/hmac"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/base64"
 	"io"
 	"net/http"
@@ -46,7 +45,12 @@ func (g *gatedUpstream) upstreamArgs() []string {
 }
 
 func TestIdempotencyKeyReturnsTheOriginalAnswer(t *testing.T) {
-	s := startServer(t, "-dev")
+	forEachStore(t, testIdempotencyKeyReturnsTheOriginalAnswer)
+}
+
+// testIdempotencyKeyReturnsTheOriginalAnswer runs TestIdempotencyKeyReturnsTheOriginalAnswer on one database.
+func testIdempotencyKeyReturnsTheOriginalAnswer(t *testing.T, db string) {
+	s := startServer(t, "-db", db, "-dev")
 	post := func(key string, body string) apiResponse {
 		req, _ := http.NewRequest(http.MethodPost, s.URL+"/v3/bulk_restore", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -67,7 +71,7 @@ func TestIdempotencyKeyReturnsTheOriginalAnswer(t *testing.T) {
 		}
 		defer store.Close()
 		var n int
-		store.r.QueryRow("SELECT count(*) FROM jobs").Scan(&n)
+		store.r.QueryRow(store.q("SELECT count(*) FROM jobs")).Scan(&n)
 		return n
 	}
 
@@ -116,7 +120,7 @@ func TestIdempotencyKeyReturnsTheOriginalAnswer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = store.w.Exec("UPDATE idempotency_keys SET created_at = ? WHERE key = 'old-1'", ms(time.Now().Add(-25*time.Hour)))
+		_, err = store.w.Exec(store.q("UPDATE idempotency_keys SET created_at = ? WHERE key = 'old-1'"), ms(time.Now().Add(-25*time.Hour)))
 		store.Close()
 		if err != nil {
 			t.Fatal(err)
@@ -129,8 +133,13 @@ func TestIdempotencyKeyReturnsTheOriginalAnswer(t *testing.T) {
 }
 
 func TestCancelStopsNumbersNotYetStarted(t *testing.T) {
+	forEachStore(t, testCancelStopsNumbersNotYetStarted)
+}
+
+// testCancelStopsNumbersNotYetStarted runs TestCancelStopsNumbersNotYetStarted on one database.
+func testCancelStopsNumbersNotYetStarted(t *testing.T, db string) {
 	up := newGatedUpstream(t)
-	s := startServer(t, append(up.upstreamArgs(), "-workers", "2", "-allow-private-webhooks")...)
+	s := startServer(t, append([]string{"-db", db}, append(up.upstreamArgs(), "-workers", "2", "-allow-private-webhooks")...)...)
 	key, _ := addUser(t, s.DB, "alice")
 	hooks := make(chan []byte, 4)
 	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -183,7 +192,12 @@ func TestCancelStopsNumbersNotYetStarted(t *testing.T) {
 }
 
 func TestCancelAnswers(t *testing.T) {
-	s := startServer(t, "-dev")
+	forEachStore(t, testCancelAnswers)
+}
+
+// testCancelAnswers runs TestCancelAnswers on one database.
+func testCancelAnswers(t *testing.T, db string) {
+	s := startServer(t, "-db", db, "-dev")
 	done := call(t, http.MethodPost, s.URL+"/v3/bulk_restore", "demo", "demo", map[string]any{"numbers": []string{"15551230111"}})
 	id := done.Body["job_uuid"].(string)
 	cases := []struct {
@@ -206,6 +220,11 @@ func TestCancelAnswers(t *testing.T) {
 }
 
 func TestRedeliverSendsTheFinalPayloadAgainAndLogsAttempts(t *testing.T) {
+	forEachStore(t, testRedeliverSendsTheFinalPayloadAgainAndLogsAttempts)
+}
+
+// testRedeliverSendsTheFinalPayloadAgainAndLogsAttempts runs TestRedeliverSendsTheFinalPayloadAgainAndLogsAttempts on one database.
+func testRedeliverSendsTheFinalPayloadAgainAndLogsAttempts(t *testing.T, db string) {
 	var fail atomic.Bool
 	fail.Store(true)
 	var deliveries atomic.Int64
@@ -217,7 +236,7 @@ func TestRedeliverSendsTheFinalPayloadAgainAndLogsAttempts(t *testing.T) {
 		deliveries.Add(1)
 	}))
 	defer receiver.Close()
-	s := startServer(t, "-dev", "-webhook-max-attempts", "1")
+	s := startServer(t, "-db", db, "-dev", "-webhook-max-attempts", "1")
 	resp := call(t, http.MethodPost, s.URL+"/v3/bulk_restore", "demo", "demo",
 		map[string]any{"numbers": []string{"15551230112"}, "webhook_url": receiver.URL})
 	if resp.Body["webhook_error"] != "HTTP 500 from webhook" {
@@ -249,8 +268,13 @@ func TestRedeliverSendsTheFinalPayloadAgainAndLogsAttempts(t *testing.T) {
 }
 
 func TestRateLimitsAnswer429WithRetryAfter(t *testing.T) {
+	forEachStore(t, testRateLimitsAnswer429WithRetryAfter)
+}
+
+// testRateLimitsAnswer429WithRetryAfter runs TestRateLimitsAnswer429WithRetryAfter on one database.
+func testRateLimitsAnswer429WithRetryAfter(t *testing.T, db string) {
 	t.Run("a user past its rate gets 429", func(t *testing.T) {
-		s := startServer(t, "-dev", "-rate-limit", "0.5", "-rate-burst", "2")
+		s := startServer(t, "-db", db, "-dev", "-rate-limit", "0.5", "-rate-burst", "2")
 		url := s.URL + "/v3/bulk_restore_status?job_uuid=8f6c1f0e-23d2-4717-8c8e-1a518e5738f0"
 		for i := range 2 {
 			if got := call(t, http.MethodGet, url, "demo", "demo", nil); got.Status != http.StatusNotFound {
@@ -266,7 +290,7 @@ func TestRateLimitsAnswer429WithRetryAfter(t *testing.T) {
 		}
 	})
 	t.Run("an address that keeps failing authentication is refused even with the right key", func(t *testing.T) {
-		s := startServer(t, "-dev")
+		s := startServer(t, "-db", anotherDB(t, db), "-dev")
 		url := s.URL + "/v3/bulk_restore_status?job_uuid=8f6c1f0e-23d2-4717-8c8e-1a518e5738f0"
 		for i := range authFailureBurst {
 			if got := call(t, http.MethodGet, url, "demo", "wrong-"+strconv.Itoa(i), nil); got.Status != http.StatusUnauthorized {
@@ -280,7 +304,7 @@ func TestRateLimitsAnswer429WithRetryAfter(t *testing.T) {
 	})
 	t.Run("a user at -max-active-jobs cannot queue another", func(t *testing.T) {
 		up := newGatedUpstream(t)
-		s := startServer(t, append(up.upstreamArgs(), "-max-active-jobs", "1")...)
+		s := startServer(t, append([]string{"-db", anotherDB(t, db)}, append(up.upstreamArgs(), "-max-active-jobs", "1")...)...)
 		key, _ := addUser(t, s.DB, "carol")
 		body := map[string]any{"numbers": seqNumbers(15550000200, 11)}
 		if got := call(t, http.MethodPost, s.URL+"/v3/bulk_restore", "carol", key, body); got.Status != http.StatusAccepted {
@@ -312,6 +336,11 @@ func verifyStandardWebhook(secret string, h http.Header, body []byte) bool {
 }
 
 func TestRotatedSecretSignsAlongsideTheNewOneForADay(t *testing.T) {
+	forEachStore(t, testRotatedSecretSignsAlongsideTheNewOneForADay)
+}
+
+// testRotatedSecretSignsAlongsideTheNewOneForADay runs TestRotatedSecretSignsAlongsideTheNewOneForADay on one database.
+func testRotatedSecretSignsAlongsideTheNewOneForADay(t *testing.T, db string) {
 	type delivery struct {
 		header http.Header
 		body   []byte
@@ -322,7 +351,7 @@ func TestRotatedSecretSignsAlongsideTheNewOneForADay(t *testing.T) {
 		got <- delivery{r.Header.Clone(), b}
 	}))
 	defer receiver.Close()
-	s := startServer(t, "-dev")
+	s := startServer(t, "-db", db, "-dev")
 	key, oldSecret := addUser(t, s.DB, "dave")
 	importCSV(t, s.DB, "dave", "number,state\n15550000300,active\n")
 	var out strings.Builder
@@ -354,7 +383,7 @@ func TestRotatedSecretSignsAlongsideTheNewOneForADay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = store.w.Exec("UPDATE users SET previous_until = ? WHERE name = 'dave'", ms(time.Now().Add(-time.Minute)))
+	_, err = store.w.Exec(store.q("UPDATE users SET previous_until = ? WHERE name = 'dave'"), ms(time.Now().Add(-time.Minute)))
 	store.Close()
 	if err != nil {
 		t.Fatal(err)
@@ -365,11 +394,12 @@ func TestRotatedSecretSignsAlongsideTheNewOneForADay(t *testing.T) {
 	}
 }
 
-// countRows counts a table's rows in a database file.
-func countRows(t *testing.T, db *sql.DB, query string, args ...any) int {
+// countRows counts rows of a store's database; query is in SQLite's
+// dialect.
+func countRows(t *testing.T, s *Store, query string, args ...any) int {
 	t.Helper()
 	var n int
-	if err := db.QueryRow(query, args...).Scan(&n); err != nil {
+	if err := s.r.QueryRow(s.q(query), args...).Scan(&n); err != nil {
 		t.Fatalf("%s: %v", query, err)
 	}
 	return n

@@ -57,7 +57,14 @@ func newTestDB(t testing.TB) string {
 // newTestStore opens a store on a fresh file, closed at cleanup.
 func newTestStore(t testing.TB) *Store {
 	t.Helper()
-	s, err := openStore(newTestDB(t))
+	return openTestStore(t, newTestDB(t))
+}
+
+// openTestStore opens a store on db (a SQLite file or a PostgreSQL URL),
+// closed at cleanup.
+func openTestStore(t testing.TB, db string) *Store {
+	t.Helper()
+	s, err := openStore(db)
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

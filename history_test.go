@@ -31,7 +31,12 @@ func historyJobs(t *testing.T, body map[string]any) []string {
 
 func TestNumberHistoryShowsOnlyTheCallersJobs(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "-dev")
+	forEachStore(t, testNumberHistoryShowsOnlyTheCallersJobs)
+}
+
+// testNumberHistoryShowsOnlyTheCallersJobs runs TestNumberHistoryShowsOnlyTheCallersJobs on one database.
+func testNumberHistoryShowsOnlyTheCallersJobs(t *testing.T, db string) {
+	s := startServer(t, "-db", db, "-dev")
 	bobKey, _ := addUser(t, s.DB, "bob")
 	const number = "15551230105"
 	var demoJobs, bobJobs []string
@@ -105,7 +110,12 @@ func TestNumberHistoryShowsOnlyTheCallersJobs(t *testing.T) {
 
 func TestNumberHistoryPagesWithBefore(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "-dev")
+	forEachStore(t, testNumberHistoryPagesWithBefore)
+}
+
+// testNumberHistoryPagesWithBefore runs TestNumberHistoryPagesWithBefore on one database.
+func testNumberHistoryPagesWithBefore(t *testing.T, db string) {
+	s := startServer(t, "-db", db, "-dev")
 	const number = "15551230110"
 	var jobs []string
 	for range 5 {
@@ -158,7 +168,12 @@ func TestNumberHistoryPagesWithBefore(t *testing.T) {
 
 func TestNumberHistoryRefusesBadInput(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "-dev")
+	forEachStore(t, testNumberHistoryRefusesBadInput)
+}
+
+// testNumberHistoryRefusesBadInput runs TestNumberHistoryRefusesBadInput on one database.
+func testNumberHistoryRefusesBadInput(t *testing.T, db string) {
+	s := startServer(t, "-db", db, "-dev")
 	cases := []struct {
 		name, number, query string
 		want                int
@@ -204,9 +219,14 @@ func TestNumberHistoryRefusesBadInput(t *testing.T) {
 }
 
 func TestNumberHistoryShowsALiveJobAsTheStatusDoes(t *testing.T) {
+	forEachStore(t, testNumberHistoryShowsALiveJobAsTheStatusDoes)
+}
+
+// testNumberHistoryShowsALiveJobAsTheStatusDoes runs TestNumberHistoryShowsALiveJobAsTheStatusDoes on one database.
+func testNumberHistoryShowsALiveJobAsTheStatusDoes(t *testing.T, db string) {
 	numbers := seqNumbers(15550400000, 12)
 	b := newScriptedBackend(nil, numbers[0])
-	_, srv := startServiceWith(t, b, "-dev", "-workers", "1")
+	_, srv := startServiceWith(t, b, "-dev", "-workers", "1", "-db", db)
 	t.Cleanup(b.open)
 	id := call(t, http.MethodPost, srv.URL+"/v3/bulk_restore", "demo", "demo", map[string]any{"numbers": numbers}).Body["job_uuid"].(string)
 	waitFor(t, 10*time.Second, "the held number to start", func() bool { return b.started.Load() == 1 })
@@ -219,7 +239,12 @@ func TestNumberHistoryShowsALiveJobAsTheStatusDoes(t *testing.T) {
 
 func TestNumberHistoryHasNoInventoryUnderTheUpstreamBackend(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, "-backend", "upstream", "-upstream-url", "http://127.0.0.1:9/{number}", "-restore-max-attempts", "1")
+	forEachStore(t, testNumberHistoryHasNoInventoryUnderTheUpstreamBackend)
+}
+
+// testNumberHistoryHasNoInventoryUnderTheUpstreamBackend runs TestNumberHistoryHasNoInventoryUnderTheUpstreamBackend on one database.
+func testNumberHistoryHasNoInventoryUnderTheUpstreamBackend(t *testing.T, db string) {
+	s := startServer(t, "-db", db, "-backend", "upstream", "-upstream-url", "http://127.0.0.1:9/{number}", "-restore-max-attempts", "1")
 	key, _ := addUser(t, s.DB, "carol")
 	importCSV(t, s.DB, "carol", "number,state\n15551230100,released\n")
 	call(t, http.MethodPost, s.URL+"/v3/bulk_restore", "carol", key, map[string]any{"numbers": []string{"15551230100"}})

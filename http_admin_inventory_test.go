@@ -52,7 +52,12 @@ func inventorySnapshot(t *testing.T, db, user string) string {
 }
 
 func TestAdminImportInventory(t *testing.T) {
-	s := startAdminServer(t, "-dev", "-max-body", "1KiB", "-max-import-body", "64KiB")
+	forEachStore(t, testAdminImportInventory)
+}
+
+// testAdminImportInventory runs TestAdminImportInventory on one database.
+func testAdminImportInventory(t *testing.T, db string) {
+	s := startAdminServer(t, "-db", db, "-dev", "-max-body", "1KiB", "-max-import-body", "64KiB")
 	adminCall(t, s, http.MethodPost, "/admin/v1/users", map[string]any{"username": "acme"})
 	const header = "number,state,released_at,requires_identity_update,needs_registration\n"
 	status, _, raw := putInventory(t, s, "acme", "", "text/csv", header+
@@ -105,7 +110,12 @@ func TestAdminImportInventory(t *testing.T) {
 }
 
 func TestAdminImportNamesTheBadLineAsTheCLIDoes(t *testing.T) {
-	s := startAdminServer(t)
+	forEachStore(t, testAdminImportNamesTheBadLineAsTheCLIDoes)
+}
+
+// testAdminImportNamesTheBadLineAsTheCLIDoes runs TestAdminImportNamesTheBadLineAsTheCLIDoes on one database.
+func testAdminImportNamesTheBadLineAsTheCLIDoes(t *testing.T, db string) {
+	s := startAdminServer(t, "-db", db, "-db", db)
 	adminCall(t, s, http.MethodPost, "/admin/v1/users", map[string]any{"username": "acme"})
 	importCSV(t, s.DB, "acme", "number,state\n15551230001,released\n")
 	const header = "number,state,released_at,requires_identity_update,needs_registration\n"
@@ -143,7 +153,12 @@ func TestAdminImportNamesTheBadLineAsTheCLIDoes(t *testing.T) {
 }
 
 func TestAdminImportOfABigFileWithABadLineWritesNothing(t *testing.T) {
-	s := startAdminServer(t)
+	forEachStore(t, testAdminImportOfABigFileWithABadLineWritesNothing)
+}
+
+// testAdminImportOfABigFileWithABadLineWritesNothing runs TestAdminImportOfABigFileWithABadLineWritesNothing on one database.
+func testAdminImportOfABigFileWithABadLineWritesNothing(t *testing.T, db string) {
+	s := startAdminServer(t, "-db", db, "-db", db)
 	adminCall(t, s, http.MethodPost, "/admin/v1/users", map[string]any{"username": "acme"})
 	var b strings.Builder
 	b.WriteString("number,state\n")
@@ -165,7 +180,12 @@ func TestAdminImportOfABigFileWithABadLineWritesNothing(t *testing.T) {
 }
 
 func TestAdminImportReplaceIsAFullSync(t *testing.T) {
-	s := startAdminServer(t, "-dev")
+	forEachStore(t, testAdminImportReplaceIsAFullSync)
+}
+
+// testAdminImportReplaceIsAFullSync runs TestAdminImportReplaceIsAFullSync on one database.
+func testAdminImportReplaceIsAFullSync(t *testing.T, db string) {
+	s := startAdminServer(t, "-db", db, "-dev")
 	adminCall(t, s, http.MethodPost, "/admin/v1/users", map[string]any{"username": "acme"})
 	demoBefore := inventorySnapshot(t, s.DB, "demo")
 	importCSV(t, s.DB, "acme", inventoryCSV(15557000000, 3000)) // more than a page of the deletion
@@ -195,7 +215,12 @@ func TestAdminImportReplaceIsAFullSync(t *testing.T) {
 }
 
 func TestAdminExportInventoryRoundTrips(t *testing.T) {
-	s := startAdminServer(t, "-dev")
+	forEachStore(t, testAdminExportInventoryRoundTrips)
+}
+
+// testAdminExportInventoryRoundTrips runs TestAdminExportInventoryRoundTrips on one database.
+func testAdminExportInventoryRoundTrips(t *testing.T, db string) {
+	s := startAdminServer(t, "-db", db, "-dev")
 	adminCall(t, s, http.MethodPost, "/admin/v1/users", map[string]any{"username": "acme"})
 	// Out of order, with every state, both flags, times with milliseconds
 	// and offsets, and an empty released_at (now).

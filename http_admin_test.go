@@ -99,7 +99,12 @@ var adminPaths = []struct{ method, path string }{
 }
 
 func TestAdminAPIIsOffWithoutAToken(t *testing.T) {
-	s := startServer(t, "-dev")
+	forEachStore(t, testAdminAPIIsOffWithoutAToken)
+}
+
+// testAdminAPIIsOffWithoutAToken runs TestAdminAPIIsOffWithoutAToken on one database.
+func testAdminAPIIsOffWithoutAToken(t *testing.T, db string) {
+	s := startServer(t, "-db", db, "-dev")
 	for _, p := range append(adminPaths, struct{ method, path string }{http.MethodGet, "/admin/"}) {
 		t.Run(p.method+" "+p.path+" is the usual 404, even with a token", func(t *testing.T) {
 			resp, raw := adminRequest(t, p.method, s.URL+p.path, "Bearer "+testAdminToken, "", nil)
@@ -116,6 +121,11 @@ func TestAdminAPIIsOffWithoutAToken(t *testing.T) {
 }
 
 func TestAdminAPITakesOnlyTheBearerToken(t *testing.T) {
+	forEachStore(t, testAdminAPITakesOnlyTheBearerToken)
+}
+
+// testAdminAPITakesOnlyTheBearerToken runs TestAdminAPITakesOnlyTheBearerToken on one database.
+func testAdminAPITakesOnlyTheBearerToken(t *testing.T, db string) {
 	cases := []struct {
 		name, auth string
 	}{
@@ -131,7 +141,7 @@ func TestAdminAPITakesOnlyTheBearerToken(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name+" is a 401 with the Bearer challenge, and changes nothing", func(t *testing.T) {
-			s := startAdminServer(t, "-dev") // a server each: the failures add up to the limiter's burst
+			s := startAdminServer(t, "-db", anotherDB(t, db), "-dev") // a server each: the failures add up to the limiter's burst
 			for _, p := range adminPaths {
 				resp, raw := adminRequest(t, p.method, s.URL+p.path, c.auth, "application/json", strings.NewReader(`{"username":"mallory"}`))
 				if resp.StatusCode != http.StatusUnauthorized {
@@ -150,7 +160,7 @@ func TestAdminAPITakesOnlyTheBearerToken(t *testing.T) {
 			}
 		})
 	}
-	s := startAdminServer(t, "-dev")
+	s := startAdminServer(t, "-db", db, "-dev")
 	t.Run("the scheme is case-insensitive", func(t *testing.T) {
 		resp, raw := adminRequest(t, http.MethodGet, s.URL+"/admin/v1/users", "bearer "+testAdminToken, "", nil)
 		if resp.StatusCode != http.StatusOK {
@@ -164,7 +174,12 @@ func TestAdminAPITakesOnlyTheBearerToken(t *testing.T) {
 }
 
 func TestAdminAPIFailedTokensAreLimitedPerAddress(t *testing.T) {
-	s := startAdminServer(t, "-dev")
+	forEachStore(t, testAdminAPIFailedTokensAreLimitedPerAddress)
+}
+
+// testAdminAPIFailedTokensAreLimitedPerAddress runs TestAdminAPIFailedTokensAreLimitedPerAddress on one database.
+func testAdminAPIFailedTokensAreLimitedPerAddress(t *testing.T, db string) {
+	s := startAdminServer(t, "-db", db, "-dev")
 	wrong := "Bearer wrong-token-" + strings.Repeat("z", 40)
 	// The limit refills a token a second: the first 429 comes once the
 	// burst is spent, and within a few tries after it however slow the
@@ -203,7 +218,12 @@ func TestAdminAPIFailedTokensAreLimitedPerAddress(t *testing.T) {
 }
 
 func TestAdminCreateUser(t *testing.T) {
-	s := startAdminServer(t)
+	forEachStore(t, testAdminCreateUser)
+}
+
+// testAdminCreateUser runs TestAdminCreateUser on one database.
+func testAdminCreateUser(t *testing.T, db string) {
+	s := startAdminServer(t, "-db", db, "-db", db)
 	created := adminCall(t, s, http.MethodPost, "/admin/v1/users", map[string]any{"username": "acme"})
 	wantStatus(t, created, http.StatusCreated)
 	key, _ := created.Body["api_key"].(string)
@@ -248,12 +268,17 @@ func TestAdminCreateUser(t *testing.T) {
 }
 
 func TestAdminListUsersCounts(t *testing.T) {
+	forEachStore(t, testAdminListUsersCounts)
+}
+
+// testAdminListUsersCounts runs TestAdminListUsersCounts on one database.
+func testAdminListUsersCounts(t *testing.T, db string) {
 	up := newGatedUpstream(t)
 	env := map[string]string{adminTokenEnv: testAdminToken}
 	for k, v := range upstreamEnv {
 		env[k] = v
 	}
-	s := startServerEnv(t, env, append(up.upstreamArgs(), "-dev", "-workers", "1")...)
+	s := startServerEnv(t, env, append([]string{"-db", db}, append(up.upstreamArgs(), "-dev", "-workers", "1")...)...)
 	acmeKey := adminCall(t, s, http.MethodPost, "/admin/v1/users", map[string]any{"username": "acme"}).Body["api_key"].(string)
 	adminCall(t, s, http.MethodPost, "/admin/v1/users", map[string]any{"username": "zed"})
 	importCSV(t, s.DB, "acme", inventoryCSV(15557000000, 30))
@@ -296,7 +321,12 @@ func TestAdminListUsersCounts(t *testing.T) {
 }
 
 func TestAdminDeleteUser(t *testing.T) {
-	s := startAdminServer(t, "-dev")
+	forEachStore(t, testAdminDeleteUser)
+}
+
+// testAdminDeleteUser runs TestAdminDeleteUser on one database.
+func testAdminDeleteUser(t *testing.T, db string) {
+	s := startAdminServer(t, "-db", db, "-dev")
 	key := adminCall(t, s, http.MethodPost, "/admin/v1/users", map[string]any{"username": "acme"}).Body["api_key"].(string)
 	importCSV(t, s.DB, "acme", inventoryCSV(15557000000, 20))
 	id, _ := submitAndFinishAs(t, s, "acme", key, seqNumbers(15557000000, 12))
@@ -316,11 +346,11 @@ func TestAdminDeleteUser(t *testing.T) {
 			"SELECT count(*) FROM job_numbers WHERE job_id NOT IN (SELECT id FROM jobs)",
 			"SELECT count(*) FROM attempts WHERE job_id NOT IN (SELECT id FROM jobs)",
 			"SELECT count(*) FROM inventory WHERE user_id NOT IN (SELECT id FROM users)"} {
-			if n := countRows(t, store.r, q); n != 0 {
+			if n := countRows(t, store, q); n != 0 {
 				t.Errorf("%s: %d, want 0", q, n)
 			}
 		}
-		if n := countRows(t, store.r, "SELECT count(*) FROM inventory"); n != 100 {
+		if n := countRows(t, store, "SELECT count(*) FROM inventory"); n != 100 {
 			t.Errorf("%d inventory rows left, want demo's 100", n)
 		}
 		wantStatus(t, call(t, http.MethodGet, s.URL+"/v3/bulk_restore_status?job_uuid="+demoJob, "demo", "demo", nil), http.StatusOK)
@@ -339,7 +369,12 @@ func TestAdminDeleteUser(t *testing.T) {
 }
 
 func TestAdminRotateKey(t *testing.T) {
-	s := startAdminServer(t)
+	forEachStore(t, testAdminRotateKey)
+}
+
+// testAdminRotateKey runs TestAdminRotateKey on one database.
+func testAdminRotateKey(t *testing.T, db string) {
+	s := startAdminServer(t, "-db", db, "-db", db)
 	works := func(key string) bool {
 		return call(t, http.MethodGet, s.URL+"/v3/bulk_restore_jobs", "acme", key, nil).Status == http.StatusOK
 	}
@@ -401,7 +436,12 @@ func TestAdminRotateKey(t *testing.T) {
 }
 
 func TestAdminRotateSecret(t *testing.T) {
-	s := startAdminServer(t)
+	forEachStore(t, testAdminRotateSecret)
+}
+
+// testAdminRotateSecret runs TestAdminRotateSecret on one database.
+func testAdminRotateSecret(t *testing.T, db string) {
+	s := startAdminServer(t, "-db", db, "-db", db)
 	old := adminCall(t, s, http.MethodPost, "/admin/v1/users", map[string]any{"username": "acme"}).Body["webhook_secret"].(string)
 	got := adminCall(t, s, http.MethodPost, "/admin/v1/users/acme/rotate-secret", nil)
 	wantStatus(t, got, http.StatusOK)
@@ -437,7 +477,12 @@ func TestAdminRotateSecret(t *testing.T) {
 }
 
 func TestAdminRequestsAreLoggedAndCountedWithoutTheToken(t *testing.T) {
-	s := startAdminServer(t)
+	forEachStore(t, testAdminRequestsAreLoggedAndCountedWithoutTheToken)
+}
+
+// testAdminRequestsAreLoggedAndCountedWithoutTheToken runs TestAdminRequestsAreLoggedAndCountedWithoutTheToken on one database.
+func testAdminRequestsAreLoggedAndCountedWithoutTheToken(t *testing.T, db string) {
+	s := startAdminServer(t, "-db", db, "-db", db)
 	adminCall(t, s, http.MethodPost, "/admin/v1/users", map[string]any{"username": "acme"})
 	adminCall(t, s, http.MethodDelete, "/admin/v1/users/acme", nil)
 	wrong := "Bearer " + strings.Repeat("w", 40) + "-wrong"

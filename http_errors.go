@@ -79,7 +79,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	if !errors.As(err, &e) {
 		log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		e = newAPIError(codeInternal, "internal error, please try again or contact support")
-		if sqliteCode(err) != 0 && classifyStoreError(err) == storeTransient {
+		if isDatabaseError(err) && classifyStoreError(err) == storeTransient {
 			w.Header().Set("Retry-After", retryAfterSeconds(5*time.Second))
 			e = newAPIError(codeUnavailable, "storage is unavailable, please retry later")
 		}

@@ -60,7 +60,7 @@ func (a *app) idempotentAnswer(w http.ResponseWriter, r *http.Request, user User
 			return false
 		}
 		err = a.writer.do(r.Context(), func(tx *sql.Tx) error {
-			return reserveIdempotencyKey(tx, user.ID, req, 0, a.now(), a.syncBudget())
+			return a.store.reserveIdempotencyKey(tx, user.ID, req, 0, a.now(), a.syncBudget())
 		})
 		if !errors.Is(err, errIdempotencyTaken) {
 			if err != nil {
@@ -87,7 +87,7 @@ func (a *app) syncBudget() time.Duration {
 // saveIdempotentAnswer stores the answer given for a key, for replays.
 func (a *app) saveIdempotentAnswer(ctx context.Context, userID int64, req *idempotencyRequest, status int, body []byte) {
 	err := a.writer.do(context.WithoutCancel(ctx), func(tx *sql.Tx) error {
-		return saveIdempotencyAnswer(tx, userID, req.key, status, body)
+		return a.store.saveIdempotencyAnswer(tx, userID, req.key, status, body)
 	})
 	if err != nil {
 		// The key still maps to the job; a replay rebuilds the answer from it.
@@ -99,7 +99,7 @@ func (a *app) saveIdempotentAnswer(ctx context.Context, userID int64, req *idemp
 // the request failed, so that a retry runs anew instead of waiting.
 func (a *app) releaseIdempotentKey(ctx context.Context, userID int64, req *idempotencyRequest) {
 	err := a.writer.do(context.WithoutCancel(ctx), func(tx *sql.Tx) error {
-		return releaseIdempotencyKey(tx, userID, req.key)
+		return a.store.releaseIdempotencyKey(tx, userID, req.key)
 	})
 	if err != nil {
 		a.log.Warn("release idempotency key", "err", err)

@@ -140,7 +140,12 @@ func TestMetricsMoveToTheirOwnAddress(t *testing.T) {
 }
 
 func TestJobListPagesNewestFirst(t *testing.T) {
-	s := startServer(t, "-dev")
+	forEachStore(t, testJobListPagesNewestFirst)
+}
+
+// testJobListPagesNewestFirst runs TestJobListPagesNewestFirst on one database.
+func testJobListPagesNewestFirst(t *testing.T, db string) {
+	s := startServer(t, "-db", db, "-dev")
 	var ids []string
 	for i := range 5 {
 		r := call(t, http.MethodPost, s.URL+"/v3/bulk_restore", "demo", "demo", map[string]any{"numbers": []string{itoa(15551230140 + i)}})

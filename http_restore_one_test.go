@@ -8,6 +8,11 @@ import (
 )
 
 func TestSingleNumberEndpointMapsUpstreamStatusesThatReadAsTheCallersOwn(t *testing.T) {
+	forEachStore(t, testSingleNumberEndpointMapsUpstreamStatusesThatReadAsTheCallersOwn)
+}
+
+// testSingleNumberEndpointMapsUpstreamStatusesThatReadAsTheCallersOwn runs TestSingleNumberEndpointMapsUpstreamStatusesThatReadAsTheCallersOwn on one database.
+func testSingleNumberEndpointMapsUpstreamStatusesThatReadAsTheCallersOwn(t *testing.T, db string) {
 	const number = "15551230111"
 	cases := []struct {
 		name        string
@@ -58,7 +63,7 @@ func TestSingleNumberEndpointMapsUpstreamStatusesThatReadAsTheCallersOwn(t *test
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f := newUpstreamFake(t, c.answer)
-			s, key := startUpstreamServer(t, f.URL+"/v3/restore/{number}", "-restore-max-attempts", "2")
+			s, key := startUpstreamServer(t, f.URL+"/v3/restore/{number}", "-db", anotherDB(t, db), "-restore-max-attempts", "2")
 			host := strings.TrimPrefix(f.URL, "http://")
 			resp := call(t, http.MethodPost, s.URL+"/v3/restore/"+number, "alice", key, nil)
 			if resp.Status != c.wantHTTP || resp.Body["status_code"] != float64(c.wantHTTP) {
@@ -93,6 +98,11 @@ func TestSingleNumberEndpointMapsUpstreamStatusesThatReadAsTheCallersOwn(t *test
 }
 
 func TestBulkJobsKeepTheUpstreamsStatusPerNumber(t *testing.T) {
+	forEachStore(t, testBulkJobsKeepTheUpstreamsStatusPerNumber)
+}
+
+// testBulkJobsKeepTheUpstreamsStatusPerNumber runs TestBulkJobsKeepTheUpstreamsStatusPerNumber on one database.
+func testBulkJobsKeepTheUpstreamsStatusPerNumber(t *testing.T, db string) {
 	cases := []struct {
 		name   string
 		status int
@@ -103,7 +113,7 @@ func TestBulkJobsKeepTheUpstreamsStatusPerNumber(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			f := newUpstreamFake(t, fixedAnswer(upstreamAnswer{status: c.status}))
-			s, key := startUpstreamServer(t, f.URL+"/v3/restore/{number}", "-restore-max-attempts", "2")
+			s, key := startUpstreamServer(t, f.URL+"/v3/restore/{number}", "-db", anotherDB(t, db), "-restore-max-attempts", "2")
 			numbers := []string{"15551230111"}
 			_, body := submitAndFinish(t, s, key, numbers)
 			attempts := 1

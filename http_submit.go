@@ -140,11 +140,11 @@ func (a *app) newJob(user User, req bulkRequest) Job {
 
 // storeRetryLink records, in the transaction that stores a job, the job
 // whose failures it retries, if any.
-func storeRetryLink(tx *sql.Tx, job Job) error {
+func (a *app) storeRetryLink(tx *sql.Tx, job Job) error {
 	if job.RetryOf == "" {
 		return nil
 	}
-	return linkRetry(tx, job.ID, job.RetryOf)
+	return a.store.linkRetry(tx, job.ID, job.RetryOf)
 }
 
 // enqueue commits a job and all its numbers, then wakes the dispatcher.
@@ -153,7 +153,7 @@ func (a *app) enqueue(ctx context.Context, user User, req bulkRequest, idem *ide
 	job := a.newJob(user, req)
 	err := a.writer.do(ctx, func(tx *sql.Tx) error {
 		if a.cfg.maxActiveJobs > 0 {
-			active, err := countActiveJobs(tx, user.ID)
+			active, err := a.store.countActiveJobs(tx, user.ID)
 			if err != nil {
 				return err
 			}
@@ -164,11 +164,11 @@ func (a *app) enqueue(ctx context.Context, user User, req bulkRequest, idem *ide
 		if err := a.store.insertQueuedJob(tx, &job, numbers); err != nil {
 			return err
 		}
-		if err := storeRetryLink(tx, job); err != nil {
+		if err := a.storeRetryLink(tx, job); err != nil {
 			return err
 		}
 		if idem != nil {
-			return reserveIdempotencyKey(tx, user.ID, idem, job.ID, job.CreatedAt, a.syncBudget())
+			return a.store.reserveIdempotencyKey(tx, user.ID, idem, job.ID, job.CreatedAt, a.syncBudget())
 		}
 		return nil
 	})
@@ -212,11 +212,11 @@ func (a *app) runSync(ctx context.Context, user User, req bulkRequest, idem *ide
 		if err := a.store.insertCompletedJob(tx, &job, done, lease); err != nil {
 			return err
 		}
-		if err := storeRetryLink(tx, job); err != nil {
+		if err := a.storeRetryLink(tx, job); err != nil {
 			return err
 		}
 		if idem != nil {
-			return linkIdempotencyKey(tx, user.ID, idem.key, job.ID)
+			return a.store.linkIdempotencyKey(tx, user.ID, idem.key, job.ID)
 		}
 		return nil
 	})

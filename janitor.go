@@ -35,7 +35,9 @@ func (j *janitor) start(ctx context.Context) {
 	go func() {
 		defer close(j.done)
 		for {
-			if err := j.sweep(ctx); err != nil && ctx.Err() == nil {
+			// One instance at a time sweeps a database that several share.
+			_, err := j.store.eng.exclusively(ctx, retentionLock, func() error { return j.sweep(ctx) })
+			if err != nil && ctx.Err() == nil {
 				j.log.Error("retention sweep", "err", err)
 			}
 			sleepUntil(ctx, nil, j.now().Add(interval))
@@ -56,11 +58,11 @@ func (j *janitor) stop() {
 func (j *janitor) sweep(ctx context.Context) error {
 	now := j.now()
 	if err := j.writer.do(ctx, func(tx *sql.Tx) error {
-		return expireIdempotencyKeys(tx, now)
+		return j.store.expireIdempotencyKeys(tx, now)
 	}); err != nil {
 		return fmt.Errorf("expire idempotency keys: %w", err)
 	}
-	if err := j.writer.do(ctx, func(tx *sql.Tx) error { return deleteExpiredSessions(tx, now) }); err != nil {
+	if err := j.writer.do(ctx, func(tx *sql.Tx) error { return j.store.deleteExpiredSessions(tx, now) }); err != nil {
 		return err
 	}
 	if j.retention <= 0 {
@@ -90,7 +92,7 @@ func (j *janitor) deleteJob(ctx context.Context, jobID int64) error {
 	for {
 		var finished bool
 		err := j.writer.do(ctx, func(tx *sql.Tx) (err error) {
-			finished, err = deleteJobChunk(tx, jobID, j.chunk)
+			finished, err = j.store.deleteJobChunk(tx, jobID, j.chunk)
 			return err
 		})
 		if err != nil {

@@ -18,7 +18,7 @@ func (a *app) cancel(ctx context.Context, job Job) (Job, int, error) {
 		// Taken inside the write, so no worker can start a number between
 		// the snapshot of started numbers and the cancellation.
 		started := a.pool.cancelJob(job.ID)
-		cancelled, err = cancelJobNumbers(tx, job.ID, started, a.now())
+		cancelled, err = a.store.cancelJobNumbers(tx, job.ID, started, a.now())
 		return err
 	})
 	var finished *errJobFinished

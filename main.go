@@ -99,6 +99,8 @@ func dispatch(ctx context.Context, cmd string, args []string, getenv func(string
 		return runBackup(ctx, args, getenv, stdout, stderr)
 	case "check":
 		return runCheck(ctx, args, getenv, stdout, stderr)
+	case "migrate":
+		return runMigrate(ctx, args, getenv, stdout, stderr)
 	case "bench":
 		widenScheduler(getenv)
 		return runBench(ctx, args, getenv, stdout, stderr)

@@ -25,6 +25,7 @@ type pool struct {
 	dispatch *dispatcher
 	workers  *workerSet
 	recorder *recorder
+	leases   *leaser // nil where claims never run out (SQLite)
 	log      *slog.Logger
 }
 
@@ -67,6 +68,7 @@ func newPool(store *Store, w *writer, backend Restorer, policy retryPolicy, work
 		dispatch: d,
 		workers:  newWorkerSet(store, backend, registry, work, results, workers, d.nudge, log),
 		recorder: newRecorder(store, w, registry, d, policy, results, log),
+		leases:   newLeaser(store, w, registry, d, log),
 		log:      log,
 	}
 }
@@ -75,17 +77,22 @@ func newPool(store *Store, w *writer, backend Restorer, policy retryPolicy, work
 // dispatcher, the workers and the recorder.
 func (p *pool) start(ctx context.Context) error {
 	now := time.Now()
-	if err := p.recorder.writer.do(ctx, func(tx *sql.Tx) error { return recoverCancelled(tx, now) }); err != nil {
+	if err := p.recorder.writer.do(ctx, func(tx *sql.Tx) error { return p.store.recoverCancelled(tx, now) }); err != nil {
 		return err
 	}
 	p.recorder.start()
 	p.workers.start()
 	p.dispatch.start()
+	p.leases.start()
 	return nil
 }
 
 // nudge tells the dispatcher that numbers may be claimable.
 func (p *pool) nudge() { p.dispatch.nudge() }
+
+// rescan tells the dispatcher that numbers may be claimable behind its
+// read cursors (another instance gave its claims back).
+func (p *pool) rescan() { p.dispatch.rescan() }
 
 // cancelJob stops a job's numbers that no worker has started, and returns
 // the positions being restored right now, which run to their end. It is
@@ -102,7 +109,8 @@ func (p *pool) isProcessing(jobID int64, pos int) bool { return p.registry.isHel
 // their results, all before ctx's deadline: restores still running a
 // moment before it are cancelled, and results the database cannot take by
 // then are dropped. Whatever was not recorded stays pending in the
-// database for the next start.
+// database for the next start, or, on PostgreSQL, is given back for the
+// other instances to take at once (else when its lease runs out).
 func (p *pool) stop(ctx context.Context) {
 	p.dispatch.stop()
 	grace := 10 * time.Second
@@ -121,4 +129,10 @@ func (p *pool) stop(ctx context.Context) {
 	}()
 	p.recorder.stop()
 	close(stopped)
+	p.leases.stop()
+	release, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := p.store.eng.releaseClaims(release); err != nil {
+		p.log.Warn("claims not given back; other instances take them over when their leases run out", "err", err)
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -43,6 +44,14 @@ type dispatcher struct {
 	retryMu sync.Mutex
 	retries claimHeap // numbers waiting for their next attempt
 
+	// rescanAsked, when set, makes the next round read every job from its
+	// start (PostgreSQL: numbers whose claims ran out or were given back
+	// lie behind the cursors).
+	rescanAsked atomic.Bool
+	// poll bounds every sleep where other instances add work unseen
+	// (PostgreSQL), as a safety net for a lost notification; zero: none.
+	poll time.Duration
+
 	cancel context.CancelFunc
 	done   chan struct{}
 	markWG sync.WaitGroup
@@ -53,7 +62,7 @@ func newDispatcher(store *Store, w *writer, registry *inflight, work chan<- clai
 	return &dispatcher{
 		store: store, writer: w, registry: registry, work: work, maxInFlight: maxInFlight, log: log, now: time.Now,
 		wake: make(chan struct{}, 1), cursors: map[int64]int{}, started: map[int64]bool{}, lastActive: map[int64]bool{},
-		done: make(chan struct{}),
+		done: make(chan struct{}), poll: store.eng.leaseRenewal(),
 	}
 }
 
@@ -80,6 +89,21 @@ func (d *dispatcher) nudge() {
 	}
 }
 
+// rescan makes the next round read every active job from its start, and
+// wakes the dispatcher.
+func (d *dispatcher) rescan() {
+	d.rescanAsked.Store(true)
+	d.nudge()
+}
+
+// waitingRetries returns the numbers waiting for their next attempt, which
+// this process still holds.
+func (d *dispatcher) waitingRetries() []claim {
+	d.retryMu.Lock()
+	defer d.retryMu.Unlock()
+	return slices.Clone(d.retries)
+}
+
 // retryLater queues numbers for their next attempt at their DueAt.
 func (d *dispatcher) retryLater(claims []claim) {
 	if len(claims) == 0 {
@@ -100,6 +124,9 @@ func (d *dispatcher) run(ctx context.Context) {
 	for ctx.Err() == nil {
 		now := d.now()
 		var wakeAt time.Time
+		if d.rescanAsked.Swap(false) {
+			clear(d.cursors)
+		}
 		jobs, err := d.reconcile(ctx)
 		if err != nil {
 			if ctx.Err() == nil {
@@ -129,6 +156,9 @@ func (d *dispatcher) run(ctx context.Context) {
 			if limit := now.Add(reconcileEvery); wakeAt.IsZero() || wakeAt.After(limit) {
 				wakeAt = limit
 			}
+		}
+		if limit := now.Add(d.poll); d.poll > 0 && (wakeAt.IsZero() || wakeAt.After(limit)) {
+			wakeAt = limit
 		}
 		sleepUntil(ctx, d.wake, wakeAt)
 	}
@@ -207,7 +237,8 @@ func (d *dispatcher) nextRetry() time.Time {
 // readPending reads up to limit numbers not handed out yet, a fair share
 // from each active job in turn, starting after the job served last.
 // Numbers whose retry is not due yet (left by an earlier process) go to
-// the retry queue instead.
+// the retry queue instead. On SQLite reading is the claim; on PostgreSQL
+// each read claims what it returns (see queueEngine).
 func (d *dispatcher) readPending(ctx context.Context, jobs []activeJob, limit int, now time.Time) ([]claim, error) {
 	start, _ := slices.BinarySearchFunc(jobs, d.lastJob+1, func(j activeJob, id int64) int { return cmp.Compare(j.id, id) })
 	jobs = append(jobs[start:], jobs[:start]...)
@@ -224,7 +255,7 @@ func (d *dispatcher) readPending(ctx context.Context, jobs []activeJob, limit in
 		if !seen {
 			after = -1
 		}
-		got, err := d.store.pendingAfter(ctx, j, after, min(share, limit-len(out)))
+		got, err := d.store.eng.takeNumbers(ctx, j, after, min(share, limit-len(out)))
 		if err != nil {
 			d.retryLater(later)
 			return out, err
@@ -258,8 +289,7 @@ func (d *dispatcher) handOut(batch []claim) {
 	if len(starting) > 0 {
 		d.markStarted(starting)
 	}
-	d.registry.hold(batch)
-	for _, c := range batch {
+	for _, c := range d.registry.hold(batch) {
 		d.work <- c // never blocks: its capacity is maxInFlight
 	}
 }
@@ -271,7 +301,7 @@ func (d *dispatcher) markStarted(ids []int64) {
 	d.markWG.Add(1)
 	go func() {
 		defer d.markWG.Done()
-		err := d.writer.do(context.Background(), func(tx *sql.Tx) error { return markJobsStarted(tx, ids, now) })
+		err := d.writer.do(context.Background(), func(tx *sql.Tx) error { return d.store.markJobsStarted(tx, ids, now) })
 		if err != nil && !errors.Is(err, errWriterClosed) {
 			d.log.Warn("mark jobs started", "err", err)
 		}

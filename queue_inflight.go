@@ -54,10 +54,13 @@ func newInflight() *inflight {
 // size is how many numbers are held.
 func (f *inflight) size() int { return int(f.count.Load()) }
 
-// hold records claims handed out to the workers.
-func (f *inflight) hold(claims []claim) {
+// hold records claims handed out to the workers and returns them, less
+// any already held (a claim this process made again after its lease ran
+// out while it still held it: one worker restores it, not two).
+func (f *inflight) hold(claims []claim) []claim {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	fresh := claims[:0:0]
 	for _, c := range claims {
 		k := inflightKey{c.JobID, c.Position}
 		if _, dup := f.held[k]; dup {
@@ -65,8 +68,22 @@ func (f *inflight) hold(claims []claim) {
 		}
 		f.held[k] = false
 		f.perJob[c.JobID]++
+		fresh = append(fresh, c)
 	}
 	f.count.Store(int64(len(f.held)))
+	return fresh
+}
+
+// heldClaims returns the numbers held, as claims naming their job and
+// position, for their leases to be renewed.
+func (f *inflight) heldClaims() []claim {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]claim, 0, len(f.held))
+	for k := range f.held {
+		out = append(out, claim{JobID: k.job, Position: k.pos})
+	}
+	return out
 }
 
 // begin marks the claims a worker may restore now as started and returns

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"log/slog"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,6 +30,9 @@ type recorder struct {
 	// onRecorded is told each group of results, and what it did, once
 	// committed.
 	onRecorded func(batch []workResult, out recordOutcome)
+
+	// dropped counts the results not recorded as no longer this process's.
+	dropped atomic.Int64
 
 	stopCtx context.Context // ended by giveUp: waiting writes are dropped
 	giveUp  context.CancelFunc
@@ -94,7 +98,7 @@ func (r *recorder) writeUntilDone(batch []workResult) error {
 	for try := 1; ; try++ {
 		var out recordOutcome
 		err := r.writer.do(r.stopCtx, func(tx *sql.Tx) (err error) {
-			out, err = recordResults(tx, batch, r.policy, r.now())
+			out, err = r.store.recordResults(tx, batch, r.policy, r.now())
 			return err
 		})
 		switch classifyStoreError(err) {
@@ -164,8 +168,16 @@ func splitResults(batch []workResult) [][]workResult {
 }
 
 // finish frees the recorded claims and hands on what the write learned:
-// retries to the dispatcher, jobs found gone to the registry.
+// retries to the dispatcher, jobs found gone to the registry. Results
+// dropped because this process no longer held their numbers (cancelled
+// meanwhile, or on PostgreSQL taken over once its lease ran out) are
+// counted and logged.
 func (r *recorder) finish(batch []workResult, out recordOutcome) {
+	if out.dropped > 0 {
+		total := r.dropped.Add(int64(out.dropped))
+		r.log.Warn("results dropped: their numbers were no longer this instance's (cancelled meanwhile, or taken over by another instance once this one's lease ran out)",
+			"results", out.dropped, "dropped_so_far", total)
+	}
 	for _, id := range out.goneJobs {
 		r.registry.stop(id, stopGone)
 	}

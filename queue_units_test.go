@@ -139,10 +139,12 @@ func TestPlanResults(t *testing.T) {
 }
 
 // queueFixture is a store with one user and queued jobs of the given
-// sizes, numbered apart; it returns the store, the user and the job ids.
-func queueFixture(t *testing.T, sizes ...int) (*Store, int64, []int64) {
+// sizes, numbered apart, on a fresh database of the same kind as db (a
+// SQLite file or a PostgreSQL database); it returns the store, the user
+// and the job ids.
+func queueFixture(t *testing.T, db string, sizes ...int) (*Store, int64, []int64) {
 	t.Helper()
-	store := newTestStore(t)
+	store := openTestStore(t, anotherDB(t, db))
 	if err := store.createUser(context.Background(), "alice", "k", newWebhookSecret()); err != nil {
 		t.Fatal(err)
 	}
@@ -171,13 +173,18 @@ func countByJob(claims []claim) map[int64]int {
 }
 
 func TestDispatcherReadsFairly(t *testing.T) {
+	forEachStore(t, testDispatcherReadsFairly)
+}
+
+// testDispatcherReadsFairly runs TestDispatcherReadsFairly on one database.
+func testDispatcherReadsFairly(t *testing.T, db string) {
 	ctx := context.Background()
 	now := time.Unix(1000, 0)
 	newDispatch := func(store *Store) *dispatcher {
 		return newDispatcher(store, nil, newInflight(), make(chan claim, 1), 1024, slog.New(slog.DiscardHandler))
 	}
 	t.Run("every active job gets a share, the small one all of its numbers", func(t *testing.T) {
-		store, _, ids := queueFixture(t, 100, 5, 100)
+		store, _, ids := queueFixture(t, db, 100, 5, 100)
 		d := newDispatch(store)
 		jobs, err := d.reconcile(ctx)
 		if err != nil {
@@ -193,7 +200,7 @@ func TestDispatcherReadsFairly(t *testing.T) {
 		}
 	})
 	t.Run("the next read goes on where each job's last stopped, starting after the job served last", func(t *testing.T) {
-		store, _, ids := queueFixture(t, 20, 20)
+		store, _, ids := queueFixture(t, db, 20, 20)
 		d := newDispatch(store)
 		jobs, _ := d.reconcile(ctx)
 		first, _ := d.readPending(ctx, jobs, 8, now) // share of 8: job 1 only
@@ -210,9 +217,9 @@ func TestDispatcherReadsFairly(t *testing.T) {
 		}
 	})
 	t.Run("numbers whose retry is not due wait in the retry queue", func(t *testing.T) {
-		store, _, ids := queueFixture(t, 10)
+		store, _, ids := queueFixture(t, db, 10)
 		later := now.Add(time.Hour)
-		if _, err := store.w.Exec("UPDATE job_numbers SET next_attempt_at = ?, attempts = 1 WHERE job_id = ? AND position < 3",
+		if _, err := store.w.Exec(store.q("UPDATE job_numbers SET next_attempt_at = ?, attempts = 1 WHERE job_id = ? AND position < 3"),
 			ms(later), ids[0]); err != nil {
 			t.Fatal(err)
 		}
@@ -227,7 +234,7 @@ func TestDispatcherReadsFairly(t *testing.T) {
 		}
 	})
 	t.Run("a stopped job is not read", func(t *testing.T) {
-		store, _, ids := queueFixture(t, 10, 10)
+		store, _, ids := queueFixture(t, db, 10, 10)
 		d := newDispatch(store)
 		d.registry.stop(ids[0], stopCancelled)
 		jobs, _ := d.reconcile(ctx)
@@ -237,12 +244,12 @@ func TestDispatcherReadsFairly(t *testing.T) {
 		}
 	})
 	t.Run("a job that left the active set is forgotten with its retries", func(t *testing.T) {
-		store, _, ids := queueFixture(t, 10, 10)
+		store, _, ids := queueFixture(t, db, 10, 10)
 		d := newDispatch(store)
 		jobs, _ := d.reconcile(ctx)
 		d.readPending(ctx, jobs, 100, now)
 		d.retryLater([]claim{{JobID: ids[0], Position: 1, DueAt: now.Add(time.Hour)}})
-		if _, err := store.w.Exec("DELETE FROM jobs WHERE id = ?", ids[0]); err != nil {
+		if _, err := store.w.Exec(store.q("DELETE FROM jobs WHERE id = ?"), ids[0]); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := d.reconcile(ctx); err != nil {

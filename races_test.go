@@ -49,11 +49,16 @@ func concurrently(t *testing.T, n int, newReq func() *http.Request) []rawReply {
 }
 
 func TestTwentyIdenticalSynchronousRequestsWithOneKeyRestoreEachNumberOnce(t *testing.T) {
+	forEachStore(t, testTwentyIdenticalSynchronousRequestsWithOneKeyRestoreEachNumberOnce)
+}
+
+// testTwentyIdenticalSynchronousRequestsWithOneKeyRestoreEachNumberOnce runs TestTwentyIdenticalSynchronousRequestsWithOneKeyRestoreEachNumberOnce on one database.
+func testTwentyIdenticalSynchronousRequestsWithOneKeyRestoreEachNumberOnce(t *testing.T, db string) {
 	f := newUpstreamFake(t, func(string, int) upstreamAnswer {
 		time.Sleep(300 * time.Millisecond) // long enough for every copy to arrive mid-restore
 		return upstreamAnswer{body: `{"message":"Number restored"}`}
 	})
-	s, key := startUpstreamServer(t, f.URL+"/v3/restore/{number}")
+	s, key := startUpstreamServer(t, f.URL+"/v3/restore/{number}", "-db", db)
 	numbers := seqNumbers(15554000000, 5)
 	body := `{"numbers":["` + strings.Join(numbers, `","`) + `"]}`
 	replies := concurrently(t, 20, func() *http.Request {
@@ -93,14 +98,19 @@ func TestTwentyIdenticalSynchronousRequestsWithOneKeyRestoreEachNumberOnce(t *te
 		t.Fatal(err)
 	}
 	defer store.Close()
-	if n := countRows(t, store.r, "SELECT count(*) FROM jobs"); n != 1 {
+	if n := countRows(t, store, "SELECT count(*) FROM jobs"); n != 1 {
 		t.Fatalf("jobs=%d, want 1", n)
 	}
 }
 
 func TestConcurrentCancelsOneWinsAndTheOthersSayWhy(t *testing.T) {
+	forEachStore(t, testConcurrentCancelsOneWinsAndTheOthersSayWhy)
+}
+
+// testConcurrentCancelsOneWinsAndTheOthersSayWhy runs TestConcurrentCancelsOneWinsAndTheOthersSayWhy on one database.
+func testConcurrentCancelsOneWinsAndTheOthersSayWhy(t *testing.T, db string) {
 	up := newGatedUpstream(t)
-	s := startServerEnv(t, upstreamEnv, append(up.upstreamArgs(), "-workers", "2")...)
+	s := startServerEnv(t, upstreamEnv, append([]string{"-db", db}, append(up.upstreamArgs(), "-workers", "2")...)...)
 	key, _ := addUser(t, s.DB, "alice")
 	resp := call(t, http.MethodPost, s.URL+"/v3/bulk_restore", "alice", key, map[string]any{"numbers": seqNumbers(15554100000, 50)})
 	if resp.Status != http.StatusAccepted {

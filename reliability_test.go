@@ -36,7 +36,7 @@ func jobRowID(t *testing.T, db, jobUUID string) int64 {
 	}
 	defer store.Close()
 	var id int64
-	if err := store.r.QueryRow("SELECT id FROM jobs WHERE uuid = ?", jobUUID).Scan(&id); err != nil {
+	if err := store.r.QueryRow(store.q("SELECT id FROM jobs WHERE uuid = ?"), jobUUID).Scan(&id); err != nil {
 		t.Fatalf("job %s: %v", jobUUID, err)
 	}
 	return id
@@ -91,6 +91,11 @@ const (
 )
 
 func TestDeletingAUserStopsItsWorkAndTouchesNoOneElse(t *testing.T) {
+	forEachStore(t, testDeletingAUserStopsItsWorkAndTouchesNoOneElse)
+}
+
+// testDeletingAUserStopsItsWorkAndTouchesNoOneElse runs TestDeletingAUserStopsItsWorkAndTouchesNoOneElse on one database.
+func testDeletingAUserStopsItsWorkAndTouchesNoOneElse(t *testing.T, db string) {
 	// slack covers liveCheckAge and a loaded machine: a call that the
 	// deletion did not stop must have started this soon after it.
 	const slack = 500 * time.Millisecond
@@ -125,7 +130,7 @@ func TestDeletingAUserStopsItsWorkAndTouchesNoOneElse(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name+", on the upstream backend", func(t *testing.T) {
 			f := newUpstreamFake(t, c.answer)
-			s, aliceKey := startUpstreamServer(t, f.URL+"/v3/restore/{number}", "-workers", "4", "-allow-private-webhooks",
+			s, aliceKey := startUpstreamServer(t, f.URL+"/v3/restore/{number}", "-db", anotherDB(t, db), "-workers", "4", "-allow-private-webhooks",
 				"-webhook-retry-base", "50ms")
 			bobKey, _ := addUser(t, s.DB, "bob")
 			hooks := newHookReceiver(t)
@@ -164,7 +169,7 @@ func TestDeletingAUserStopsItsWorkAndTouchesNoOneElse(t *testing.T) {
 
 	t.Run("while its job is still queued behind another, on the upstream backend", func(t *testing.T) {
 		up := newGatedUpstream(t)
-		s := startServerEnv(t, upstreamEnv, append(up.upstreamArgs(), "-workers", "1")...)
+		s := startServerEnv(t, upstreamEnv, append([]string{"-db", db}, append(up.upstreamArgs(), "-workers", "1")...)...)
 		aliceKey, _ := addUser(t, s.DB, "alice")
 		bobKey, _ := addUser(t, s.DB, "bob")
 		// bob's job fills the window of numbers in flight while the
@@ -191,7 +196,7 @@ func TestDeletingAUserStopsItsWorkAndTouchesNoOneElse(t *testing.T) {
 
 	t.Run("while its job is running, on the inventory backend", func(t *testing.T) {
 		const n = 60000
-		s := startServer(t, "-workers", "1", "-max-numbers", strconv.Itoa(n), "-max-body", "8MiB")
+		s := startServer(t, "-db", anotherDB(t, db), "-workers", "1", "-max-numbers", strconv.Itoa(n), "-max-body", "8MiB")
 		aliceKey, _ := addUser(t, s.DB, "alice")
 		bobKey, _ := addUser(t, s.DB, "bob")
 		importCSV(t, s.DB, "alice", inventoryCSV(aliceFirst, n))
@@ -222,17 +227,17 @@ func TestDeletingAUserStopsItsWorkAndTouchesNoOneElse(t *testing.T) {
 		}
 		defer store.Close()
 		for _, table := range []string{"job_numbers", "attempts"} {
-			if n := countRows(t, store.r, "SELECT count(*) FROM "+table+" WHERE job_id NOT IN (SELECT id FROM jobs)"); n != 0 {
+			if n := countRows(t, store, "SELECT count(*) FROM "+table+" WHERE job_id NOT IN (SELECT id FROM jobs)"); n != 0 {
 				t.Fatalf("%d rows of %s outlived their job", n, table)
 			}
 		}
-		if n := countRows(t, store.r, "SELECT count(*) FROM job_numbers WHERE job_id = ?", aliceJob); n != 0 {
+		if n := countRows(t, store, "SELECT count(*) FROM job_numbers WHERE job_id = ?", aliceJob); n != 0 {
 			t.Fatalf("%d numbers of alice's job are still stored", n)
 		}
 	})
 
 	t.Run("after its job finished with a webhook still being retried", func(t *testing.T) {
-		s := startServer(t, "-dev", "-webhook-retry-base", "30ms", "-webhook-retry-max", "60ms")
+		s := startServer(t, "-db", anotherDB(t, db), "-dev", "-webhook-retry-base", "30ms", "-webhook-retry-max", "60ms")
 		aliceKey, _ := addUser(t, s.DB, "alice")
 		var mu sync.Mutex
 		posts := 0
@@ -288,7 +293,12 @@ func inventoryCSV(first, n int) string {
 }
 
 func TestJobIDsAreNeverReused(t *testing.T) {
-	store := newTestStore(t)
+	forEachStore(t, testJobIDsAreNeverReused)
+}
+
+// testJobIDsAreNeverReused runs TestJobIDsAreNeverReused on one database.
+func testJobIDsAreNeverReused(t *testing.T, db string) {
+	store := openTestStore(t, db)
 	ctx := context.Background()
 	for _, name := range []string{"alice", "bob"} {
 		if err := store.createUser(ctx, name, name+"-key", newWebhookSecret()); err != nil {
@@ -350,7 +360,7 @@ func openTestDB(t *testing.T, path string) *sql.DB {
 
 func TestAdminWritesGetInBesideAWriterThatNeverRests(t *testing.T) {
 	path := newTestDB(t)
-	server, err := openServerStore(path, slog.New(slog.DiscardHandler))
+	server, err := openServerStore(path, defaultLease, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

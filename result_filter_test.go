@@ -73,14 +73,14 @@ type liveJobFixture struct {
 }
 
 // startLiveJob builds a liveJobFixture.
-func startLiveJob(t *testing.T) liveJobFixture {
+func startLiveJob(t *testing.T, db string) liveJobFixture {
 	t.Helper()
 	numbers := seqNumbers(15550100000, 16)
 	notFound := Outcome{StatusCode: http.StatusNotFound, Message: "Error: 'number not found'"}
 	busy := Outcome{StatusCode: http.StatusServiceUnavailable, Message: "Error: 'HTTP 503'", Transient: true}
 	b := newScriptedBackend(map[string]Outcome{numbers[4]: notFound, numbers[5]: notFound, numbers[6]: notFound,
 		numbers[7]: busy, numbers[8]: busy}, numbers[9], numbers[10])
-	svc, srv := startServiceWith(t, b, "-dev", "-workers", "2", "-restore-retry-base", "1h")
+	svc, srv := startServiceWith(t, b, "-dev", "-workers", "2", "-restore-retry-base", "1h", "-db", db)
 	t.Cleanup(b.open) // runs before the service stops
 	resp := call(t, http.MethodPost, srv.URL+"/v3/bulk_restore", "demo", "demo", map[string]any{"numbers": numbers})
 	if resp.Status != http.StatusAccepted {
@@ -111,7 +111,14 @@ func (f liveJobFixture) at(positions ...int) []string {
 }
 
 func TestResultStatusNarrowsTheResultsOfALiveJob(t *testing.T) {
-	f := startLiveJob(t)
+	forEachStore(t, testResultStatusNarrowsTheResultsOfALiveJob)
+}
+
+// testResultStatusNarrowsTheResultsOfALiveJob runs
+// TestResultStatusNarrowsTheResultsOfALiveJob on one database: on
+// PostgreSQL, processing comes from the live leases in the database.
+func testResultStatusNarrowsTheResultsOfALiveJob(t *testing.T, db string) {
+	f := startLiveJob(t, db)
 	cases := []struct {
 		name  string
 		query string

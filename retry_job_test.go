@@ -276,7 +276,12 @@ func TestRetryRefusals(t *testing.T) {
 }
 
 func TestRetryOverMaxNumbersIsTooLarge(t *testing.T) {
-	first := startServer(t, "-dev")
+	forEachStore(t, testRetryOverMaxNumbersIsTooLarge)
+}
+
+// testRetryOverMaxNumbersIsTooLarge runs TestRetryOverMaxNumbersIsTooLarge on one database.
+func testRetryOverMaxNumbersIsTooLarge(t *testing.T, db string) {
+	first := startServer(t, "-db", db, "-dev")
 	// 404, 409, 410 under the demo inventory.
 	orig := call(t, http.MethodPost, first.URL+"/v3/bulk_restore", "demo", "demo",
 		map[string]any{"numbers": []string{"15559000001", "15551230117", "15551230119", "15551230111"}})
@@ -285,7 +290,7 @@ func TestRetryOverMaxNumbersIsTooLarge(t *testing.T) {
 	}
 	u := orig.Body["job_uuid"].(string)
 	first.stop()
-	s := startServer(t, "-dev", "-db", first.DB, "-max-numbers", "2")
+	s := startServer(t, "-db", anotherDB(t, db), "-dev", "-db", first.DB, "-max-numbers", "2")
 	got := retryPost(t, s.URL, retryRequest{query: "job_uuid=" + u})
 	if got.Status != http.StatusRequestEntityTooLarge || !strings.Contains(got.Body["message"].(string), "status_code") {
 		t.Fatalf("status=%d, want 413 suggesting status_code: %s", got.Status, got.Raw)

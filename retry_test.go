@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"math"
 	"net/http"
 	"sync"
@@ -258,11 +257,7 @@ func submitAndFinish(t *testing.T, s *testServer, key string, numbers []string) 
 // final, which are their number's row), read from the file read-only.
 func attemptRows(t *testing.T, dbPath, jobUUID string) [][3]int {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+dbPath+"?mode=ro&_pragma=busy_timeout(10000)")
-	if err != nil {
-		t.Fatalf("open db: %v", err)
-	}
-	defer db.Close()
+	db := rawSQL(t, dbPath)
 	rows, err := db.Query(`SELECT a.position, a.attempt, a.status_code FROM number_attempts a
 		JOIN jobs j ON j.id = a.job_id WHERE j.uuid = ? ORDER BY a.position, a.attempt`, jobUUID)
 	if err != nil {
@@ -308,6 +303,11 @@ func checkEvery(t *testing.T, body map[string]any, numbers []string, status stri
 }
 
 func TestUpstreamRetriesEndToEnd(t *testing.T) {
+	forEachStore(t, testUpstreamRetriesEndToEnd)
+}
+
+// testUpstreamRetriesEndToEnd runs TestUpstreamRetriesEndToEnd on one database.
+func testUpstreamRetriesEndToEnd(t *testing.T, db string) {
 	paths := []struct {
 		name    string
 		numbers []string
@@ -318,7 +318,7 @@ func TestUpstreamRetriesEndToEnd(t *testing.T) {
 	for _, p := range paths {
 		t.Run("on "+p.name+" numbers failing 503 twice then succeeding all succeed after 3 attempts", func(t *testing.T) {
 			f := newUpstreamFake(t, flakyThenOK(2))
-			s, key := startUpstreamServer(t, f.URL+"/v3/restore/{number}")
+			s, key := startUpstreamServer(t, f.URL+"/v3/restore/{number}", "-db", anotherDB(t, db))
 			id, done := submitAndFinish(t, s, key, p.numbers)
 			checkEvery(t, done.Body, p.numbers, "success", 200, 3)
 			if done.Body["success_count"] != float64(len(p.numbers)) || done.Body["failure_count"] != float64(0) {
@@ -345,7 +345,7 @@ func TestUpstreamRetriesEndToEnd(t *testing.T) {
 		})
 		t.Run("on "+p.name+" a number that always answers 503 fails after exactly -restore-max-attempts tries", func(t *testing.T) {
 			f := newUpstreamFake(t, fixedAnswer(upstreamAnswer{status: 503, body: `{"error":"overloaded"}`}))
-			s, key := startUpstreamServer(t, f.URL+"/v3/restore/{number}", "-restore-max-attempts", "4")
+			s, key := startUpstreamServer(t, f.URL+"/v3/restore/{number}", "-db", anotherDB(t, db), "-restore-max-attempts", "4")
 			id, done := submitAndFinish(t, s, key, p.numbers)
 			checkEvery(t, done.Body, p.numbers, "failed", 503, 4)
 			if r := results(t, done.Body)[0]; r["message"] != "overloaded" {
@@ -365,7 +365,7 @@ func TestUpstreamRetriesEndToEnd(t *testing.T) {
 		})
 		t.Run("on "+p.name+" a 404 is final after one attempt", func(t *testing.T) {
 			f := newUpstreamFake(t, fixedAnswer(upstreamAnswer{status: 404, body: `{"message":"Number not found"}`}))
-			s, key := startUpstreamServer(t, f.URL+"/v3/restore/{number}")
+			s, key := startUpstreamServer(t, f.URL+"/v3/restore/{number}", "-db", anotherDB(t, db))
 			id, done := submitAndFinish(t, s, key, p.numbers)
 			checkEvery(t, done.Body, p.numbers, "failed", 404, 1)
 			if r := results(t, done.Body)[0]; r["message"] != "Number not found" {
@@ -380,7 +380,7 @@ func TestUpstreamRetriesEndToEnd(t *testing.T) {
 		})
 		t.Run("on "+p.name+" -restore-max-attempts 1 means no retry", func(t *testing.T) {
 			f := newUpstreamFake(t, flakyThenOK(1))
-			s, key := startUpstreamServer(t, f.URL+"/v3/restore/{number}", "-restore-max-attempts", "1")
+			s, key := startUpstreamServer(t, f.URL+"/v3/restore/{number}", "-db", anotherDB(t, db), "-restore-max-attempts", "1")
 			id, done := submitAndFinish(t, s, key, p.numbers)
 			checkEvery(t, done.Body, p.numbers, "failed", 503, 1)
 			if got := len(f.allHits()); got != len(p.numbers) {
@@ -397,7 +397,7 @@ func TestUpstreamRetriesEndToEnd(t *testing.T) {
 				}
 				return upstreamAnswer{status: 200, body: `{}`}
 			})
-			s, key := startUpstreamServer(t, f.URL+"/v3/restore/{number}")
+			s, key := startUpstreamServer(t, f.URL+"/v3/restore/{number}", "-db", anotherDB(t, db))
 			_, done := submitAndFinish(t, s, key, p.numbers)
 			checkEvery(t, done.Body, p.numbers, "success", 200, 2)
 			for _, n := range p.numbers {
@@ -412,7 +412,7 @@ func TestUpstreamRetriesEndToEnd(t *testing.T) {
 		})
 		t.Run("on "+p.name+" the upstream credentials from the environment reach the upstream", func(t *testing.T) {
 			f := newUpstreamFake(t, flakyThenOK(1))
-			s, key := startUpstreamServer(t, f.URL+"/v3/restore/{number}")
+			s, key := startUpstreamServer(t, f.URL+"/v3/restore/{number}", "-db", anotherDB(t, db))
 			submitAndFinish(t, s, key, p.numbers)
 			hits := f.allHits()
 			if len(hits) != 2*len(p.numbers) {
@@ -448,6 +448,11 @@ func TestUpstreamRetriesBetweenTriesWaitTheBackoff(t *testing.T) {
 }
 
 func TestUpstreamSingleNumberEndpointRetries(t *testing.T) {
+	forEachStore(t, testUpstreamSingleNumberEndpointRetries)
+}
+
+// testUpstreamSingleNumberEndpointRetries runs TestUpstreamSingleNumberEndpointRetries on one database.
+func testUpstreamSingleNumberEndpointRetries(t *testing.T, db string) {
 	cases := []struct {
 		name         string
 		upstreamURL  func(t *testing.T) (string, *upstreamFake)
@@ -474,7 +479,7 @@ func TestUpstreamSingleNumberEndpointRetries(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			u, f := c.upstreamURL(t)
-			s, key := startUpstreamServer(t, u, c.extra...)
+			s, key := startUpstreamServer(t, u, append([]string{"-db", anotherDB(t, db)}, c.extra...)...)
 			resp := call(t, http.MethodPost, s.URL+"/v3/restore/15551230111", "alice", key, nil)
 			if resp.Status != c.wantHTTP || resp.Body["status_code"] != float64(c.wantHTTP) {
 				t.Fatalf("got=HTTP %d status_code %v, want %d: %s", resp.Status, resp.Body["status_code"], c.wantHTTP, resp.Raw)

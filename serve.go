@@ -54,6 +54,7 @@ type serveConfig struct {
 	readHeaderTimeout  time.Duration
 	metricsAddr        string
 	maxImportBody      int64
+	lease              time.Duration // PostgreSQL: how long a claim holds without renewal
 	// adminToken is the admin API's bearer token, read from
 	// -admin-token-file or BULKRESTORE_ADMIN_TOKEN; empty: the admin API is
 	// off. It is kept in memory only and never logged.
@@ -118,7 +119,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.addr, "addr", ":8080", "address to listen on ("+devAddr+" under -dev)")
-	fs.StringVar(&c.db, "db", "bulkrestore.db", "SQLite database file")
+	fs.StringVar(&c.db, "db", "bulkrestore.db", "SQLite database file, or a PostgreSQL URL (postgres://...; give it in BULKRESTORE_DB, not here, when it holds a password)")
 	fs.BoolVar(&c.dev, "dev", false, "development mode: demo user demo/demo, demo inventory 15551230100-15551230199, private webhooks allowed, listens on "+devAddr+" unless -addr is given")
 	fs.BoolVar(&c.allowPrivate, "allow-private-webhooks", false, "let webhooks reach loopback and private addresses")
 	fs.StringVar(&c.backend, "backend", "inventory", "restore backend: inventory or upstream")
@@ -150,6 +151,7 @@ func parseServeFlags(args []string, getenv func(string) string, stderr io.Writer
 	fs.DurationVar(&c.readHeaderTimeout, "read-header-timeout", 10*time.Second, "how long a client may take to send its request headers")
 	fs.DurationVar(&c.consoleIdle, "console-idle-timeout", time.Hour, "a console session unused this long ends")
 	fs.DurationVar(&c.consoleLifetime, "console-session-lifetime", 12*time.Hour, "a console session ends this long after sign-in, however used")
+	fs.DurationVar(&c.lease, "lease", defaultLease, "PostgreSQL: how long a number or webhook claimed by an instance stays its own without renewal; a dead instance's work is taken over after it")
 	fs.DurationVar(&c.retention, "retention", 720*time.Hour, "finished jobs older than this are deleted (0: keep forever)")
 	adminTokenFile := fs.String("admin-token-file", "", "file holding the admin API's bearer token, at least 32 characters; the admin API (/admin/v1) is off unless this or BULKRESTORE_ADMIN_TOKEN is set")
 	c.maxImportBody = 256 << 20
@@ -221,6 +223,7 @@ func (c serveConfig) validate() error {
 	check(c.retention < 0, "-retention must not be negative")
 	check(c.readHeaderTimeout <= 0, "-read-header-timeout must be positive")
 	check(c.consoleIdle <= 0 || c.consoleLifetime <= 0, "-console-idle-timeout and -console-session-lifetime must be positive")
+	check(c.lease < 100*time.Millisecond, "-lease must be at least 100ms")
 	_, levelErr := parseLevel(c.logLevel)
 	check(levelErr != nil, "-log-level must be debug, info, warn or error")
 	if len(problems) > 0 {
@@ -253,11 +256,13 @@ func newLogger(c serveConfig, w io.Writer) *slog.Logger {
 // undo. A listener that fails later stops the server with an error.
 func serve(ctx context.Context, cfg serveConfig, stderr io.Writer, ready func(addr string)) error {
 	log := newLogger(cfg, stderr)
-	lock, err := lockDatabase(cfg.db)
-	if err != nil {
-		return err
+	if !isPostgresURL(cfg.db) { // several servers share a PostgreSQL database
+		lock, err := lockDatabase(cfg.db)
+		if err != nil {
+			return err
+		}
+		defer lock.release() // deferred first, so it runs after the database is closed
 	}
-	defer lock.release() // deferred first, so it runs after the database is closed
 	listen := cfg.listen
 	if listen == nil {
 		listen = net.Listen
@@ -295,7 +300,7 @@ func serve(ctx context.Context, cfg serveConfig, stderr io.Writer, ready func(ad
 		defer msrv.Close() // after the API's shutdown, before the service stops
 		log.Info("metrics listening", "addr", mln.Addr().String())
 	}
-	log.Info("bulkrestore listening", "addr", ln.Addr().String(), "db", cfg.db, "backend", cfg.backend,
+	log.Info("bulkrestore listening", "addr", ln.Addr().String(), "db", redactDB(cfg.db), "backend", cfg.backend,
 		"workers", cfg.workers, "version", version)
 	if ready != nil {
 		ready(ln.Addr().String())

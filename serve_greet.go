@@ -31,7 +31,7 @@ func greet(ctx context.Context, cfg serveConfig, store *Store, log *slog.Logger)
 	}
 	if len(users) == 0 {
 		log.Warn("no users yet: every API request will be answered 401; add one with: bulkrestore user add -db " +
-			shellQuote(cfg.db) + " NAME")
+			shellQuote(redactDB(cfg.db)) + " NAME")
 	}
 	return nil
 }

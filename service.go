@@ -19,13 +19,17 @@ type service struct {
 	janitor  *janitor
 	app      *app
 	log      *slog.Logger
+	// stopListening ends the wait for other instances' notifications;
+	// listening is closed once it has ended.
+	stopListening context.CancelFunc
+	listening     chan struct{}
 
 	shutdownTimeout time.Duration
 }
 
 // startService opens the database and starts the background work.
 func startService(ctx context.Context, cfg serveConfig, log *slog.Logger) (*service, error) {
-	store, err := openServerStore(cfg.db, log)
+	store, err := openServerStore(cfg.db, cfg.lease, log)
 	if err != nil {
 		return nil, err
 	}
@@ -34,7 +38,7 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serv
 		return nil, err
 	}
 	m := newMetrics(store.queuedNumbers)
-	w := newWriter(store.w, log)
+	w := newStoreWriter(store, log)
 	store.write = w.do // the admin API's writes join the group commits
 	w.onStoreError = func(c storeErrorClass) { m.storeErrors.WithLabelValues(c.String()).Inc() }
 	w.observe = func(d time.Duration, n int) {
@@ -57,7 +61,12 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serv
 	sender.observe = m.webhookAttempt
 	progress := newProgressTracker(time.Now)
 	p.recorder.onRecorded = func(batch []workResult, out recordOutcome) {
-		progress.recorded(batch, out)
+		if store.pg == nil {
+			// With several instances each records a share of a job: the
+			// projection falls back to the job's average since it started,
+			// which counts every instance's results.
+			progress.recorded(batch, out)
+		}
 		for o, n := range out.finals {
 			m.numbersFinishedAs(o, n)
 		}
@@ -74,6 +83,21 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serv
 	sender.start(ctx)
 	jan := newJanitor(store, w, cfg.retention, log)
 	jan.start(ctx)
+	listenCtx, stopListening := context.WithCancel(context.WithoutCancel(ctx))
+	listening := make(chan struct{})
+	go func() {
+		defer close(listening)
+		store.eng.listen(listenCtx, func(channel string) {
+			switch channel {
+			case pgWorkChannel:
+				p.nudge()
+			case pgReleasedChannel:
+				p.rescan()
+			case pgWebhookChannel:
+				sender.nudge()
+			}
+		}, log)
+	}()
 
 	syncRetry := retry
 	syncRetry.max = min(retry.max, 30*time.Second) // a client is waiting
@@ -87,7 +111,7 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serv
 	}
 	logAdminAPI(cfg, log)
 	return &service{store: store, writer: w, pool: p, webhooks: sender, janitor: jan, app: a, log: log,
-		shutdownTimeout: cfg.shutdownTimeout}, nil
+		stopListening: stopListening, listening: listening, shutdownTimeout: cfg.shutdownTimeout}, nil
 }
 
 // stop is stopBy with -shutdown-timeout from now.
@@ -102,6 +126,8 @@ func (s *service) stop() {
 // before ctx's deadline: what is still under way then is cut short and
 // left for the next start.
 func (s *service) stopBy(ctx context.Context) {
+	s.stopListening()
+	<-s.listening
 	s.pool.stop(ctx)
 	s.webhooks.stop(ctx)
 	s.janitor.stop()

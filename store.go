@@ -34,10 +34,14 @@ var errNotFound = errors.New("not found")
 // taken in turn by the group-commit writer and the admin commands, and a
 // read pool for everything else.
 type Store struct {
-	w   *sql.DB // the only write connection
-	r   *sql.DB // read-only pool
-	wq  *stmtCache
-	rq  *stmtCache
+	w  *sql.DB // the only write connection
+	r  *sql.DB // read-only pool
+	wq *stmtCache
+	rq *stmtCache
+	d  *dialect // the SQL text of the database underneath
+	pg *pgState // PostgreSQL's; nil for SQLite
+	// eng is how the queue and the outbox claim work in this database.
+	eng queueEngine
 	now func() time.Time
 	// ckpt, when set, checkpoints the log in the background; then the write
 	// connection does not (see openServerStore).
@@ -101,10 +105,14 @@ func dsn(path string, extra ...string) string {
 	return "file:" + path + "?" + q.Encode()
 }
 
-// openStore opens (creating if needed, mode 0600) the database at path and
-// brings its schema up to date.
-func openStore(path string) (*Store, error) {
-	return openStoreWith(path)
+// openStore opens the database that db names, a PostgreSQL URL or a
+// SQLite file (created if needed, mode 0600), and brings its schema up to
+// date.
+func openStore(db string) (*Store, error) {
+	if isPostgresURL(db) {
+		return openPGStore(context.Background(), db, defaultLease)
+	}
+	return openStoreWith(db)
 }
 
 // openStoreWith is openStore with more DSN parameters for the write
@@ -121,7 +129,8 @@ func openStoreWith(path string, writerExtra ...string) (*Store, error) {
 	w.SetMaxIdleConns(1)
 	w.SetConnMaxLifetime(0)
 	w.SetConnMaxIdleTime(0)
-	s := &Store{w: w, now: time.Now}
+	s := &Store{w: w, d: sqliteDialect, now: time.Now}
+	s.eng = sqliteQueue{s}
 	s.write = s.writeTx
 	var mode string
 	if err := w.QueryRow("PRAGMA journal_mode").Scan(&mode); err != nil {
@@ -145,8 +154,8 @@ func openStoreWith(path string, writerExtra ...string) (*Store, error) {
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
 	s.r = r
-	s.rq = newStmtCache(r)
-	if s.wq, err = newFixedStmtCache(w, writeStatements...); err != nil {
+	s.rq = newStmtCache(r, s.d)
+	if s.wq, err = newFixedStmtCache(w, s.d, writeStatements...); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -164,13 +173,24 @@ func (s *Store) Close() error {
 		s.wq.close()
 	}
 	s.rq.close()
+	if s.pg != nil {
+		return s.w.Close() // one pool reads and writes
+	}
 	return errors.Join(s.r.Close(), s.w.Close(), ckptErr)
 }
 
-// openServerStore opens the store for the server: as openStore, plus the
-// background checkpointer, with automatic checkpoints of the write
-// connection turned off so that commits never wait for one.
-func openServerStore(path string, log *slog.Logger) (*Store, error) {
+// defaultLease is -lease's default: how long a PostgreSQL claim holds
+// without renewal.
+const defaultLease = 30 * time.Second
+
+// openServerStore opens the store for the server: as openStore, plus, for
+// SQLite, the background checkpointer, with automatic checkpoints of the
+// write connection turned off so that commits never wait for one. The
+// claims of a PostgreSQL server hold for lease.
+func openServerStore(path string, lease time.Duration, log *slog.Logger) (*Store, error) {
+	if isPostgresURL(path) {
+		return openPGStore(context.Background(), path, lease)
+	}
 	s, err := openStoreWith(path, "_pragma", "wal_autocheckpoint(0)")
 	if err != nil {
 		return nil, err
@@ -270,6 +290,7 @@ func boolInt(b bool) int {
 // costs more than running it, with modernc SQLite).
 type stmtCache struct {
 	db *sql.DB
+	d  *dialect // statements are given in SQLite's dialect and prepared in db's
 	mu sync.Mutex
 	m  map[string]*sql.Stmt
 	// fixed: only the statements prepared up front are served. The write
@@ -283,14 +304,14 @@ var writeStatements = []string{insertJobSQL, insertQueuedNumbersSQL, insertCompl
 
 // newStmtCache builds a cache for db that prepares statements as they are
 // first asked for.
-func newStmtCache(db *sql.DB) *stmtCache {
-	return &stmtCache{db: db, m: map[string]*sql.Stmt{}}
+func newStmtCache(db *sql.DB, d *dialect) *stmtCache {
+	return &stmtCache{db: db, d: d, m: map[string]*sql.Stmt{}}
 }
 
 // newFixedStmtCache builds a cache for db that prepares queries now and
 // serves only those.
-func newFixedStmtCache(db *sql.DB, queries ...string) (*stmtCache, error) {
-	c := &stmtCache{db: db, m: map[string]*sql.Stmt{}}
+func newFixedStmtCache(db *sql.DB, d *dialect, queries ...string) (*stmtCache, error) {
+	c := &stmtCache{db: db, d: d, m: map[string]*sql.Stmt{}}
 	for _, q := range queries {
 		if _, err := c.get(q); err != nil {
 			c.close()
@@ -311,7 +332,7 @@ func (c *stmtCache) get(query string) (*sql.Stmt, error) {
 	if c.fixed {
 		return nil, fmt.Errorf("statement not prepared up front: %.60s", query)
 	}
-	s, err := c.db.Prepare(query)
+	s, err := c.db.Prepare(c.d.q(query))
 	if err != nil {
 		return nil, err
 	}
@@ -319,8 +340,15 @@ func (c *stmtCache) get(query string) (*sql.Stmt, error) {
 	return s, nil
 }
 
-// exec runs a cached statement inside tx.
+// exec runs a cached statement inside tx. On PostgreSQL the statement
+// runs as it is: pgx prepares and caches it on the transaction's
+// connection, where preparing it on the pool would take a second
+// connection while the transaction holds one (with every connection held by
+// a transaction, each would wait for ever).
 func (c *stmtCache) exec(tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	if c.d.pg {
+		return tx.Exec(c.d.q(query), args...)
+	}
 	s, err := c.get(query)
 	if err != nil {
 		return nil, err
@@ -333,7 +361,7 @@ func (c *stmtCache) queryRow(ctx context.Context, query string, args ...any) *sq
 	s, err := c.get(query)
 	if err != nil {
 		// Let the caller meet the error where it scans, as with QueryRow.
-		return c.db.QueryRowContext(ctx, query, args...)
+		return c.db.QueryRowContext(ctx, c.d.q(query), args...)
 	}
 	return s.QueryRowContext(ctx, args...)
 }

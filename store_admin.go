@@ -18,15 +18,24 @@ type UserSummary struct {
 	InventoryNumbers int
 }
 
+// userSummariesSQL lists the users with their counts.
+const userSummariesSQL = `SELECT id, name, created_at,
+		(SELECT count(*) FROM jobs INDEXED BY jobs_user WHERE user_id = users.id),
+		(SELECT count(*) FROM jobs INDEXED BY jobs_user_active WHERE user_id = users.id AND status IN ('pending', 'processing')),
+		(SELECT count(*) FROM inventory WHERE user_id = users.id)
+		FROM users ORDER BY name`
+
+var _ = pgText(userSummariesSQL, `SELECT id, name, created_at,
+	(SELECT count(*) FROM jobs WHERE user_id = users.id),
+	(SELECT count(*) FROM jobs WHERE user_id = users.id AND status IN ('pending', 'processing')),
+	(SELECT count(*) FROM inventory WHERE user_id = users.id)
+	FROM users ORDER BY name`)
+
 // listUserSummaries returns every user, by name, with its counts. Each
 // count reads one range of an index (jobs_user, jobs_user_active, the
 // inventory's key), the user's own rows only, never every job.
 func (s *Store) listUserSummaries(ctx context.Context) ([]UserSummary, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, name, created_at,
-		(SELECT count(*) FROM jobs INDEXED BY jobs_user WHERE user_id = users.id),
-		(SELECT count(*) FROM jobs INDEXED BY jobs_user_active WHERE user_id = users.id AND status IN ('pending', 'processing')),
-		(SELECT count(*) FROM inventory WHERE user_id = users.id)
-		FROM users ORDER BY name`)
+	rows, err := s.r.QueryContext(ctx, s.q(userSummariesSQL))
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
@@ -62,7 +71,7 @@ func (w withUsername) Scan(dest ...any) error { return w.rowScanner.Scan(append(
 // listAllJobs returns up to limit jobs with ids below beforeID, newest
 // first, of every user (or of userID, when not 0), optionally of one status.
 func (s *Store) listAllJobs(ctx context.Context, userID int64, status jobStatus, beforeID int64, limit int) ([]UserJob, error) {
-	query := "SELECT " + jobColumns + ", (SELECT name FROM users WHERE users.id = jobs.user_id) FROM jobs WHERE id < ?"
+	query := "SELECT " + s.jobCols() + ", (SELECT name FROM users WHERE users.id = jobs.user_id) FROM jobs WHERE id < ?"
 	args := []any{beforeID}
 	if userID != 0 {
 		query += " AND user_id = ?"
@@ -72,7 +81,7 @@ func (s *Store) listAllJobs(ctx context.Context, userID int64, status jobStatus,
 		query += " AND status = ?"
 		args = append(args, status)
 	}
-	rows, err := s.r.QueryContext(ctx, query+" ORDER BY id DESC LIMIT ?", append(args, limit)...)
+	rows, err := s.r.QueryContext(ctx, s.q(query+" ORDER BY id DESC LIMIT ?"), append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("list jobs: %w", err)
 	}
@@ -92,7 +101,7 @@ func (s *Store) listAllJobs(ctx context.Context, userID int64, status jobStatus,
 // is, or errNotFound.
 func (s *Store) jobIDByUUID(ctx context.Context, uuid string) (int64, error) {
 	var id int64
-	err := s.r.QueryRowContext(ctx, "SELECT id FROM jobs WHERE uuid = ?", uuid).Scan(&id)
+	err := s.r.QueryRowContext(ctx, s.q("SELECT id FROM jobs WHERE uuid = ?"), uuid).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, errNotFound
 	}
@@ -102,9 +111,9 @@ func (s *Store) jobIDByUUID(ctx context.Context, uuid string) (int64, error) {
 // userIDInTx returns the id of the named user inside a write, or
 // errNotFound: what a write that was prepared outside it (an import)
 // checks again, since the user may have been deleted meanwhile.
-func userIDInTx(tx *sql.Tx, name string) (int64, error) {
+func (s *Store) userIDInTx(tx *sql.Tx, name string) (int64, error) {
 	var id int64
-	err := tx.QueryRow("SELECT id FROM users WHERE name = ?", name).Scan(&id)
+	err := tx.QueryRow(s.q("SELECT id FROM users WHERE name = ?"), name).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, errNotFound
 	}

@@ -15,10 +15,11 @@ import (
 
 // adminFixture is a store with users alice and bob, each with the jobs
 // given (their sizes; a job of size 0 is finished, with a webhook due) and
-// inventory numbers; it returns the store and the users' job ids.
-func adminFixture(t *testing.T, jobs map[string][]int, inventory map[string]int) (*Store, map[string][]int64) {
+// inventory numbers, on a fresh database of db's kind; it returns the
+// store and the users' job ids.
+func adminFixture(t *testing.T, db string, jobs map[string][]int, inventory map[string]int) (*Store, map[string][]int64) {
 	t.Helper()
-	store := newTestStore(t)
+	store := openTestStore(t, anotherDB(t, db))
 	ctx := context.Background()
 	ids := map[string][]int64{}
 	for i, name := range []string{"alice", "bob"} {
@@ -56,13 +57,18 @@ func adminFixture(t *testing.T, jobs map[string][]int, inventory map[string]int)
 func userRows(t *testing.T, store *Store, name string) (jobs, numbers, inventory int) {
 	t.Helper()
 	const user = "(SELECT id FROM users WHERE name = ?)"
-	return countRows(t, store.r, "SELECT count(*) FROM jobs WHERE user_id = "+user, name),
-		countRows(t, store.r, "SELECT count(*) FROM job_numbers WHERE job_id IN (SELECT id FROM jobs WHERE user_id = "+user+")", name),
-		countRows(t, store.r, "SELECT count(*) FROM inventory WHERE user_id = "+user, name)
+	return countRows(t, store, "SELECT count(*) FROM jobs WHERE user_id = "+user, name),
+		countRows(t, store, "SELECT count(*) FROM job_numbers WHERE job_id IN (SELECT id FROM jobs WHERE user_id = "+user+")", name),
+		countRows(t, store, "SELECT count(*) FROM inventory WHERE user_id = "+user, name)
 }
 
 func TestDeleteUserStopsItsWorkInItsFirstWrite(t *testing.T) {
-	store, ids := adminFixture(t, map[string][]int{"alice": {30, 0, 12}, "bob": {20, 0}}, nil)
+	forEachStore(t, testDeleteUserStopsItsWorkInItsFirstWrite)
+}
+
+// testDeleteUserStopsItsWorkInItsFirstWrite runs TestDeleteUserStopsItsWorkInItsFirstWrite on one database.
+func testDeleteUserStopsItsWorkInItsFirstWrite(t *testing.T, db string) {
+	store, ids := adminFixture(t, db, map[string][]int{"alice": {30, 0, 12}, "bob": {20, 0}}, nil)
 	var calls [][]int64
 	var stillThere int
 	_, err := store.deleteUser(context.Background(), "alice", func(jobIDs []int64) {
@@ -105,9 +111,14 @@ func TestDeleteUserStopsItsWorkInItsFirstWrite(t *testing.T) {
 }
 
 func TestLockOutUserStopsItsKeyJobsAndWebhooks(t *testing.T) {
-	store, ids := adminFixture(t, map[string][]int{"alice": {30, 0}}, nil)
+	forEachStore(t, testLockOutUserStopsItsKeyJobsAndWebhooks)
+}
+
+// testLockOutUserStopsItsKeyJobsAndWebhooks runs TestLockOutUserStopsItsKeyJobsAndWebhooks on one database.
+func testLockOutUserStopsItsKeyJobsAndWebhooks(t *testing.T, db string) {
+	store, ids := adminFixture(t, db, map[string][]int{"alice": {30, 0}}, nil)
 	inTx(t, store, func(tx *sql.Tx) error {
-		_, stopped, err := lockOutUser(tx, "alice", time.Now())
+		_, stopped, err := store.lockOutUser(tx, "alice", time.Now())
 		if err == nil && !slices.Equal(stopped, ids["alice"][:1]) {
 			t.Errorf("stopped %v, want %v", stopped, ids["alice"][:1])
 		}
@@ -125,19 +136,24 @@ func TestLockOutUserStopsItsKeyJobsAndWebhooks(t *testing.T) {
 			t.Errorf("job %d: %s with webhook %s, want no webhook and the unfinished job cancelled", id, j.Status, j.WebhookState)
 		}
 	}
-	if n := countRows(t, store.r, "SELECT count(*) FROM jobs WHERE webhook_state = 'pending'"); n != 0 {
+	if n := countRows(t, store, "SELECT count(*) FROM jobs WHERE webhook_state = 'pending'"); n != 0 {
 		t.Fatalf("%d webhooks still due", n)
 	}
 }
 
 func TestPurgeUserGoesInBoundedSteps(t *testing.T) {
+	forEachStore(t, testPurgeUserGoesInBoundedSteps)
+}
+
+// testPurgeUserGoesInBoundedSteps runs TestPurgeUserGoesInBoundedSteps on one database.
+func testPurgeUserGoesInBoundedSteps(t *testing.T, db string) {
 	// alice: a job bigger than a step, small jobs several to a step, and an
 	// inventory bigger than a step. bob: some of each, untouched.
 	const budget = 100
-	store, _ := adminFixture(t, map[string][]int{"alice": {250, 30, 30, 30, 0, 5}, "bob": {40}},
+	store, _ := adminFixture(t, db, map[string][]int{"alice": {250, 30, 30, 30, 0, 5}, "bob": {40}},
 		map[string]int{"alice": 230, "bob": 50})
 	var id int64
-	inTx(t, store, func(tx *sql.Tx) (err error) { id, _, err = lockOutUser(tx, "alice", time.Now()); return err })
+	inTx(t, store, func(tx *sql.Tx) (err error) { id, _, err = store.lockOutUser(tx, "alice", time.Now()); return err })
 	jobs, numbers, inventory := userRows(t, store, "alice")
 	left := numbers + inventory
 	steps := 0
@@ -145,7 +161,7 @@ func TestPurgeUserGoesInBoundedSteps(t *testing.T) {
 		if steps > 50 {
 			t.Fatal("the purge does not end")
 		}
-		inTx(t, store, func(tx *sql.Tx) (err error) { done, err = purgeUserStep(tx, id, budget); return err })
+		inTx(t, store, func(tx *sql.Tx) (err error) { done, err = store.purgeUserStep(tx, id, budget); return err })
 		if done {
 			break
 		}
@@ -168,7 +184,7 @@ func TestPurgeUserGoesInBoundedSteps(t *testing.T) {
 		"SELECT count(*) FROM inventory WHERE user_id NOT IN (SELECT id FROM users)",
 		"SELECT count(*) FROM job_numbers WHERE job_id NOT IN (SELECT id FROM jobs)",
 	} {
-		if n := countRows(t, store.r, orphans); n != 0 {
+		if n := countRows(t, store, orphans); n != 0 {
 			t.Errorf("%s: %d, want 0", orphans, n)
 		}
 	}

@@ -18,8 +18,8 @@ type numberAttempt struct {
 // numberAttempts returns every attempt of the number at position in a job,
 // in order.
 func (s *Store) numberAttempts(ctx context.Context, jobID int64, position int) ([]numberAttempt, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT attempt, started_at, finished_at, status_code, message
-		FROM number_attempts WHERE job_id = ? AND position = ? ORDER BY attempt`, jobID, position)
+	rows, err := s.r.QueryContext(ctx, s.q(`SELECT attempt, started_at, finished_at, status_code, message
+		FROM number_attempts WHERE job_id = ? AND position = ? ORDER BY attempt`), jobID, position)
 	if err != nil {
 		return nil, fmt.Errorf("read attempts: %w", err)
 	}

@@ -18,7 +18,7 @@ func TestBenchFillBuildsAConsistentGrownDatabase(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer store.Close()
-	count := func(query string, args ...any) int { t.Helper(); return countRows(t, store.r, query, args...) }
+	count := func(query string, args ...any) int { t.Helper(); return countRows(t, store, query, args...) }
 	cases := []struct {
 		name  string
 		query string

@@ -30,8 +30,12 @@ func newCheckpointer(db *sql.DB, log *slog.Logger) *checkpointer {
 	return c
 }
 
-// committed tells the checkpointer that the log has grown.
+// committed tells the checkpointer that the log has grown; a store
+// without one (PostgreSQL's) has nothing to do.
 func (c *checkpointer) committed() {
+	if c == nil {
+		return
+	}
 	select {
 	case c.wake <- struct{}{}:
 	default:

@@ -35,9 +35,9 @@ type idempotencyRecord struct {
 // job later by linkIdempotencyKey). A key past the TTL, or a reservation
 // older than staleAfter that never got its job (its process died), is
 // taken over; any other record of the key is errIdempotencyTaken.
-func reserveIdempotencyKey(tx *sql.Tx, userID int64, req *idempotencyRequest, jobID int64, now time.Time, staleAfter time.Duration) error {
-	if _, err := tx.Exec(`DELETE FROM idempotency_keys WHERE user_id = ? AND key = ?
-		AND (created_at < ? OR (job_id IS NULL AND created_at < ?))`,
+func (s *Store) reserveIdempotencyKey(tx *sql.Tx, userID int64, req *idempotencyRequest, jobID int64, now time.Time, staleAfter time.Duration) error {
+	if _, err := tx.Exec(s.q(`DELETE FROM idempotency_keys WHERE user_id = ? AND key = ?
+		AND (created_at < ? OR (job_id IS NULL AND created_at < ?))`),
 		userID, req.key, ms(now.Add(-idempotencyTTL)), ms(now.Add(-staleAfter))); err != nil {
 		return fmt.Errorf("expire idempotency key: %w", err)
 	}
@@ -45,7 +45,7 @@ func reserveIdempotencyKey(tx *sql.Tx, userID int64, req *idempotencyRequest, jo
 	if jobID != 0 {
 		job = jobID
 	}
-	_, err := tx.Exec("INSERT INTO idempotency_keys (user_id, key, body_hash, job_id, created_at) VALUES (?, ?, ?, ?, ?)",
+	_, err := tx.Exec(s.q("INSERT INTO idempotency_keys (user_id, key, body_hash, job_id, created_at) VALUES (?, ?, ?, ?, ?)"),
 		userID, req.key, req.hash, job, ms(now))
 	if isUniqueViolation(err) {
 		return errIdempotencyTaken
@@ -55,28 +55,28 @@ func reserveIdempotencyKey(tx *sql.Tx, userID int64, req *idempotencyRequest, jo
 
 // linkIdempotencyKey gives a reserved key its job, in the transaction
 // that stores the job.
-func linkIdempotencyKey(tx *sql.Tx, userID int64, key string, jobID int64) error {
-	_, err := tx.Exec("UPDATE idempotency_keys SET job_id = ? WHERE user_id = ? AND key = ?", jobID, userID, key)
+func (s *Store) linkIdempotencyKey(tx *sql.Tx, userID int64, key string, jobID int64) error {
+	_, err := tx.Exec(s.q("UPDATE idempotency_keys SET job_id = ? WHERE user_id = ? AND key = ?"), jobID, userID, key)
 	return err
 }
 
 // releaseIdempotencyKey forgets a reservation whose request failed before
 // storing a job, so that the client's retry runs anew.
-func releaseIdempotencyKey(tx *sql.Tx, userID int64, key string) error {
-	_, err := tx.Exec("DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? AND job_id IS NULL", userID, key)
+func (s *Store) releaseIdempotencyKey(tx *sql.Tx, userID int64, key string) error {
+	_, err := tx.Exec(s.q("DELETE FROM idempotency_keys WHERE user_id = ? AND key = ? AND job_id IS NULL"), userID, key)
 	return err
 }
 
 // saveIdempotencyAnswer stores the answer given for a key, for replays.
-func saveIdempotencyAnswer(tx *sql.Tx, userID int64, key string, status int, body []byte) error {
-	_, err := tx.Exec("UPDATE idempotency_keys SET http_status = ?, response = ? WHERE user_id = ? AND key = ?",
+func (s *Store) saveIdempotencyAnswer(tx *sql.Tx, userID int64, key string, status int, body []byte) error {
+	_, err := tx.Exec(s.q("UPDATE idempotency_keys SET http_status = ?, response = ? WHERE user_id = ? AND key = ?"),
 		status, body, userID, key)
 	return err
 }
 
 // expireIdempotencyKeys deletes the keys past the TTL.
-func expireIdempotencyKeys(tx *sql.Tx, now time.Time) error {
-	_, err := tx.Exec("DELETE FROM idempotency_keys WHERE created_at < ?", ms(now.Add(-idempotencyTTL)))
+func (s *Store) expireIdempotencyKeys(tx *sql.Tx, now time.Time) error {
+	_, err := tx.Exec(s.q("DELETE FROM idempotency_keys WHERE created_at < ?"), ms(now.Add(-idempotencyTTL)))
 	return err
 }
 
@@ -84,8 +84,8 @@ func expireIdempotencyKeys(tx *sql.Tx, now time.Time) error {
 func (s *Store) idempotencyRecord(ctx context.Context, userID int64, key string, now time.Time) (idempotencyRecord, bool, error) {
 	var rec idempotencyRecord
 	var job, status, created sql.NullInt64
-	err := s.r.QueryRowContext(ctx, `SELECT body_hash, job_id, http_status, response, created_at FROM idempotency_keys
-		WHERE user_id = ? AND key = ? AND created_at >= ?`, userID, key, ms(now.Add(-idempotencyTTL))).
+	err := s.r.QueryRowContext(ctx, s.q(`SELECT body_hash, job_id, http_status, response, created_at FROM idempotency_keys
+		WHERE user_id = ? AND key = ? AND created_at >= ?`), userID, key, ms(now.Add(-idempotencyTTL))).
 		Scan(&rec.hash, &job, &status, &rec.response, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return rec, false, nil

@@ -28,11 +28,14 @@ const inventoryBatch = 50
 
 // insertInventorySQL inserts rows inventory rows in one statement: updating
 // the numbers the user has already, or, with onlyMissing, leaving them.
-func insertInventorySQL(rows int, onlyMissing bool) string {
+func (s *Store) insertInventorySQL(rows int, onlyMissing bool) string {
 	verb, conflict := "INSERT", `
 	ON CONFLICT (user_id, number) DO UPDATE SET state = excluded.state, released_at = excluded.released_at,
 	requires_identity_update = excluded.requires_identity_update, needs_registration = excluded.needs_registration`
-	if onlyMissing {
+	switch {
+	case onlyMissing && s.d.pg:
+		conflict = " ON CONFLICT (user_id, number) DO NOTHING"
+	case onlyMissing:
 		verb, conflict = "INSERT OR IGNORE", ""
 	}
 	return verb + ` INTO inventory (user_id, number, state, released_at, requires_identity_update, needs_registration)
@@ -43,7 +46,7 @@ func insertInventorySQL(rows int, onlyMissing bool) string {
 // onlyMissing, existing rows are left as they are (used by -dev seeding).
 func (s *Store) importInventory(ctx context.Context, userID int64, rows []InventoryRow, onlyMissing bool) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := writeInventory(tx, userID, func(yield func(InventoryRow, error) bool) {
+		_, err := s.writeInventory(tx, userID, func(yield func(InventoryRow, error) bool) {
 			for _, r := range rows {
 				if !yield(r, nil) {
 					return
@@ -63,13 +66,13 @@ func (s *Store) importInventory(ctx context.Context, userID int64, rows []Invent
 // more than a batch is ever held; it returns how many it wrote. An error
 // rows yields stops it. With onlyMissing, numbers the user has already are
 // left as they are.
-func writeInventory(tx *sql.Tx, userID int64, rows iter.Seq2[InventoryRow, error], onlyMissing bool) (int, error) {
-	one, err := tx.Prepare(insertInventorySQL(1, onlyMissing))
+func (s *Store) writeInventory(tx *sql.Tx, userID int64, rows iter.Seq2[InventoryRow, error], onlyMissing bool) (int, error) {
+	one, err := tx.Prepare(s.q(s.insertInventorySQL(1, onlyMissing)))
 	if err != nil {
 		return 0, err
 	}
 	defer one.Close()
-	batch, err := tx.Prepare(insertInventorySQL(inventoryBatch, onlyMissing))
+	batch, err := tx.Prepare(s.q(s.insertInventorySQL(inventoryBatch, onlyMissing)))
 	if err != nil {
 		return 0, err
 	}
@@ -101,13 +104,18 @@ func writeInventory(tx *sql.Tx, userID int64, rows iter.Seq2[InventoryRow, error
 // inventoryPage is how many numbers deleteInventoryExcept reads at a time.
 const inventoryPage = 1000
 
+// deleteInventorySQL deletes user ?1's numbers of the JSON array ?2.
+const deleteInventorySQL = "DELETE FROM inventory WHERE user_id = ? AND number IN (SELECT value FROM json_each(?))"
+
+var _ = pgText(deleteInventorySQL, `DELETE FROM inventory WHERE user_id = $1 AND number = ANY(ARRAY(SELECT json_array_elements_text($2::json)))`)
+
 // deleteInventoryExcept deletes, inside tx, the user's numbers that keep
 // refuses, reading them a page at a time in number order; it returns how
 // many it deleted.
-func deleteInventoryExcept(tx *sql.Tx, userID int64, keep func(number string) bool) (int, error) {
+func (s *Store) deleteInventoryExcept(tx *sql.Tx, userID int64, keep func(number string) bool) (int, error) {
 	deleted := 0
 	for after := ""; ; {
-		rows, err := tx.Query("SELECT number FROM inventory WHERE user_id = ? AND number > ? ORDER BY number LIMIT ?",
+		rows, err := tx.Query(s.q("SELECT number FROM inventory WHERE user_id = ? AND number > ? ORDER BY number LIMIT ?"),
 			userID, after, inventoryPage)
 		if err != nil {
 			return deleted, err
@@ -130,7 +138,7 @@ func deleteInventoryExcept(tx *sql.Tx, userID int64, keep func(number string) bo
 		}
 		after = page[len(page)-1]
 		if len(gone) > 0 {
-			n, err := execCount(tx, "DELETE FROM inventory WHERE user_id = ? AND number IN (SELECT value FROM json_each(?))",
+			n, err := execCount(tx, s.q(deleteInventorySQL),
 				userID, jsonList(gone))
 			deleted += n
 			if err != nil {
@@ -144,8 +152,8 @@ func deleteInventoryExcept(tx *sql.Tx, userID int64, keep func(number string) bo
 // time from the read pool.
 func (s *Store) eachInventory(ctx context.Context, userID int64) iter.Seq2[InventoryRow, error] {
 	return func(yield func(InventoryRow, error) bool) {
-		rows, err := s.r.QueryContext(ctx, `SELECT number, state, released_at, requires_identity_update, needs_registration
-			FROM inventory WHERE user_id = ? ORDER BY number`, userID)
+		rows, err := s.r.QueryContext(ctx, s.q(`SELECT number, state, released_at, requires_identity_update, needs_registration
+			FROM inventory WHERE user_id = ? ORDER BY number`), userID)
 		if err != nil {
 			yield(InventoryRow{}, fmt.Errorf("read inventory: %w", err))
 			return
@@ -176,10 +184,16 @@ type inventoryRecord struct {
 	riu, nr    bool
 }
 
+// inventoryRecordsSQL reads user ?1's rows of the numbers of the JSON array ?2.
+const inventoryRecordsSQL = `SELECT number, state, released_at, requires_identity_update, needs_registration
+		FROM inventory WHERE user_id = ? AND number IN (SELECT value FROM json_each(?))`
+
+var _ = pgText(inventoryRecordsSQL, `SELECT number, state, released_at, requires_identity_update, needs_registration
+	FROM inventory WHERE user_id = $1 AND number = ANY(ARRAY(SELECT json_array_elements_text($2::json)))`)
+
 // inventoryRecords reads a user's rows for the numbers, in one query.
 func (s *Store) inventoryRecords(ctx context.Context, userID int64, numbers []string) (map[string]inventoryRecord, error) {
-	stmt, err := s.rq.get(`SELECT number, state, released_at, requires_identity_update, needs_registration
-		FROM inventory WHERE user_id = ? AND number IN (SELECT value FROM json_each(?))`)
+	stmt, err := s.rq.get(inventoryRecordsSQL)
 	if err != nil {
 		return nil, err
 	}

@@ -78,12 +78,32 @@ const (
 		SELECT ?1, value->>0, value->>1, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 FROM json_each(?2)`
 )
 
+// The job inserts in PostgreSQL: the numbers of a JSON array with their
+// index (WITH ORDINALITY counts from 1), and the job's id returned.
+var (
+	_ = pgText(insertJobSQL, `INSERT INTO jobs (uuid, user_id, status, total, success_count, failure_count,
+		webhook_url, created_at, started_at, completed_at, webhook_state, webhook_next_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id`)
+	_ = pgText(insertQueuedNumbersSQL, `INSERT INTO job_numbers (job_id, position, number, status)
+		SELECT $1, $3::int + ord - 1, value, 'pending' FROM json_array_elements_text($2::json) WITH ORDINALITY AS t(value, ord)`)
+	_ = pgText(insertCompletedNumbersSQL, `INSERT INTO job_numbers (job_id, position, number, status, message, status_code,
+		requires_identity_update, needs_registration, attempts, started_at, completed_at)
+		SELECT $1, (value->>0)::int, value->>1, $3, $4, $5, $6, $7, $8, $9, $10 FROM json_array_elements($2::json) AS value`)
+	_ = pgText(countActiveJobsSQL, `SELECT count(*) FROM jobs WHERE user_id = $1 AND status IN ('pending', 'processing')`)
+)
+
 // insertJobRow inserts the job row and sets j.ID; webhookDue is when its
 // webhook falls due (the zero time while it is not due).
 func (s *Store) insertJobRow(tx *sql.Tx, j *Job, webhookDue time.Time) error {
-	res, err := s.wq.exec(tx, insertJobSQL,
-		j.UUID, j.UserID, j.Status, j.Total, j.SuccessCount, j.FailureCount, nullString(j.WebhookURL),
-		ms(j.CreatedAt), nullTime(j.StartedAt), nullTime(j.CompletedAt), j.WebhookState, nullTime(webhookDue))
+	args := []any{j.UUID, j.UserID, j.Status, j.Total, j.SuccessCount, j.FailureCount, nullString(j.WebhookURL),
+		ms(j.CreatedAt), nullTime(j.StartedAt), nullTime(j.CompletedAt), j.WebhookState, nullTime(webhookDue)}
+	if s.pg != nil { // no LastInsertId: the statement returns the id
+		if err := tx.QueryRow(s.q(insertJobSQL), args...).Scan(&j.ID); err != nil {
+			return fmt.Errorf("insert job: %w", err)
+		}
+		return nil
+	}
+	res, err := s.wq.exec(tx, insertJobSQL, args...)
 	if err != nil {
 		return fmt.Errorf("insert job: %w", err)
 	}
@@ -114,7 +134,7 @@ func (s *Store) insertQueuedJob(tx *sql.Tx, j *Job, numbers numberList) error {
 			return fmt.Errorf("insert numbers: %w", err)
 		}
 	}
-	return nil
+	return s.notify(tx, pgWorkChannel)
 }
 
 // completedNumber is a number restored in full before its job was stored
@@ -157,7 +177,7 @@ func (s *Store) insertCompletedJob(tx *sql.Tx, j *Job, numbers []completedNumber
 			return fmt.Errorf("activate inventory: %w", err)
 		}
 	}
-	settled, err := settleJob(tx, j.ID, jobSettlement{success: g.success, failure: g.failure,
+	settled, err := s.settleJob(tx, j.ID, jobSettlement{success: g.success, failure: g.failure,
 		firstStart: g.first, now: g.last, webhookDue: leaseUntil})
 	if err != nil {
 		return err
@@ -269,6 +289,11 @@ const jobColumns = `id, uuid, user_id, status, total, success_count, failure_cou
 	created_at, started_at, completed_at, webhook_state, webhook_attempts, webhook_delivered_at, webhook_error, ` +
 	jobLinkColumns
 
+// jobColumnsPG is jobColumns in PostgreSQL's dialect.
+const jobColumnsPG = `id, uuid, user_id, status, total, success_count, failure_count, cancelled_count, webhook_url,
+	created_at, started_at, completed_at, webhook_state, webhook_attempts, webhook_delivered_at, webhook_error, ` +
+	jobLinkColumnsPG
+
 // rowScanner is what *sql.Row and *sql.Rows have in common.
 type rowScanner interface{ Scan(dest ...any) error }
 
@@ -295,7 +320,7 @@ func scanJob(row rowScanner) (Job, error) {
 // jobForUser returns the user's job with that UUID; another user's job is
 // errNotFound, like a job that does not exist.
 func (s *Store) jobForUser(ctx context.Context, userID int64, uuid string) (Job, error) {
-	j, err := scanJob(s.rq.queryRow(ctx, "SELECT "+jobColumns+" FROM jobs WHERE uuid = ? AND user_id = ?", uuid, userID))
+	j, err := scanJob(s.rq.queryRow(ctx, "SELECT "+s.jobCols()+" FROM jobs WHERE uuid = ? AND user_id = ?", uuid, userID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Job{}, errNotFound
 	}
@@ -307,7 +332,7 @@ func (s *Store) jobForUser(ctx context.Context, userID int64, uuid string) (Job,
 
 // jobByID returns a job by its row id.
 func (s *Store) jobByID(ctx context.Context, id int64) (Job, error) {
-	j, err := scanJob(s.r.QueryRowContext(ctx, "SELECT "+jobColumns+" FROM jobs WHERE id = ?", id))
+	j, err := scanJob(s.r.QueryRowContext(ctx, s.q("SELECT "+s.jobCols()+" FROM jobs WHERE id = ?"), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return Job{}, errNotFound
 	}
@@ -320,6 +345,13 @@ func (s *Store) jobByID(ctx context.Context, id int64) (Job, error) {
 // resultColumns are the columns scanResult reads, in order.
 const resultColumns = `position, number, status, message, status_code, requires_identity_update,
 	needs_registration, attempts, started_at, completed_at`
+
+// resultColumnsPG is resultColumns in PostgreSQL's dialect, where a number
+// claimed by a live instance is told apart from a pending one as it is
+// read: its lease has not run out, and it is not waiting for a retry.
+const resultColumnsPG = `position, number, CASE WHEN status = 'pending' AND lease_until >= bulkrestore_now_ms()
+	AND next_attempt_at <= bulkrestore_now_ms() THEN 'processing' ELSE status END, message, status_code,
+	requires_identity_update, needs_registration, attempts, started_at, completed_at`
 
 // scanResult reads one row of resultColumns, after columns of its own
 // into lead (a join's).
@@ -360,17 +392,17 @@ type resultRead struct {
 // list), so the rows after offset are a seek on the primary key, from, and
 // not rows read and dropped; only a status filter, which no index serves,
 // reads the job from its start and passes over skip matches.
-func (rd resultRead) query(jobID int64) (string, []any) {
-	query := "SELECT " + resultColumns + " FROM job_numbers WHERE job_id = ?"
+func (rd resultRead) query(s *Store, jobID int64) (string, []any) {
+	query := "SELECT " + s.resultCols() + " FROM job_numbers WHERE job_id = ?"
 	args := []any{jobID}
 	if rd.number != "" {
 		// Without statistics SQLite would rather scan the job's range of
 		// the primary key than probe the index.
-		query = "SELECT " + resultColumns + " FROM job_numbers INDEXED BY job_numbers_number WHERE job_id = ? AND number = ?"
+		query = "SELECT " + s.resultCols() + " FROM job_numbers" + s.indexedBy("job_numbers_number") + " WHERE job_id = ? AND number = ?"
 		args = append(args, rd.number)
 	}
 	if rd.statuses != nil {
-		query += " AND status IN (SELECT value FROM json_each(?))"
+		query += " AND status " + s.inJSON("?", "text")
 		names := make([]string, len(rd.statuses))
 		for i, st := range rd.statuses {
 			names[i] = string(st)
@@ -383,7 +415,7 @@ func (rd resultRead) query(jobID int64) (string, []any) {
 	}
 	query += " ORDER BY position"
 	if rd.limit >= 0 || rd.skip > 0 {
-		query += " LIMIT ? OFFSET ?"
+		query += " LIMIT " + s.limitParam() + " OFFSET ?"
 		args = append(args, rd.limit, rd.skip)
 	}
 	return query, args
@@ -393,7 +425,7 @@ func (rd resultRead) query(jobID int64) (string, []any) {
 // order, one row at a time, so a job of any size is read in constant
 // memory. fn's first error ends the read and is returned.
 func (s *Store) readResults(ctx context.Context, jobID int64, rd resultRead, fn func(NumberResult) error) error {
-	query, args := rd.query(jobID)
+	query, args := rd.query(s, jobID)
 	stmt, err := s.rq.get(query)
 	if err != nil {
 		return fmt.Errorf("read results: %w", err)
@@ -426,12 +458,21 @@ func (s *Store) eachResult(ctx context.Context, jobID int64, number string, offs
 	return s.readResults(ctx, jobID, rd, fn)
 }
 
+// countActiveJobsSQL counts a user's unfinished jobs.
+const countActiveJobsSQL = `SELECT count(*) FROM jobs INDEXED BY jobs_user_active
+		WHERE user_id = ? AND status IN ('pending', 'processing')`
+
 // countActiveJobs counts a user's unfinished jobs, from the
-// jobs_user_active index.
-func countActiveJobs(tx *sql.Tx, userID int64) (int, error) {
+// jobs_user_active index. On PostgreSQL it first locks the user's row, so
+// that the submits of one user, on any instance, count one after another.
+func (s *Store) countActiveJobs(tx *sql.Tx, userID int64) (int, error) {
 	var n int
-	err := tx.QueryRow(`SELECT count(*) FROM jobs INDEXED BY jobs_user_active
-		WHERE user_id = ? AND status IN ('pending', 'processing')`, userID).Scan(&n)
+	if s.pg != nil {
+		if _, err := tx.Exec("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", userID); err != nil {
+			return 0, err
+		}
+	}
+	err := tx.QueryRow(s.q(countActiveJobsSQL), userID).Scan(&n)
 	return n, err
 }
 

@@ -73,7 +73,7 @@ func TestMigrationFromVersion1KeepsEverything(t *testing.T) {
 	}
 	for _, c := range counts {
 		t.Run(c.name, func(t *testing.T) {
-			if got := countRows(t, store.r, c.query); got != c.want {
+			if got := countRows(t, store, c.query); got != c.want {
 				t.Fatalf("%s: %d, want %d", c.query, got, c.want)
 			}
 		})

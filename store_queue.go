@@ -32,6 +32,76 @@ const settleJobSQL = `UPDATE jobs SET
 		FROM jobs WHERE id = ?5) AS t
 	WHERE id = ?5 RETURNING success_count + failure_count + cancelled_count >= total, status`
 
+// settleJobPG is settleJobSQL for PostgreSQL, where another transaction
+// may change the job between a subquery's snapshot and the row's lock: the
+// rule reads the counts of the locked row itself (SET sees the row as it
+// is before this update), so two instances recording results of one job
+// never lose a count.
+var _ = pgText(settleJobSQL, `UPDATE jobs SET
+	success_count = success_count + $1, failure_count = failure_count + $2, cancelled_count = cancelled_count + $3,
+	status = CASE
+		WHEN $7 AND status IN ('pending', 'processing') THEN 'cancelled'
+		WHEN status IN ('pending', 'processing') AND success_count + failure_count + cancelled_count + $1 + $2 + $3 >= total
+			THEN 'completed'
+		WHEN status = 'pending' THEN 'processing'
+		ELSE status END,
+	started_at = coalesce(started_at, $6),
+	completed_at = CASE WHEN status IN ('pending', 'processing')
+		AND ($7 OR success_count + failure_count + cancelled_count + $1 + $2 + $3 >= total) THEN $4 ELSE completed_at END,
+	webhook_state = CASE WHEN success_count + failure_count + cancelled_count + $1 + $2 + $3 >= total
+		AND webhook_state = 'waiting' THEN 'pending' ELSE webhook_state END,
+	webhook_next_at = CASE WHEN success_count + failure_count + cancelled_count + $1 + $2 + $3 >= total
+		AND webhook_state = 'waiting' THEN $8 ELSE webhook_next_at END
+	WHERE id = $5 RETURNING success_count + failure_count + cancelled_count >= total, status`)
+
+// The statements of the queue's reads and of cancellation.
+const (
+	cancelStatusSQL  = "SELECT status FROM jobs WHERE id = ?"
+	cancelNumbersSQL = `UPDATE job_numbers SET status = 'cancelled', message = ?, status_code = NULL, completed_at = ?
+		WHERE job_id = ? AND status = 'pending' AND position NOT IN (SELECT value FROM json_each(?))`
+	unsettledCancelledSQL = `SELECT id FROM jobs INDEXED BY jobs_cancel_unsettled
+		WHERE status = 'cancelled' AND total > success_count + failure_count + cancelled_count`
+	cancelLeftSQL = `UPDATE job_numbers SET status = 'cancelled', message = ?, status_code = NULL, completed_at = ?
+			WHERE job_id = ? AND status = 'pending'`
+	markStartedSQL = `UPDATE jobs SET status = 'processing', started_at = coalesce(started_at, ?)
+		WHERE id IN (SELECT value FROM json_each(?)) AND status = 'pending'`
+	jobStatusesSQL  = "SELECT id, status FROM jobs WHERE id IN (SELECT value FROM json_each(?))"
+	activeJobsSQL   = "SELECT id, user_id FROM jobs WHERE status IN ('pending', 'processing') ORDER BY id"
+	pendingAfterSQL = `SELECT position, number, attempts, next_attempt_at FROM job_numbers
+		WHERE job_id = ? AND status = 'pending' AND position > ? ORDER BY position LIMIT ?`
+	queuedNumbersSQL = `SELECT coalesce(sum(total - success_count - failure_count - cancelled_count), 0)
+		FROM jobs WHERE status IN ('pending', 'processing')`
+)
+
+// pgProcessing is, in PostgreSQL, a pending number some instance is
+// restoring: claimed under a live lease and not waiting for a retry. Every
+// other pending number may be cancelled at once.
+const pgProcessing = `(lease_until >= bulkrestore_now_ms() AND next_attempt_at <= bulkrestore_now_ms())`
+
+// The queue's statements in PostgreSQL. A cancellation locks the job row
+// first (as every write of a job's numbers does, in the order of the job
+// ids); it cancels this instance's numbers that no worker has started, as
+// on SQLite, and leaves those another live instance holds to that
+// instance, which records them when restored or cancels them when its
+// workers learn of the cancellation. Several jobs are locked in id order,
+// so two instances never wait for each other in a circle.
+var (
+	_ = pgText(cancelStatusSQL, "SELECT status FROM jobs WHERE id = $1 FOR UPDATE")
+	_ = pgText(cancelNumbersSQL, `UPDATE job_numbers SET status = 'cancelled', message = $1, status_code = NULL,
+		completed_at = $2, claimed_by = NULL, lease_until = NULL
+		WHERE job_id = $3 AND status = 'pending' AND position <> ALL(ARRAY(SELECT json_array_elements_text($4::json)::int))
+		AND NOT coalesce(claimed_by <> `+pgMe+` AND `+pgProcessing+`, false)`)
+	_ = pgText(unsettledCancelledSQL, `SELECT id FROM jobs
+		WHERE status = 'cancelled' AND total > success_count + failure_count + cancelled_count ORDER BY id`)
+	_ = pgText(cancelLeftSQL, `UPDATE job_numbers SET status = 'cancelled', message = $1, status_code = NULL,
+		completed_at = $2, claimed_by = NULL, lease_until = NULL
+		WHERE job_id = $3 AND status = 'pending' AND NOT coalesce(`+pgProcessing+`, false)`)
+	_ = pgText(markStartedSQL, `UPDATE jobs SET status = 'processing', started_at = coalesce(started_at, $1)
+		WHERE id IN (SELECT id FROM jobs WHERE id = ANY(ARRAY(SELECT json_array_elements_text($2::json)::bigint))
+			AND status = 'pending' ORDER BY id FOR UPDATE) AND status = 'pending'`)
+	_ = pgText(jobStatusesSQL, "SELECT id, status FROM jobs WHERE id = ANY(ARRAY(SELECT json_array_elements_text($1::json)::bigint))")
+)
+
 // jobSettlement is what a write adds to one job.
 type jobSettlement struct {
 	success, failure, cancelled int
@@ -48,10 +118,10 @@ type settledJob struct {
 }
 
 // settleJob applies settleJobSQL to one job.
-func settleJob(tx *sql.Tx, jobID int64, s jobSettlement) (settledJob, error) {
+func (s *Store) settleJob(tx *sql.Tx, jobID int64, js jobSettlement) (settledJob, error) {
 	var out settledJob
-	err := tx.QueryRow(settleJobSQL, s.success, s.failure, s.cancelled, ms(s.now), jobID,
-		nullTime(s.firstStart), s.cancel, ms(s.webhookDue)).Scan(&out.final, &out.status)
+	err := tx.QueryRow(s.q(settleJobSQL), js.success, js.failure, js.cancelled, ms(js.now), jobID,
+		nullTime(js.firstStart), js.cancel, ms(js.webhookDue)).Scan(&out.final, &out.status)
 	if err != nil {
 		return out, fmt.Errorf("settle job %d: %w", jobID, err)
 	}
@@ -72,9 +142,9 @@ func (e *errJobFinished) Error() string { return "job already " + string(e.statu
 // flight. A job that has already finished is an *errJobFinished, decided
 // inside the transaction, so that of two cancellations racing, the loser
 // learns the truth.
-func cancelJobNumbers(tx *sql.Tx, jobID int64, started []int, now time.Time) (cancelled int, err error) {
+func (s *Store) cancelJobNumbers(tx *sql.Tx, jobID int64, started []int, now time.Time) (cancelled int, err error) {
 	var status jobStatus
-	if err := tx.QueryRow("SELECT status FROM jobs WHERE id = ?", jobID).Scan(&status); err != nil {
+	if err := tx.QueryRow(s.q(cancelStatusSQL), jobID).Scan(&status); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
 			return 0, errNotFound
 		}
@@ -83,13 +153,14 @@ func cancelJobNumbers(tx *sql.Tx, jobID int64, started []int, now time.Time) (ca
 	if !status.active() {
 		return 0, &errJobFinished{status: status}
 	}
-	cancelled, err = execCount(tx, `UPDATE job_numbers SET status = 'cancelled', message = ?, status_code = NULL, completed_at = ?
-		WHERE job_id = ? AND status = 'pending' AND position NOT IN (SELECT value FROM json_each(?))`,
-		msgCancelled, ms(now), jobID, jsonList(append([]int{}, started...)))
+	cancelled, err = execCount(tx, s.q(cancelNumbersSQL), msgCancelled, ms(now), jobID, jsonList(append([]int{}, started...)))
 	if err != nil {
 		return 0, fmt.Errorf("cancel numbers: %w", err)
 	}
-	_, err = settleJob(tx, jobID, jobSettlement{cancelled: cancelled, cancel: true, firstStart: now, now: now, webhookDue: now})
+	settled, err := s.settleJob(tx, jobID, jobSettlement{cancelled: cancelled, cancel: true, firstStart: now, now: now, webhookDue: now})
+	if err == nil && settled.final {
+		err = s.notify(tx, pgWebhookChannel) // its webhook is due: wake the senders of every instance
+	}
 	return cancelled, err
 }
 
@@ -97,9 +168,8 @@ func cancelJobNumbers(tx *sql.Tx, jobID int64, started []int, now time.Time) (ca
 // cancelled while they were in flight in a process that then died. It runs
 // once at start, before any worker, and reads only such jobs (an index
 // holds them), however many jobs the file keeps.
-func recoverCancelled(tx *sql.Tx, now time.Time) error {
-	rows, err := tx.Query(`SELECT id FROM jobs INDEXED BY jobs_cancel_unsettled
-		WHERE status = 'cancelled' AND total > success_count + failure_count + cancelled_count`)
+func (s *Store) recoverCancelled(tx *sql.Tx, now time.Time) error {
+	rows, err := tx.Query(s.q(unsettledCancelledSQL))
 	if err != nil {
 		return fmt.Errorf("recover cancelled jobs: %w", err)
 	}
@@ -108,12 +178,15 @@ func recoverCancelled(tx *sql.Tx, now time.Time) error {
 		return fmt.Errorf("recover cancelled jobs: %w", err)
 	}
 	for _, id := range ids {
-		n, err := execCount(tx, `UPDATE job_numbers SET status = 'cancelled', message = ?, status_code = NULL, completed_at = ?
-			WHERE job_id = ? AND status = 'pending'`, msgCancelled, ms(now), id)
+		n, err := execCount(tx, s.q(cancelLeftSQL), msgCancelled, ms(now), id)
 		if err != nil {
 			return fmt.Errorf("recover cancelled job %d: %w", id, err)
 		}
-		if _, err := settleJob(tx, id, jobSettlement{cancelled: n, now: now, webhookDue: now}); err != nil {
+		settled, err := s.settleJob(tx, id, jobSettlement{cancelled: n, now: now, webhookDue: now})
+		if err == nil && settled.final {
+			err = s.notify(tx, pgWebhookChannel)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -136,15 +209,14 @@ func scanIDs(rows *sql.Rows) ([]int64, error) {
 
 // markJobsStarted marks pending jobs as processing; a job that completed
 // meanwhile is left alone.
-func markJobsStarted(tx *sql.Tx, ids []int64, now time.Time) error {
-	_, err := tx.Exec(`UPDATE jobs SET status = 'processing', started_at = coalesce(started_at, ?)
-		WHERE id IN (SELECT value FROM json_each(?)) AND status = 'pending'`, ms(now), jsonList(ids))
+func (s *Store) markJobsStarted(tx *sql.Tx, ids []int64, now time.Time) error {
+	_, err := tx.Exec(s.q(markStartedSQL), ms(now), jsonList(ids))
 	return err
 }
 
 // jobStatuses returns the status of each of the jobs that exists.
 func (s *Store) jobStatuses(ctx context.Context, ids []int64) (map[int64]jobStatus, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT id, status FROM jobs WHERE id IN (SELECT value FROM json_each(?))", jsonList(ids))
+	rows, err := s.r.QueryContext(ctx, s.q(jobStatusesSQL), jsonList(ids))
 	if err != nil {
 		return nil, fmt.Errorf("job statuses: %w", err)
 	}
@@ -166,7 +238,7 @@ type activeJob struct{ id, userID int64 }
 
 // activeJobs lists the jobs that still have numbers to restore, oldest first.
 func (s *Store) activeJobs(ctx context.Context) ([]activeJob, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT id, user_id FROM jobs WHERE status IN ('pending', 'processing') ORDER BY id")
+	rows, err := s.r.QueryContext(ctx, s.q(activeJobsSQL))
 	if err != nil {
 		return nil, fmt.Errorf("list active jobs: %w", err)
 	}
@@ -187,8 +259,7 @@ func (s *Store) activeJobs(ctx context.Context) ([]activeJob, error) {
 // it has read each job, so nothing is handed out twice, and a process that
 // dies leaves its numbers pending for the next one.
 func (s *Store) pendingAfter(ctx context.Context, job activeJob, after, n int) ([]claim, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT position, number, attempts, next_attempt_at FROM job_numbers
-		WHERE job_id = ? AND status = 'pending' AND position > ? ORDER BY position LIMIT ?`, job.id, after, n)
+	rows, err := s.r.QueryContext(ctx, s.q(pendingAfterSQL), job.id, after, n)
 	if err != nil {
 		return nil, fmt.Errorf("read pending numbers of job %d: %w", job.id, err)
 	}
@@ -213,8 +284,7 @@ func (s *Store) queuedNumbers() float64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var n int64
-	if err := s.r.QueryRowContext(ctx, `SELECT coalesce(sum(total - success_count - failure_count - cancelled_count), 0)
-		FROM jobs WHERE status IN ('pending', 'processing')`).Scan(&n); err != nil {
+	if err := s.r.QueryRowContext(ctx, s.q(queuedNumbersSQL)).Scan(&n); err != nil {
 		return -1
 	}
 	return float64(n)

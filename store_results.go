@@ -41,6 +41,40 @@ const (
 		WHERE user_id = ?1 AND state = 'released' AND number IN (SELECT value FROM json_each(?2))`
 )
 
+// The recorder's statements in PostgreSQL. The job rows of a batch are
+// locked first, in id order, so that two instances (or a cancellation)
+// never wait for each other in a circle. A result is written only to a
+// number this instance still holds (claimed_by), checked by the write
+// itself, row by row: an instance whose lease ran out and whose number
+// another took over writes nothing of its late result, so a number is
+// never recorded twice. A final result gives its number's claim up; a
+// retry keeps it (the number waits in this instance's retry queue).
+var (
+	_ = pgText(liveJobsSQL, "SELECT id FROM jobs WHERE id = ANY(ARRAY(SELECT json_array_elements_text($1::json)::bigint)) ORDER BY id FOR UPDATE")
+	_ = pgText(insertAttemptGroupSQL, `INSERT INTO attempts (job_id, position, attempt, started_at, finished_at, status_code, message)
+		SELECT $1, n.position, $3, $4, $5, $6, $7 FROM job_numbers AS n
+		WHERE n.job_id = $1 AND n.position = ANY(ARRAY(SELECT json_array_elements_text($2::json)::int))
+		AND (n.claimed_by IS NULL OR n.claimed_by = `+pgMe+`)`)
+	_ = pgText(insertAttemptSQL, `INSERT INTO attempts (job_id, position, attempt, started_at, finished_at, status_code, message)
+		SELECT $1, $2, $3, $4, $5, $6, $7 FROM job_numbers
+		WHERE job_id = $1 AND position = $2 AND status = 'pending' AND claimed_by = `+pgMe)
+	_ = pgText(retryResultSQL, `UPDATE job_numbers SET attempts = $1, next_attempt_at = $2, started_at = coalesce(started_at, $3)
+		WHERE job_id = $4 AND position = $5 AND status = 'pending' AND claimed_by = `+pgMe)
+	_ = pgText(finalGroupSQL, `UPDATE job_numbers SET status = $3, message = $4, status_code = $5,
+		requires_identity_update = $6, needs_registration = $7, attempts = $8,
+		started_at = coalesce(started_at, $9), completed_at = $10, claimed_by = NULL, lease_until = NULL
+		WHERE job_id = $1 AND status = 'pending' AND position = ANY(ARRAY(SELECT json_array_elements_text($2::json)::int))
+		AND claimed_by = `+pgMe+` RETURNING number`)
+	_ = pgText(cancelGroupSQL, `UPDATE job_numbers SET status = 'cancelled', message = $3, status_code = NULL, completed_at = $4,
+		claimed_by = NULL, lease_until = NULL
+		WHERE job_id = $1 AND status = 'pending' AND position = ANY(ARRAY(SELECT json_array_elements_text($2::json)::int))
+		AND claimed_by = `+pgMe)
+	// The index scan takes the array's numbers in their order (btree sorts
+	// an = ANY array), so two writes lock a user's rows in one order.
+	_ = pgText(activateManySQL, `UPDATE inventory SET state = 'active' WHERE user_id = $1 AND state = 'released'
+		AND number = ANY(ARRAY(SELECT json_array_elements_text($2::json)))`)
+)
+
 // recordOutcome is what recordResults learned while writing.
 type recordOutcome struct {
 	completedJobs []int64         // jobs whose every number is now final
@@ -48,6 +82,11 @@ type recordOutcome struct {
 	goneJobs      []int64         // jobs deleted meanwhile: their results were dropped
 	retries       []claim         // numbers that wait for another try, with DueAt set
 	finals        map[Outcome]int // final outcomes (status, code), for metrics
+	// dropped counts the results not recorded because their number was no
+	// longer pending under this process's claim: cancelled meanwhile, or,
+	// on PostgreSQL, taken over by another instance once this one's lease
+	// ran out.
+	dropped int
 }
 
 // outcomeGroup is a set of results that write the same values but for
@@ -116,9 +155,9 @@ type jobDelta struct{ success, failure, cancelled int }
 // activations, and per job the counts and, when its last number became
 // final, its completion and its webhook falling due. Results of jobs that
 // no longer exist (deleted with their user) are dropped and reported.
-func recordResults(tx *sql.Tx, results []workResult, policy retryPolicy, now time.Time) (recordOutcome, error) {
+func (s *Store) recordResults(tx *sql.Tx, results []workResult, policy retryPolicy, now time.Time) (recordOutcome, error) {
 	out := recordOutcome{finals: map[Outcome]int{}}
-	results, gone, err := keepLiveJobs(tx, results)
+	results, gone, err := s.keepLiveJobs(tx, results)
 	if err != nil {
 		return out, err
 	}
@@ -129,22 +168,23 @@ func recordResults(tx *sql.Tx, results []workResult, policy retryPolicy, now tim
 		deltas[id] = &jobDelta{}
 	}
 	for job, positions := range plan.cancelled {
-		n, err := execCount(tx, cancelGroupSQL, job, jsonList(positions), msgCancelled, ms(now))
+		n, err := execCount(tx, s.q(cancelGroupSQL), job, jsonList(positions), msgCancelled, ms(now))
 		if err != nil {
 			return out, fmt.Errorf("record cancellations: %w", err)
 		}
 		deltas[job].cancelled += n
 	}
-	if err := recordRetries(tx, plan.retried, plan.retries); err != nil {
+	if out.retries, err = s.recordRetries(tx, plan.retried, plan.retries); err != nil {
 		return out, err
 	}
-	out.retries = plan.retries
+	out.dropped += len(plan.retries) - len(out.retries)
 	activate := map[int64][]string{} // user -> numbers restored from released
 	for _, g := range plan.groups.order {
-		numbers, err := recordGroup(tx, g, plan.groups.m[g])
+		numbers, err := s.recordGroup(tx, g, plan.groups.m[g])
 		if err != nil {
 			return out, err
 		}
+		out.dropped += len(plan.groups.m[g]) - len(numbers)
 		out.finals[Outcome{Success: g.status == numberSuccess, StatusCode: g.code}] += len(numbers)
 		if g.status == numberSuccess {
 			deltas[g.job].success += len(numbers)
@@ -156,32 +196,35 @@ func recordResults(tx *sql.Tx, results []workResult, policy retryPolicy, now tim
 		}
 	}
 	for userID, numbers := range activate {
-		if _, err := tx.Exec(activateManySQL, userID, jsonList(numbers)); err != nil {
+		if _, err := tx.Exec(s.q(activateManySQL), userID, jsonList(numbers)); err != nil {
 			return out, fmt.Errorf("activate inventory: %w", err)
 		}
 	}
 	for _, id := range plan.jobs {
 		d := deltas[id]
-		s, err := settleJob(tx, id, jobSettlement{
+		settled, err := s.settleJob(tx, id, jobSettlement{
 			success: d.success, failure: d.failure, cancelled: d.cancelled,
 			firstStart: plan.firstStart[id], now: now, webhookDue: now,
 		})
 		if err != nil {
 			return out, err
 		}
-		if s.final {
+		if settled.final {
 			out.completedJobs = append(out.completedJobs, id)
-			if s.status == jobCompleted {
+			if settled.status == jobCompleted {
 				out.jobsCompleted++
 			}
 		}
+	}
+	if len(out.completedJobs) > 0 { // their webhooks may be due: wake the senders of every instance
+		return out, s.notify(tx, pgWebhookChannel)
 	}
 	return out, nil
 }
 
 // keepLiveJobs drops the results of jobs that no longer exist and returns
 // the rest, with the ids of the jobs dropped.
-func keepLiveJobs(tx *sql.Tx, results []workResult) ([]workResult, []int64, error) {
+func (s *Store) keepLiveJobs(tx *sql.Tx, results []workResult) ([]workResult, []int64, error) {
 	var ids []int64
 	seen := map[int64]bool{}
 	for _, r := range results {
@@ -190,7 +233,7 @@ func keepLiveJobs(tx *sql.Tx, results []workResult) ([]workResult, []int64, erro
 			ids = append(ids, r.JobID)
 		}
 	}
-	rows, err := tx.Query(liveJobsSQL, jsonList(ids))
+	rows, err := tx.Query(s.q(liveJobsSQL), jsonList(ids))
 	if err != nil {
 		return nil, nil, fmt.Errorf("check jobs: %w", err)
 	}
@@ -228,14 +271,14 @@ func keepLiveJobs(tx *sql.Tx, results []workResult) ([]workResult, []int64, erro
 // recordGroup writes the attempt rows and final states of one group and
 // returns the numbers it finalised (those cancelled meanwhile are left as
 // they are).
-func recordGroup(tx *sql.Tx, g outcomeGroup, positions []int) ([]string, error) {
+func (s *Store) recordGroup(tx *sql.Tx, g outcomeGroup, positions []int) ([]string, error) {
 	list := jsonList(positions)
 	if g.attempt > 1 { // a first try is recorded by its number's row alone (see number_attempts)
-		if _, err := tx.Exec(insertAttemptGroupSQL, g.job, list, g.attempt, g.started, g.finished, g.code, g.message); err != nil {
+		if _, err := tx.Exec(s.q(insertAttemptGroupSQL), g.job, list, g.attempt, g.started, g.finished, g.code, g.message); err != nil {
 			return nil, fmt.Errorf("record attempts: %w", err)
 		}
 	}
-	rows, err := tx.Query(finalGroupSQL, g.job, list, g.status, g.message, g.code,
+	rows, err := tx.Query(s.q(finalGroupSQL), g.job, list, g.status, g.message, g.code,
 		boolInt(g.riu), boolInt(g.nr), g.attempt, g.started, g.finished)
 	if err != nil {
 		return nil, fmt.Errorf("record results: %w", err)
@@ -253,31 +296,38 @@ func recordGroup(tx *sql.Tx, g outcomeGroup, positions []int) ([]string, error) 
 }
 
 // recordRetries writes each transient failure's attempt and when its
-// number is due again; results[i] is the attempt that made retries[i].
-func recordRetries(tx *sql.Tx, results []workResult, retries []claim) error {
+// number is due again; results[i] is the attempt that made retries[i]. It
+// returns the retries scheduled: a number no longer pending (under this
+// process's claim, on PostgreSQL) waits for no retry here.
+func (s *Store) recordRetries(tx *sql.Tx, results []workResult, retries []claim) ([]claim, error) {
 	if len(retries) == 0 {
-		return nil
+		return nil, nil
 	}
-	attempt, err := tx.Prepare(insertAttemptSQL)
+	attempt, err := tx.Prepare(s.q(insertAttemptSQL))
 	if err != nil {
-		return fmt.Errorf("record attempt: %w", err)
+		return nil, fmt.Errorf("record attempt: %w", err)
 	}
 	defer attempt.Close()
-	schedule, err := tx.Prepare(retryResultSQL)
+	schedule, err := tx.Prepare(s.q(retryResultSQL))
 	if err != nil {
-		return fmt.Errorf("schedule retry: %w", err)
+		return nil, fmt.Errorf("schedule retry: %w", err)
 	}
 	defer schedule.Close()
+	scheduled := retries[:0:0]
 	for i, r := range results {
 		c, o := retries[i], r.Outcome
 		if _, err := attempt.Exec(c.JobID, c.Position, c.Attempts, ms(r.Started), ms(r.Finished), o.StatusCode, o.Message); err != nil {
-			return fmt.Errorf("record attempt: %w", err)
+			return nil, fmt.Errorf("record attempt: %w", err)
 		}
-		if _, err := schedule.Exec(c.Attempts, ms(c.DueAt), ms(r.Started), c.JobID, c.Position); err != nil {
-			return fmt.Errorf("schedule retry: %w", err)
+		res, err := schedule.Exec(c.Attempts, ms(c.DueAt), ms(r.Started), c.JobID, c.Position)
+		if err != nil {
+			return nil, fmt.Errorf("schedule retry: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 1 {
+			scheduled = append(scheduled, c)
 		}
 	}
-	return nil
+	return scheduled, nil
 }
 
 // execCount runs a statement and returns how many rows it changed.

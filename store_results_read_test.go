@@ -11,12 +11,12 @@ import (
 
 // mixedJobFixture is a store holding one job of n numbers whose stored
 // states cycle through success, failed, pending, cancelled, success.
-func mixedJobFixture(t *testing.T, n int) (*Store, int64) {
+func mixedJobFixture(t *testing.T, db string, n int) (*Store, int64) {
 	t.Helper()
-	store, _, ids := queueFixture(t, n)
+	store, _, ids := queueFixture(t, db, n)
 	inTx(t, store, func(tx *sql.Tx) error {
-		_, err := tx.Exec(`UPDATE job_numbers SET status = CASE position % 5
-			WHEN 1 THEN 'failed' WHEN 2 THEN 'pending' WHEN 3 THEN 'cancelled' ELSE 'success' END WHERE job_id = ?`, ids[0])
+		_, err := tx.Exec(store.q(`UPDATE job_numbers SET status = CASE position % 5
+			WHEN 1 THEN 'failed' WHEN 2 THEN 'pending' WHEN 3 THEN 'cancelled' ELSE 'success' END WHERE job_id = ?`), ids[0])
 		return err
 	})
 	return store, ids[0]
@@ -35,7 +35,7 @@ func offsetPositions(t *testing.T, store *Store, jobID int64, statuses []numberS
 		}
 		query += " AND status IN (" + strings.Join(quoted, ",") + ")"
 	}
-	rows, err := store.r.Query(query+" ORDER BY position LIMIT ? OFFSET ?", append(args, limit, offset)...)
+	rows, err := store.r.Query(store.q(query+" ORDER BY position LIMIT "+store.limitParam()+" OFFSET ?"), append(args, limit, offset)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,8 +52,13 @@ func offsetPositions(t *testing.T, store *Store, jobID int64, statuses []numberS
 }
 
 func TestSeekPagingReturnsWhatOffsetPagingDid(t *testing.T) {
+	forEachStore(t, testSeekPagingReturnsWhatOffsetPagingDid)
+}
+
+// testSeekPagingReturnsWhatOffsetPagingDid runs TestSeekPagingReturnsWhatOffsetPagingDid on one database.
+func testSeekPagingReturnsWhatOffsetPagingDid(t *testing.T, db string) {
 	const n = 53
-	store, jobID := mixedJobFixture(t, n)
+	store, jobID := mixedJobFixture(t, db, n)
 	filters := [][]numberStatus{nil, {numberFailed}, {numberSuccess, numberCancelled}, {numberPending}}
 	for _, statuses := range filters {
 		for _, offset := range []int{0, 1, 7, 20, n - 1, n, n + 5} {
@@ -120,7 +125,7 @@ func queryPlan(t *testing.T, db *sql.DB, query string, args ...any) string {
 }
 
 func TestTheResultReadsUseTheirIndexes(t *testing.T) {
-	store, jobID := mixedJobFixture(t, 10)
+	store, jobID := mixedJobFixture(t, newTestDB(t), 10) // SQLite's query plans
 	cases := []struct {
 		name  string
 		rd    resultRead
@@ -136,7 +141,7 @@ func TestTheResultReadsUseTheirIndexes(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			query, args := c.rd.query(jobID)
+			query, args := c.rd.query(store, jobID)
 			plan := queryPlan(t, store.r, query, args...)
 			if !strings.Contains(plan, c.want) || strings.Contains(plan, c.never) {
 				t.Fatalf("plan:\n%s\nwant %q, never %q", plan, c.want, c.never)

@@ -15,6 +15,10 @@ import (
 const jobLinkColumns = `retry_of,
 	(SELECT json_group_array(r.uuid ORDER BY r.id) FROM jobs r WHERE r.retry_of = jobs.uuid)`
 
+// jobLinkColumnsPG is jobLinkColumns in PostgreSQL's dialect.
+const jobLinkColumnsPG = `retry_of,
+	(SELECT json_agg(r.uuid ORDER BY r.id)::text FROM jobs r WHERE r.retry_of = jobs.uuid)`
+
 // jobLinks is what scanJob reads of jobLinkColumns.
 type jobLinks struct {
 	retryOf   sql.NullString
@@ -36,8 +40,8 @@ func (l jobLinks) apply(j *Job) error {
 
 // linkRetry records, in the transaction that stores a new job, that it
 // retries the failures of the job retryOf (a uuid).
-func linkRetry(tx *sql.Tx, jobID int64, retryOf string) error {
-	if _, err := tx.Exec("UPDATE jobs SET retry_of = ? WHERE id = ?", retryOf, jobID); err != nil {
+func (s *Store) linkRetry(tx *sql.Tx, jobID int64, retryOf string) error {
+	if _, err := tx.Exec(s.q("UPDATE jobs SET retry_of = ? WHERE id = ?"), retryOf, jobID); err != nil {
 		return fmt.Errorf("link retry: %w", err)
 	}
 	return nil
@@ -54,10 +58,10 @@ func (s *Store) failedNumbers(ctx context.Context, jobID int64, codes []int) ([]
 		if err != nil {
 			return nil, err
 		}
-		query += " AND status_code IN (SELECT value FROM json_each(?))"
+		query += " AND status_code " + s.inJSON("?", "int")
 		args = append(args, string(list))
 	}
-	rows, err := s.r.QueryContext(ctx, query+" ORDER BY position", args...)
+	rows, err := s.r.QueryContext(ctx, s.q(query+" ORDER BY position"), args...)
 	if err != nil {
 		return nil, fmt.Errorf("read failed numbers: %w", err)
 	}

@@ -22,17 +22,17 @@ type sessionRow struct {
 }
 
 // insertSession stores a new session.
-func insertSession(tx *sql.Tx, s sessionRow) error {
+func (s *Store) insertSession(tx *sql.Tx, row sessionRow) error {
 	var user any
-	if !s.Admin {
-		user = s.User.ID
+	if !row.Admin {
+		user = row.User.ID
 	}
 	var proof any
-	if s.Admin {
-		proof = s.Proof
+	if row.Admin {
+		proof = row.Proof
 	}
-	_, err := tx.Exec(`INSERT INTO sessions (id_hash, user_id, admin, csrf_token, admin_proof, created_at, last_seen_at, expires_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, s.IDHash, user, boolInt(s.Admin), s.CSRF, proof, ms(s.CreatedAt), ms(s.LastSeen), ms(s.ExpiresAt))
+	_, err := tx.Exec(s.q(`INSERT INTO sessions (id_hash, user_id, admin, csrf_token, admin_proof, created_at, last_seen_at, expires_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), row.IDHash, user, boolInt(row.Admin), row.CSRF, proof, ms(row.CreatedAt), ms(row.LastSeen), ms(row.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("insert session: %w", err)
 	}
@@ -63,8 +63,8 @@ func (s *Store) sessionByHash(ctx context.Context, hash []byte, now time.Time) (
 }
 
 // touchSession records activity on a session and moves its expiry.
-func touchSession(tx *sql.Tx, hash []byte, lastSeen, expires time.Time) error {
-	_, err := tx.Exec("UPDATE sessions SET last_seen_at = ?, expires_at = ? WHERE id_hash = ?", ms(lastSeen), ms(expires), hash)
+func (s *Store) touchSession(tx *sql.Tx, hash []byte, lastSeen, expires time.Time) error {
+	_, err := tx.Exec(s.q("UPDATE sessions SET last_seen_at = ?, expires_at = ? WHERE id_hash = ?"), ms(lastSeen), ms(expires), hash)
 	if err != nil {
 		return fmt.Errorf("touch session: %w", err)
 	}
@@ -72,16 +72,16 @@ func touchSession(tx *sql.Tx, hash []byte, lastSeen, expires time.Time) error {
 }
 
 // deleteSession ends a session (sign-out).
-func deleteSession(tx *sql.Tx, hash []byte) error {
-	if _, err := tx.Exec("DELETE FROM sessions WHERE id_hash = ?", hash); err != nil {
+func (s *Store) deleteSession(tx *sql.Tx, hash []byte) error {
+	if _, err := tx.Exec(s.q("DELETE FROM sessions WHERE id_hash = ?"), hash); err != nil {
 		return fmt.Errorf("delete session: %w", err)
 	}
 	return nil
 }
 
 // deleteExpiredSessions deletes the sessions expired by now.
-func deleteExpiredSessions(tx *sql.Tx, now time.Time) error {
-	if _, err := tx.Exec("DELETE FROM sessions WHERE expires_at <= ?", ms(now)); err != nil {
+func (s *Store) deleteExpiredSessions(tx *sql.Tx, now time.Time) error {
+	if _, err := tx.Exec(s.q("DELETE FROM sessions WHERE expires_at <= ?"), ms(now)); err != nil {
 		return fmt.Errorf("delete expired sessions: %w", err)
 	}
 	return nil

@@ -9,10 +9,11 @@ import (
 	"time"
 )
 
-// settleFixture is a store with one user and one queued job of n numbers.
-func settleFixture(t *testing.T, n int, webhook string) (*Store, int64) {
+// settleFixture is a store with one user and one queued job of n numbers,
+// on a fresh database of db's kind.
+func settleFixture(t *testing.T, db string, n int, webhook string) (*Store, int64) {
 	t.Helper()
-	store := newTestStore(t)
+	store := openTestStore(t, anotherDB(t, db))
 	if err := store.createUser(context.Background(), "alice", "k", newWebhookSecret()); err != nil {
 		t.Fatal(err)
 	}
@@ -42,6 +43,11 @@ func inTx(t *testing.T, store *Store, fn func(tx *sql.Tx) error) {
 }
 
 func TestSettleJobIsTheOneRuleThatMovesAJobOn(t *testing.T) {
+	forEachStore(t, testSettleJobIsTheOneRuleThatMovesAJobOn)
+}
+
+// testSettleJobIsTheOneRuleThatMovesAJobOn runs TestSettleJobIsTheOneRuleThatMovesAJobOn on one database.
+func testSettleJobIsTheOneRuleThatMovesAJobOn(t *testing.T, db string) {
 	now := time.Unix(500, 0)
 	cases := []struct {
 		name        string
@@ -69,11 +75,11 @@ func TestSettleJobIsTheOneRuleThatMovesAJobOn(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			store, id := settleFixture(t, 3, c.webhook)
+			store, id := settleFixture(t, db, 3, c.webhook)
 			var got settledJob
 			for _, s := range c.steps {
 				inTx(t, store, func(tx *sql.Tx) (err error) {
-					got, err = settleJob(tx, id, s)
+					got, err = store.settleJob(tx, id, s)
 					return err
 				})
 			}
@@ -90,12 +96,17 @@ func TestSettleJobIsTheOneRuleThatMovesAJobOn(t *testing.T) {
 }
 
 func TestCancelJobNumbers(t *testing.T) {
+	forEachStore(t, testCancelJobNumbers)
+}
+
+// testCancelJobNumbers runs TestCancelJobNumbers on one database.
+func testCancelJobNumbers(t *testing.T, db string) {
 	now := time.Unix(2000, 0)
 	t.Run("numbers not started are cancelled, the started ones left to finish", func(t *testing.T) {
-		store, _, ids := queueFixture(t, 5)
+		store, _, ids := queueFixture(t, db, 5)
 		var n int
 		inTx(t, store, func(tx *sql.Tx) (err error) {
-			n, err = cancelJobNumbers(tx, ids[0], []int{1}, now)
+			n, err = store.cancelJobNumbers(tx, ids[0], []int{1}, now)
 			return err
 		})
 		if n != 4 {
@@ -105,31 +116,51 @@ func TestCancelJobNumbers(t *testing.T) {
 		if j.Status != jobCancelled || j.CancelledCount != 4 {
 			t.Fatalf("job %s with %d cancelled, want cancelled with 4", j.Status, j.CancelledCount)
 		}
-		if got := countRows(t, store.r, "SELECT count(*) FROM job_numbers WHERE job_id = ? AND status = 'pending'", ids[0]); got != 1 {
+		if got := countRows(t, store, "SELECT count(*) FROM job_numbers WHERE job_id = ? AND status = 'pending'", ids[0]); got != 1 {
 			t.Fatalf("%d numbers left pending, want the started one", got)
 		}
 	})
 	t.Run("a finished job says how it finished", func(t *testing.T) {
-		store, _, ids := queueFixture(t, 2)
-		inTx(t, store, func(tx *sql.Tx) error { _, err := cancelJobNumbers(tx, ids[0], nil, now); return err })
+		store, _, ids := queueFixture(t, db, 2)
+		inTx(t, store, func(tx *sql.Tx) error { _, err := store.cancelJobNumbers(tx, ids[0], nil, now); return err })
 		tx, err := store.w.Begin()
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer tx.Rollback()
-		_, err = cancelJobNumbers(tx, ids[0], nil, now)
+		_, err = store.cancelJobNumbers(tx, ids[0], nil, now)
 		var finished *errJobFinished
 		if !errors.As(err, &finished) || finished.status != jobCancelled {
 			t.Fatalf("second cancel: %v, want the job already cancelled", err)
 		}
-		if _, err := cancelJobNumbers(tx, 9999, nil, now); !errors.Is(err, errNotFound) {
+		if _, err := store.cancelJobNumbers(tx, 9999, nil, now); !errors.Is(err, errNotFound) {
 			t.Fatalf("cancel of no job: %v, want errNotFound", err)
 		}
 	})
 }
 
+// takeAll claims every number of the jobs, as the dispatcher does before a
+// worker restores them.
+func takeAll(t *testing.T, store *Store, userID int64, jobs ...int64) []claim {
+	t.Helper()
+	var all []claim
+	for _, id := range jobs {
+		got, err := store.eng.takeNumbers(context.Background(), activeJob{id: id, userID: userID}, -1, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, got...)
+	}
+	return all
+}
+
 func TestRecordResultsDropsDeletedJobsAndRecordsTheRest(t *testing.T) {
-	store, userID, ids := queueFixture(t, 3, 3)
+	forEachStore(t, testRecordResultsDropsDeletedJobsAndRecordsTheRest)
+}
+
+// testRecordResultsDropsDeletedJobsAndRecordsTheRest runs TestRecordResultsDropsDeletedJobsAndRecordsTheRest on one database.
+func testRecordResultsDropsDeletedJobsAndRecordsTheRest(t *testing.T, db string) {
+	store, userID, ids := queueFixture(t, db, 3, 3)
 	if err := store.importInventory(context.Background(), userID,
 		[]InventoryRow{{Number: "15550000000", State: "released", ReleasedAt: time.Unix(1000, 0)}}, false); err != nil {
 		t.Fatal(err)
@@ -141,12 +172,13 @@ func TestRecordResultsDropsDeletedJobsAndRecordsTheRest(t *testing.T) {
 	}
 	restored := Outcome{Success: true, StatusCode: 200, Message: msgRestored, Activate: true}
 	busy := Outcome{StatusCode: 503, Message: "busy", Transient: true}
-	if _, err := store.w.Exec("DELETE FROM jobs WHERE id = ?", ids[1]); err != nil {
+	takeAll(t, store, userID, ids...) // results are recorded for numbers claimed
+	if _, err := store.w.Exec(store.q("DELETE FROM jobs WHERE id = ?"), ids[1]); err != nil {
 		t.Fatal(err)
 	}
 	var out recordOutcome
 	inTx(t, store, func(tx *sql.Tx) (err error) {
-		out, err = recordResults(tx, []workResult{
+		out, err = store.recordResults(tx, []workResult{
 			res(ids[0], 0, "15550000000", restored),
 			res(ids[0], 1, "15550000001", busy),
 			res(ids[1], 0, "15550100000", restored),
@@ -163,13 +195,13 @@ func TestRecordResultsDropsDeletedJobsAndRecordsTheRest(t *testing.T) {
 	if j.SuccessCount != 1 || j.Status != jobProcessing {
 		t.Fatalf("job %s with %d successes, want processing with 1", j.Status, j.SuccessCount)
 	}
-	if got := countRows(t, store.r, "SELECT count(*) FROM inventory WHERE number = '15550000000' AND state = 'active'"); got != 1 {
+	if got := countRows(t, store, "SELECT count(*) FROM inventory WHERE number = '15550000000' AND state = 'active'"); got != 1 {
 		t.Fatal("the restored number was not activated in the same write")
 	}
-	if got := countRows(t, store.r, "SELECT count(*) FROM number_attempts WHERE job_id = ?", ids[0]); got != 2 {
+	if got := countRows(t, store, "SELECT count(*) FROM number_attempts WHERE job_id = ?", ids[0]); got != 2 {
 		t.Fatalf("%d attempts recorded, want 2 (the success and the retried failure)", got)
 	}
-	if got := countRows(t, store.r, "SELECT count(*) FROM attempts WHERE job_id = ?", ids[0]); got != 1 {
+	if got := countRows(t, store, "SELECT count(*) FROM attempts WHERE job_id = ?", ids[0]); got != 1 {
 		t.Fatalf("%d attempt rows, want 1: a first try that succeeded is its number's row alone", got)
 	}
 }

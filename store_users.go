@@ -51,7 +51,7 @@ var errUserExists = errors.New("user already exists")
 // createUser stores a user with the given key (hashed) and secret.
 func (s *Store) createUser(ctx context.Context, name, key, secret string) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.Exec("INSERT INTO users (name, key_hash, webhook_secret, created_at) VALUES (?, ?, ?, ?)",
+		_, err := tx.Exec(s.q("INSERT INTO users (name, key_hash, webhook_secret, created_at) VALUES (?, ?, ?, ?)"),
 			name, hashKey(key), secret, ms(s.now()))
 		return err
 	})
@@ -63,7 +63,7 @@ func (s *Store) createUser(ctx context.Context, name, key, secret string) error 
 
 // listUsers returns every user, by name.
 func (s *Store) listUsers(ctx context.Context) ([]User, error) {
-	rows, err := s.r.QueryContext(ctx, "SELECT id, name, webhook_secret, created_at FROM users ORDER BY name")
+	rows, err := s.r.QueryContext(ctx, s.q("SELECT id, name, webhook_secret, created_at FROM users ORDER BY name"))
 	if err != nil {
 		return nil, fmt.Errorf("list users: %w", err)
 	}
@@ -115,7 +115,7 @@ func (s *Store) deleteUser(ctx context.Context, name string, stop func(jobIDs []
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var stopped []int64
 		var err error
-		id, stopped, err = lockOutUser(tx, name, s.now())
+		id, stopped, err = s.lockOutUser(tx, name, s.now())
 		if err == nil && stop != nil {
 			stop(stopped)
 		}
@@ -128,12 +128,12 @@ func (s *Store) deleteUser(ctx context.Context, name string, stop func(jobIDs []
 		err = s.write(ctx, func(tx *sql.Tx) error {
 			// A request that passed authentication just before the lockout
 			// may have queued a job since: stop it too.
-			stopped, err := stopUserJobs(tx, id, s.now())
+			stopped, err := s.stopUserJobs(tx, id, s.now())
 			if err == nil && stop != nil {
 				stop(stopped)
 			}
 			if err == nil {
-				done, err = purgeUserStep(tx, id, max(pace.step, 1))
+				done, err = s.purgeUserStep(tx, id, max(pace.step, 1))
 			}
 			return err
 		})
@@ -147,51 +147,73 @@ func (s *Store) deleteUser(ctx context.Context, name string, stop func(jobIDs []
 	return id, nil
 }
 
+// lockOutSQL takes a user's keys away and returns its id.
+const lockOutSQL = `UPDATE users SET key_hash = X'', previous_key_hash = NULL, previous_key_until = NULL
+		WHERE name = ? RETURNING id`
+
+var _ = pgText(lockOutSQL, `UPDATE users SET key_hash = ''::bytea, previous_key_hash = NULL, previous_key_until = NULL
+	WHERE name = $1 RETURNING id`)
+
 // lockOutUser is the first write of a deletion: the user's key (and any
 // previous one) stops working, no webhook of its finished jobs goes out any
 // more, and its unfinished jobs are stopped; it returns the user's id and
 // the jobs it stopped.
-func lockOutUser(tx *sql.Tx, name string, now time.Time) (int64, []int64, error) {
+func (s *Store) lockOutUser(tx *sql.Tx, name string, now time.Time) (int64, []int64, error) {
 	var id int64
-	err := tx.QueryRow(`UPDATE users SET key_hash = X'', previous_key_hash = NULL, previous_key_until = NULL
-		WHERE name = ? RETURNING id`, name).Scan(&id)
+	err := tx.QueryRow(s.q(lockOutSQL), name).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil, errNotFound
 	}
 	if err != nil {
 		return 0, nil, err
 	}
-	if _, err := tx.Exec(`UPDATE jobs SET webhook_state = 'none', webhook_next_at = NULL
-		WHERE user_id = ? AND webhook_state = 'pending'`, id); err != nil {
+	if _, err := tx.Exec(s.q(`UPDATE jobs SET webhook_state = 'none', webhook_next_at = NULL
+		WHERE user_id = ? AND webhook_state = 'pending'`), id); err != nil {
 		return 0, nil, err
 	}
-	stopped, err := stopUserJobs(tx, id, now)
+	stopped, err := s.stopUserJobs(tx, id, now)
 	return id, stopped, err
 }
+
+// stopUserJobsSQL cancels a user's unfinished jobs; PostgreSQL locks them in id
+// order first, as every write of several jobs does.
+const stopUserJobsSQL = `UPDATE jobs SET status = 'cancelled', completed_at = ?, webhook_state = CASE
+		WHEN webhook_state IN ('waiting', 'pending') THEN 'none' ELSE webhook_state END, webhook_next_at = NULL
+		WHERE user_id = ? AND status IN ('pending', 'processing') RETURNING id`
+
+var _ = pgText(stopUserJobsSQL, `UPDATE jobs SET status = 'cancelled', completed_at = $1, webhook_state = CASE
+	WHEN webhook_state IN ('waiting', 'pending') THEN 'none' ELSE webhook_state END, webhook_next_at = NULL
+	WHERE id IN (SELECT id FROM jobs WHERE user_id = $2 AND status IN ('pending', 'processing') ORDER BY id FOR UPDATE)
+	AND status IN ('pending', 'processing') RETURNING id`)
 
 // stopUserJobs cancels a user's unfinished jobs, with no webhook to come,
 // and returns them. Workers of any process learn of it when they next check
 // a job (within liveCheckAge), and restore nothing more of it.
-func stopUserJobs(tx *sql.Tx, userID int64, now time.Time) ([]int64, error) {
-	rows, err := tx.Query(`UPDATE jobs SET status = 'cancelled', completed_at = ?, webhook_state = CASE
-		WHEN webhook_state IN ('waiting', 'pending') THEN 'none' ELSE webhook_state END, webhook_next_at = NULL
-		WHERE user_id = ? AND status IN ('pending', 'processing') RETURNING id`, ms(now), userID)
+func (s *Store) stopUserJobs(tx *sql.Tx, userID int64, now time.Time) ([]int64, error) {
+	rows, err := tx.Query(s.q(stopUserJobsSQL), ms(now), userID)
 	if err != nil {
 		return nil, fmt.Errorf("stop jobs: %w", err)
 	}
 	return scanIDs(rows)
 }
 
+// purgeInventorySQL deletes the first ?2 numbers of user ?1's inventory.
+const purgeInventorySQL = `DELETE FROM inventory WHERE user_id = ?1 AND number <= (SELECT max(number) FROM
+		(SELECT number FROM inventory WHERE user_id = ?1 ORDER BY number LIMIT ?2))`
+
+var _ = pgText(purgeInventorySQL, `DELETE FROM inventory WHERE user_id = $1 AND number <= (SELECT max(number) FROM
+	(SELECT number FROM inventory WHERE user_id = $1 ORDER BY number LIMIT $2) AS page)`)
+
 // purgeUserStep deletes about budget numbers of a user: its jobs first,
 // each job in one statement when it fits in what is left of the budget,
 // else a chunk of its numbers (as the retention janitor does); then its
 // inventory; and once nothing is left, the user row. It reports whether
 // the user is gone.
-func purgeUserStep(tx *sql.Tx, userID int64, budget int) (bool, error) {
+func (s *Store) purgeUserStep(tx *sql.Tx, userID int64, budget int) (bool, error) {
 	for budget > 0 {
 		var jobID int64
 		var total int
-		err := tx.QueryRow("SELECT id, total FROM jobs WHERE user_id = ? ORDER BY id LIMIT 1", userID).Scan(&jobID, &total)
+		err := tx.QueryRow(s.q("SELECT id, total FROM jobs WHERE user_id = ? ORDER BY id LIMIT 1"), userID).Scan(&jobID, &total)
 		if errors.Is(err, sql.ErrNoRows) {
 			break
 		}
@@ -199,10 +221,10 @@ func purgeUserStep(tx *sql.Tx, userID int64, budget int) (bool, error) {
 			return false, err
 		}
 		if total > budget {
-			_, err := deleteJobChunk(tx, jobID, budget)
+			_, err := s.deleteJobChunk(tx, jobID, budget)
 			return false, err
 		}
-		if _, err := tx.Exec("DELETE FROM jobs WHERE id = ?", jobID); err != nil {
+		if _, err := tx.Exec(s.q("DELETE FROM jobs WHERE id = ?"), jobID); err != nil {
 			return false, err
 		}
 		budget -= max(total, 1)
@@ -210,22 +232,28 @@ func purgeUserStep(tx *sql.Tx, userID int64, budget int) (bool, error) {
 	if budget <= 0 {
 		return false, nil
 	}
-	n, err := execCount(tx, `DELETE FROM inventory WHERE user_id = ?1 AND number <= (SELECT max(number) FROM
-		(SELECT number FROM inventory WHERE user_id = ?1 ORDER BY number LIMIT ?2))`, userID, budget)
+	n, err := execCount(tx, s.q(purgeInventorySQL), userID, budget)
 	if err != nil || n == budget {
 		return false, err
 	}
-	_, err = tx.Exec("DELETE FROM users WHERE id = ?", userID)
+	_, err = tx.Exec(s.q("DELETE FROM users WHERE id = ?"), userID)
 	return err == nil, err
 }
+
+// rotateKeySQL gives user ?4 the key hash ?3, keeping the old one until ?2
+// when the overlap ?1 (ms) is positive.
+const rotateKeySQL = `UPDATE users SET previous_key_hash = CASE WHEN ?1 > 0 THEN key_hash END,
+			previous_key_until = CASE WHEN ?1 > 0 THEN ?2 END, key_hash = ?3 WHERE name = ?4`
+
+var _ = pgText(rotateKeySQL, `UPDATE users SET previous_key_hash = CASE WHEN $1::bigint > 0 THEN key_hash END,
+	previous_key_until = CASE WHEN $1::bigint > 0 THEN $2::bigint END, key_hash = $3 WHERE name = $4`)
 
 // rotateKey gives a user a new API key; the old one keeps working for
 // overlap (not at all when it is 0), so that clients can switch over. A
 // key rotated out earlier stops working at once.
 func (s *Store) rotateKey(ctx context.Context, name, key string, overlap time.Duration) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		n, err := execCount(tx, `UPDATE users SET previous_key_hash = CASE WHEN ?1 > 0 THEN key_hash END,
-			previous_key_until = CASE WHEN ?1 > 0 THEN ?2 END, key_hash = ?3 WHERE name = ?4`,
+		n, err := execCount(tx, s.q(rotateKeySQL),
 			overlap.Milliseconds(), ms(s.now().Add(overlap)), hashKey(key), name)
 		if err == nil && n == 0 {
 			return errNotFound
@@ -242,8 +270,8 @@ func (s *Store) rotateKey(ctx context.Context, name, key string, overlap time.Du
 // alongside it for overlap, so receivers can switch without losing messages.
 func (s *Store) rotateSecret(ctx context.Context, name, secret string, overlap time.Duration) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		n, err := execCount(tx, `UPDATE users SET previous_secret = webhook_secret, previous_until = ?,
-			webhook_secret = ? WHERE name = ?`, ms(s.now().Add(overlap)), secret, name)
+		n, err := execCount(tx, s.q(`UPDATE users SET previous_secret = webhook_secret, previous_until = ?,
+			webhook_secret = ? WHERE name = ?`), ms(s.now().Add(overlap)), secret, name)
 		if err == nil && n == 0 {
 			return errNotFound
 		}
@@ -291,7 +319,7 @@ func (s *Store) authenticate(ctx context.Context, name, key string) (User, error
 // userByName looks a user up for the admin commands.
 func (s *Store) userByName(ctx context.Context, name string) (User, error) {
 	var u User
-	err := s.r.QueryRowContext(ctx, "SELECT id, name, webhook_secret FROM users WHERE name = ?", name).
+	err := s.r.QueryRowContext(ctx, s.q("SELECT id, name, webhook_secret FROM users WHERE name = ?"), name).
 		Scan(&u.ID, &u.Name, &u.WebhookSecret)
 	if errors.Is(err, sql.ErrNoRows) {
 		return User{}, errNotFound

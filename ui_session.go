@@ -91,7 +91,7 @@ func (a *app) startSession(ctx context.Context, who sessionRow) (string, session
 	s.IDHash, s.CSRF = hashKey(id), newSessionToken()
 	s.CreatedAt, s.LastSeen = now, now
 	s.ExpiresAt = a.sessionExpiry(s.CreatedAt, now)
-	if err := a.writer.do(ctx, func(tx *sql.Tx) error { return insertSession(tx, s) }); err != nil {
+	if err := a.writer.do(ctx, func(tx *sql.Tx) error { return a.store.insertSession(tx, s) }); err != nil {
 		return "", sessionRow{}, err
 	}
 	a.log.Info("console sign-in", "user", s.name())
@@ -132,7 +132,7 @@ func (a *app) touch(ctx context.Context, s *sessionRow) {
 		return
 	}
 	s.LastSeen, s.ExpiresAt = now, a.sessionExpiry(s.CreatedAt, now)
-	err := a.writer.do(ctx, func(tx *sql.Tx) error { return touchSession(tx, s.IDHash, s.LastSeen, s.ExpiresAt) })
+	err := a.writer.do(ctx, func(tx *sql.Tx) error { return a.store.touchSession(tx, s.IDHash, s.LastSeen, s.ExpiresAt) })
 	if err != nil {
 		// The session is valid either way; only its idle deadline did not move.
 		a.log.Warn("touch console session", "err", err)
@@ -141,7 +141,7 @@ func (a *app) touch(ctx context.Context, s *sessionRow) {
 
 // endSession deletes a session (sign-out).
 func (a *app) endSession(ctx context.Context, s sessionRow) error {
-	return a.writer.do(ctx, func(tx *sql.Tx) error { return deleteSession(tx, s.IDHash) })
+	return a.writer.do(ctx, func(tx *sql.Tx) error { return a.store.deleteSession(tx, s.IDHash) })
 }
 
 // csrfOK reports whether token is the session's CSRF token, compared in

@@ -13,10 +13,15 @@ import (
 )
 
 func TestConsoleSessionsEnd(t *testing.T) {
+	forEachStore(t, testConsoleSessionsEnd)
+}
+
+// testConsoleSessionsEnd runs TestConsoleSessionsEnd on one database.
+func testConsoleSessionsEnd(t *testing.T, db string) {
 	const idle, lifetime = time.Hour, 3 * time.Hour
 	start := func(t *testing.T) (*service, *consoleClient, *testClock) {
 		clock := &testClock{}
-		svc, srv := startServiceWith(t, nil, "-dev", "-console-idle-timeout", idle.String(), "-console-session-lifetime", lifetime.String())
+		svc, srv := startServiceWith(t, nil, "-db", anotherDB(t, db), "-dev", "-console-idle-timeout", idle.String(), "-console-session-lifetime", lifetime.String())
 		svc.app.now = clock.now // before any request
 		c := newConsoleClient(t, srv.URL)
 		c.signIn("demo", "demo")
@@ -127,7 +132,12 @@ func countSessions(t *testing.T, svc *service) int {
 }
 
 func TestConsoleStateChangesNeedTheSessionsCSRFToken(t *testing.T) {
-	_, srv := startServiceWith(t, newGatedRestorer(t), "-dev")
+	forEachStore(t, testConsoleStateChangesNeedTheSessionsCSRFToken)
+}
+
+// testConsoleStateChangesNeedTheSessionsCSRFToken runs TestConsoleStateChangesNeedTheSessionsCSRFToken on one database.
+func testConsoleStateChangesNeedTheSessionsCSRFToken(t *testing.T, db string) {
+	_, srv := startServiceWith(t, newGatedRestorer(t), "-dev", "-db", db)
 	c := newConsoleClient(t, srv.URL)
 	c.signIn("demo", "demo")
 	token := c.csrf()
@@ -177,7 +187,12 @@ func TestConsoleStateChangesNeedTheSessionsCSRFToken(t *testing.T) {
 }
 
 func TestConsoleNeverShowsAnotherUsersJob(t *testing.T) {
-	svc, srv := startServiceWith(t, newGatedRestorer(t), "-dev")
+	forEachStore(t, testConsoleNeverShowsAnotherUsersJob)
+}
+
+// testConsoleNeverShowsAnotherUsersJob runs TestConsoleNeverShowsAnotherUsersJob on one database.
+func testConsoleNeverShowsAnotherUsersJob(t *testing.T, db string) {
+	svc, srv := startServiceWith(t, newGatedRestorer(t), "-dev", "-db", db)
 	key, _ := addUser(t, svc.app.cfg.db, "acme")
 	theirs := call(t, http.MethodPost, srv.URL+"/v3/bulk_restore", "acme", key, map[string]any{"numbers": seqNumbers(15551230111, 12)})
 	job := theirs.Body["job_uuid"].(string)

@@ -223,7 +223,12 @@ func TestConsoleSessionCookie(t *testing.T) {
 }
 
 func TestConsoleSignIn(t *testing.T) {
-	_, srv := startServiceWith(t, nil, "-dev")
+	forEachStore(t, testConsoleSignIn)
+}
+
+// testConsoleSignIn runs TestConsoleSignIn on one database.
+func testConsoleSignIn(t *testing.T, db string) {
+	_, srv := startServiceWith(t, nil, "-dev", "-db", db)
 	t.Run("credentials in the address are never read", func(t *testing.T) {
 		c := newConsoleClient(t, srv.URL)
 		for _, p := range []page{

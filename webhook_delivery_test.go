@@ -20,15 +20,10 @@ func whFlags(extra ...string) []string {
 	return append(append([]string{"-dev"}, whRetryFlags...), extra...)
 }
 
-// whOpenDB opens a read-only connection pool on a server's database file.
-func whOpenDB(t testing.TB, path string) *sql.DB {
+// whOpenDB opens a server's database for the test's own reads.
+func whOpenDB(t testing.TB, path string) testSQL {
 	t.Helper()
-	db, err := sql.Open("sqlite", dsn(path, "_pragma", "query_only(1)"))
-	if err != nil {
-		t.Fatalf("open %s: %v", path, err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
+	return rawSQL(t, path)
 }
 
 // whAttemptRow is one row of the webhook_attempts table.
@@ -41,7 +36,7 @@ type whAttemptRow struct {
 }
 
 // whAttemptRows returns a job's stored delivery attempts in order.
-func whAttemptRows(t testing.TB, db *sql.DB, jobUUID string) []whAttemptRow {
+func whAttemptRows(t testing.TB, db testSQL, jobUUID string) []whAttemptRow {
 	t.Helper()
 	rows, err := db.Query(`SELECT a.attempt, a.at, a.http_status, a.error, a.duration_ms FROM webhook_attempts a
 		JOIN jobs j ON j.id = a.job_id WHERE j.uuid = ? ORDER BY a.attempt`, jobUUID)
@@ -64,7 +59,7 @@ func whAttemptRows(t testing.TB, db *sql.DB, jobUUID string) []whAttemptRow {
 }
 
 // whJobState returns a job's outbox state and attempt count.
-func whJobState(t testing.TB, db *sql.DB, jobUUID string) (state string, attempts int) {
+func whJobState(t testing.TB, db testSQL, jobUUID string) (state string, attempts int) {
 	t.Helper()
 	err := db.QueryRow("SELECT webhook_state, webhook_attempts FROM jobs WHERE uuid = ?", jobUUID).Scan(&state, &attempts)
 	if err != nil {
@@ -74,7 +69,7 @@ func whJobState(t testing.TB, db *sql.DB, jobUUID string) (state string, attempt
 }
 
 // whDemoSecret returns the demo user's webhook secret.
-func whDemoSecret(t testing.TB, db *sql.DB) string {
+func whDemoSecret(t testing.TB, db testSQL) string {
 	t.Helper()
 	var secret string
 	if err := db.QueryRow("SELECT webhook_secret FROM users WHERE name = 'demo'").Scan(&secret); err != nil {
@@ -117,7 +112,12 @@ func whWantDelivered(t testing.TB, st apiResponse, attempts int) {
 }
 
 func TestWebhookSyncJobIsDeliveredBeforeTheResponse(t *testing.T) {
-	s := startServer(t, whFlags()...)
+	forEachStore(t, testWebhookSyncJobIsDeliveredBeforeTheResponse)
+}
+
+// testWebhookSyncJobIsDeliveredBeforeTheResponse runs TestWebhookSyncJobIsDeliveredBeforeTheResponse on one database.
+func testWebhookSyncJobIsDeliveredBeforeTheResponse(t *testing.T, dbURL string) {
+	s := startServer(t, append([]string{"-db", dbURL}, whFlags()...)...)
 	db := whOpenDB(t, s.DB)
 	h := newWHReceiver(t, http.StatusOK)
 	resp := whSubmit(t, s, "demo", "demo", []string{"15551230100", "15551230103", "15551230107"}, h.URL)
@@ -176,7 +176,12 @@ func TestWebhookSyncJobIsDeliveredBeforeTheResponse(t *testing.T) {
 }
 
 func TestWebhookSyncJobIsRetriedUntilTheReceiverRecovers(t *testing.T) {
-	s := startServer(t, whFlags("-webhook-max-attempts", "1000")...)
+	forEachStore(t, testWebhookSyncJobIsRetriedUntilTheReceiverRecovers)
+}
+
+// testWebhookSyncJobIsRetriedUntilTheReceiverRecovers runs TestWebhookSyncJobIsRetriedUntilTheReceiverRecovers on one database.
+func testWebhookSyncJobIsRetriedUntilTheReceiverRecovers(t *testing.T, dbURL string) {
+	s := startServer(t, append([]string{"-db", dbURL}, whFlags("-webhook-max-attempts", "1000")...)...)
 	db := whOpenDB(t, s.DB)
 	h := newWHReceiver(t, http.StatusInternalServerError)
 	resp := whSubmit(t, s, "demo", "demo", []string{"15551230101", "15551230102"}, h.URL)
@@ -257,7 +262,12 @@ func TestWebhookSyncJobIsRetriedUntilTheReceiverRecovers(t *testing.T) {
 }
 
 func TestWebhookQueuedJobIsDeliveredOnceAfterCompletion(t *testing.T) {
-	s := startServer(t, whFlags()...)
+	forEachStore(t, testWebhookQueuedJobIsDeliveredOnceAfterCompletion)
+}
+
+// testWebhookQueuedJobIsDeliveredOnceAfterCompletion runs TestWebhookQueuedJobIsDeliveredOnceAfterCompletion on one database.
+func testWebhookQueuedJobIsDeliveredOnceAfterCompletion(t *testing.T, dbURL string) {
+	s := startServer(t, append([]string{"-db", dbURL}, whFlags()...)...)
 	db := whOpenDB(t, s.DB)
 	h := newWHReceiver(t, http.StatusNoContent)
 	numbers := seqNumbers(15551230110, 12)
@@ -319,9 +329,14 @@ func TestWebhookQueuedJobIsDeliveredOnceAfterCompletion(t *testing.T) {
 }
 
 func TestWebhookGivesUpAfterMaxAttempts(t *testing.T) {
+	forEachStore(t, testWebhookGivesUpAfterMaxAttempts)
+}
+
+// testWebhookGivesUpAfterMaxAttempts runs TestWebhookGivesUpAfterMaxAttempts on one database.
+func testWebhookGivesUpAfterMaxAttempts(t *testing.T, dbURL string) {
 	for _, max := range []int{1, 3} {
 		t.Run(fmt.Sprintf("an always failing receiver gets exactly %d attempts", max), func(t *testing.T) {
-			s := startServer(t, whFlags("-webhook-max-attempts", itoa(max))...)
+			s := startServer(t, append([]string{"-db", anotherDB(t, dbURL)}, whFlags("-webhook-max-attempts", itoa(max))...)...)
 			db := whOpenDB(t, s.DB)
 			h := newWHReceiver(t, http.StatusServiceUnavailable)
 			resp := whSubmit(t, s, "demo", "demo", []string{"15551230104"}, h.URL)
@@ -348,8 +363,13 @@ func TestWebhookGivesUpAfterMaxAttempts(t *testing.T) {
 }
 
 func TestWebhookPendingDeliverySurvivesARestart(t *testing.T) {
+	forEachStore(t, testWebhookPendingDeliverySurvivesARestart)
+}
+
+// testWebhookPendingDeliverySurvivesARestart runs TestWebhookPendingDeliverySurvivesARestart on one database.
+func testWebhookPendingDeliverySurvivesARestart(t *testing.T, dbURL string) {
 	h := newWHReceiver(t, http.StatusBadGateway)
-	first := startServer(t, whFlags("-webhook-max-attempts", "1000")...)
+	first := startServer(t, append([]string{"-db", dbURL}, whFlags("-webhook-max-attempts", "1000")...)...)
 	resp := whSubmit(t, first, "demo", "demo", []string{"15551230105"}, h.URL)
 	if resp.Status != http.StatusOK || resp.Body["webhook_error"] != "HTTP 502 from webhook" {
 		t.Fatalf("status %d webhook_error %v: %s", resp.Status, resp.Body["webhook_error"], resp.Raw)
@@ -368,7 +388,7 @@ func TestWebhookPendingDeliverySurvivesARestart(t *testing.T) {
 	}
 	h.setStatus(http.StatusOK)
 
-	second := startServer(t, whFlags("-webhook-max-attempts", "1000", "-db", first.DB)...)
+	second := startServer(t, append([]string{"-db", anotherDB(t, dbURL)}, whFlags("-webhook-max-attempts", "1000", "-db", first.DB)...)...)
 	var st apiResponse
 	waitFor(t, 10*time.Second, "delivery by the restarted server", func() bool {
 		st = whStatus(t, second, "demo", "demo", id)
@@ -398,8 +418,13 @@ func TestWebhookPendingDeliverySurvivesARestart(t *testing.T) {
 }
 
 func TestWebhookAddressPolicyWithoutDevMode(t *testing.T) {
+	forEachStore(t, testWebhookAddressPolicyWithoutDevMode)
+}
+
+// testWebhookAddressPolicyWithoutDevMode runs TestWebhookAddressPolicyWithoutDevMode on one database.
+func testWebhookAddressPolicyWithoutDevMode(t *testing.T, dbURL string) {
 	const csv = "number,state,released_at,requires_identity_update,needs_registration\n15559870001,released,,0,0\n"
-	s := startServer(t, whRetryFlags...)
+	s := startServer(t, append([]string{"-db", dbURL}, whRetryFlags...)...)
 	db := whOpenDB(t, s.DB)
 	key, _ := addUser(t, s.DB, "alice")
 	importCSV(t, s.DB, "alice", csv)
@@ -455,7 +480,7 @@ func TestWebhookAddressPolicyWithoutDevMode(t *testing.T) {
 		}
 	})
 	t.Run("with -allow-private-webhooks loopback receivers are called", func(t *testing.T) {
-		open := startServer(t, append([]string{"-allow-private-webhooks"}, whRetryFlags...)...)
+		open := startServer(t, append([]string{"-db", anotherDB(t, dbURL)}, append([]string{"-allow-private-webhooks"}, whRetryFlags...)...)...)
 		okKey, _ := addUser(t, open.DB, "bob")
 		importCSV(t, open.DB, "bob", csv)
 		for i, hook := range []string{"http://127.0.0.1:" + port + "/hook", "http://localhost:" + port + "/hook"} {
@@ -474,7 +499,12 @@ func TestWebhookAddressPolicyWithoutDevMode(t *testing.T) {
 }
 
 func TestWebhookAttemptsAreStoredWithStatusErrorAndDuration(t *testing.T) {
-	s := startServer(t, whFlags("-webhook-max-attempts", "1", "-webhook-timeout", "1s")...)
+	forEachStore(t, testWebhookAttemptsAreStoredWithStatusErrorAndDuration)
+}
+
+// testWebhookAttemptsAreStoredWithStatusErrorAndDuration runs TestWebhookAttemptsAreStoredWithStatusErrorAndDuration on one database.
+func testWebhookAttemptsAreStoredWithStatusErrorAndDuration(t *testing.T, dbURL string) {
+	s := startServer(t, append([]string{"-db", dbURL}, whFlags("-webhook-max-attempts", "1", "-webhook-timeout", "1s")...)...)
 	db := whOpenDB(t, s.DB)
 	cases := []struct {
 		name       string
@@ -557,9 +587,14 @@ func TestWebhookAttemptsAreStoredWithStatusErrorAndDuration(t *testing.T) {
 }
 
 func TestWebhookRetryWaitsNeverExceedRetryMax(t *testing.T) {
+	forEachStore(t, testWebhookRetryWaitsNeverExceedRetryMax)
+}
+
+// testWebhookRetryWaitsNeverExceedRetryMax runs TestWebhookRetryWaitsNeverExceedRetryMax on one database.
+func testWebhookRetryWaitsNeverExceedRetryMax(t *testing.T, dbURL string) {
 	// Uncapped, the waits from a 10ms base would reach 1.28s by the 9th retry.
 	const attempts = 10
-	s := startServer(t, "-dev", "-webhook-retry-base", "10ms", "-webhook-retry-max", "20ms",
+	s := startServer(t, "-db", dbURL, "-dev", "-webhook-retry-base", "10ms", "-webhook-retry-max", "20ms",
 		"-webhook-max-attempts", itoa(attempts))
 	db := whOpenDB(t, s.DB)
 	h := newWHReceiver(t, http.StatusInternalServerError)

@@ -15,7 +15,9 @@ import (
 // 'pending' is due at webhook_next_at. Every attempt is recorded; failures
 // are retried with capped exponential backoff and jitter, and since the
 // schedule lives in the database, a restart picks up where the last run
-// stopped.
+// stopped. Where instances share the database (PostgreSQL), taking a due
+// delivery claims it for this instance (see queueEngine.takeWebhooks), so
+// a job's webhook is in flight from one instance at a time.
 type webhookSender struct {
 	store       *Store
 	writer      *writer
@@ -106,7 +108,7 @@ func (s *webhookSender) due(ctx context.Context) ([]int64, time.Time, error) {
 	if room <= 0 {
 		return nil, time.Time{}, nil // a finishing delivery nudges the loop
 	}
-	ids, next, err := s.store.dueWebhooks(ctx, s.now(), room+busy)
+	ids, next, err := s.store.eng.takeWebhooks(ctx, s.now(), room, busy, s.hold())
 	if err != nil {
 		return nil, time.Time{}, err
 	}
@@ -119,6 +121,13 @@ func (s *webhookSender) due(ctx context.Context) ([]int64, time.Time, error) {
 		}
 	}
 	return free, next, nil
+}
+
+// hold is how long a delivery taken from the outbox is this process's
+// alone (PostgreSQL): longer than one attempt may take, with room to
+// record it. Should the process die, the delivery falls due again then.
+func (s *webhookSender) hold() time.Duration {
+	return s.deliverer.timeout + 30*time.Second
 }
 
 // launch delivers one job's message in its own goroutine.
@@ -181,7 +190,7 @@ func (s *webhookSender) attempt(ctx context.Context, job Job, secrets []string, 
 		s.observe(res)
 	}
 	err := s.writer.do(context.WithoutCancel(ctx), func(tx *sql.Tx) error {
-		return recordWebhookAttempt(tx, job.ID, at, res, s.retry, s.now())
+		return s.store.recordWebhookAttempt(tx, job.ID, at, res, s.retry, s.now())
 	})
 	if errors.Is(err, errNotFound) {
 		return res, nil

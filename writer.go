@@ -37,6 +37,14 @@ type writer struct {
 	// failing holds the last transient database error while writes fail
 	// for now (a full disk, say), nil once a commit succeeds again.
 	failing atomic.Pointer[string]
+
+	// direct, when set (PostgreSQL), runs each write in a transaction of
+	// its own on the caller's goroutine, through it: the database takes
+	// writers side by side and shares a disk flush between the commits
+	// that wait for one, which is what the group commit does for SQLite.
+	direct   func(ctx context.Context, fn func(tx *sql.Tx) error) error
+	directMu sync.RWMutex // held for reading by each direct write, for writing by stop
+	closed   bool
 }
 
 // writeOp is one queued write and the channel its result goes back on.
@@ -60,10 +68,32 @@ func newWriter(db *sql.DB, log *slog.Logger) *writer {
 	return w
 }
 
+// newStoreWriter starts the writer of a server's store: SQLite's
+// group-commit writer on its one write connection, or PostgreSQL's direct
+// writes.
+func newStoreWriter(s *Store, log *slog.Logger) *writer {
+	if s.pg != nil {
+		return newDirectWriter(s.pgWriteTx, log)
+	}
+	return newWriter(s.w, log)
+}
+
+// newDirectWriter starts a writer that runs each write in a transaction of
+// its own through txFn (PostgreSQL's, which runs a transaction that lost a
+// deadlock again).
+func newDirectWriter(txFn func(ctx context.Context, fn func(tx *sql.Tx) error) error, log *slog.Logger) *writer {
+	w := &writer{direct: txFn, quit: make(chan struct{}), done: make(chan struct{}), log: log}
+	close(w.done)
+	return w
+}
+
 // do runs fn in a write transaction and returns once that transaction has
 // committed (or failed). fn may be run together with other writes, so it must
 // touch only what it owns, and it must not keep tx.
 func (w *writer) do(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	if w.direct != nil {
+		return w.doDirect(ctx, fn)
+	}
 	op := &writeOp{fn: fn, done: make(chan error, 1)}
 	select {
 	case w.ops <- op:
@@ -76,11 +106,46 @@ func (w *writer) do(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return <-op.done
 }
 
+// doDirect runs fn in a transaction of its own, once it has begun
+// whatever happens to ctx (as a queued write does), and notes what the
+// database said.
+func (w *writer) doDirect(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	w.directMu.RLock()
+	defer w.directMu.RUnlock()
+	if w.closed {
+		return errWriterClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	start := time.Now()
+	err := w.direct(context.WithoutCancel(ctx), func(tx *sql.Tx) (err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("write panicked: %v", p)
+			}
+		}()
+		return fn(tx)
+	})
+	if isDatabaseError(err) {
+		w.noteHealth(err, nil)
+	} else {
+		w.noteHealth(nil, []error{err})
+	}
+	if w.observe != nil {
+		w.observe(time.Since(start), 1)
+	}
+	return err
+}
+
 // stop ends the writer after the writes already taken have committed.
 // Writes offered afterwards fail with errWriterClosed.
 func (w *writer) stop() {
 	w.stopOnce.Do(func() { close(w.quit) })
 	<-w.done
+	w.directMu.Lock()
+	w.closed = true
+	w.directMu.Unlock()
 }
 
 // run takes writes off the channel and commits them in groups.
@@ -150,7 +215,7 @@ func (w *writer) commit(batch []*writeOp) {
 func (w *writer) noteHealth(commitErr error, results []error) {
 	transient := ""
 	for _, err := range append([]error{commitErr}, results...) {
-		if sqliteCode(err) == 0 && !errors.Is(err, errSavepoint) {
+		if !isDatabaseError(err) && !errors.Is(err, errSavepoint) {
 			continue // no error, or the write's own (not found, a limit...)
 		}
 		class := classifyStoreError(err)

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// The bench on PostgreSQL (-db): servers on fresh databases of -db's
+// server, raw PostgreSQL as the throughput's baseline, and a scenario of
+// its own, two instances on one database against one.
+
+// startPGServer is startServer on a fresh PostgreSQL database, dropped when
+// the server stops.
+func (b *bench) startPGServer(ctx context.Context, inventory []string, extra ...string) (*benchServer, error) {
+	db, drop, err := b.pg.newDatabase(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := benchSeed(ctx, db, inventory); err != nil {
+		drop()
+		return nil, err
+	}
+	s, err := b.serveDB(ctx, db, extra...)
+	if err != nil {
+		drop()
+		return nil, err
+	}
+	s.drop = drop
+	return s, nil
+}
+
+// rawRate is the baseline of the throughput: batched updates on raw SQLite,
+// or on raw PostgreSQL under -db.
+func (b *bench) rawRate(ctx context.Context, rows, perTx int) (float64, error) {
+	if b.pg != nil {
+		return b.pg.rawPGRate(ctx, rows, perTx)
+	}
+	return rawSQLiteRate(ctx, rows, perTx)
+}
+
+// rawName names the baseline's database.
+func (b *bench) rawName() string {
+	if b.pg != nil {
+		return "PostgreSQL"
+	}
+	return "SQLite"
+}
+
+// benchInstancesScenario compares two instances on one database with one.
+var benchInstancesScenario = benchScenario{
+	name: "instances", key: "ratio", unit: "× (two/one)", target: ">= 1.0", store: "postgres",
+	run: (*bench).runInstances,
+	met: func(f benchFigures) bool { return f["ratio"] >= 1 },
+	note: func(b *bench, f benchFigures) string {
+		return fmt.Sprintf("one %s-number job, submit to completed, inventory backend: one instance %s numbers/s, two %s; "+
+			"upstream backend (%d workers each, %s): one %s numbers/s, two %s (× %.2f)",
+			benchFormat(f["numbers"]), benchFormat(f["one_per_s"]), benchFormat(f["two_per_s"]),
+			b.cfg.workersUpstream, b.cfg.latency, benchFormat(f["one_upstream_per_s"]), benchFormat(f["two_upstream_per_s"]),
+			f["upstream_ratio"])
+	},
+}
+
+// runInstances drains one job with one instance, then an equal one with two
+// instances sharing a database, on each backend.
+func (b *bench) runInstances(ctx context.Context) (benchFigures, error) {
+	n := b.count(100000, benchSmallJob)
+	out := benchFigures{"numbers": float64(n)}
+	for _, backend := range []string{"inventory", "upstream"} {
+		for _, instances := range []int{1, 2} {
+			rate, err := b.drainWith(ctx, backend, instances, n)
+			if err != nil {
+				return nil, fmt.Errorf("%s backend, %d instance(s): %w", backend, instances, err)
+			}
+			key := map[int]string{1: "one", 2: "two"}[instances] + map[string]string{"inventory": "_per_s", "upstream": "_upstream_per_s"}[backend]
+			out[key] = rate
+		}
+	}
+	out["ratio"] = out["two_per_s"] / out["one_per_s"]
+	out["upstream_ratio"] = out["two_upstream_per_s"] / out["one_upstream_per_s"]
+	return out, nil
+}
+
+// drainWith times one job of n numbers from submit to completed with
+// instances servers on one fresh database.
+func (b *bench) drainWith(ctx context.Context, backend string, instances, n int) (float64, error) {
+	numbers := benchNumbers(benchFirstNumber, n)
+	var extra []string
+	var inventory []string
+	if backend == "upstream" {
+		up, err := startBenchUpstream(b.cfg.latency, nil)
+		if err != nil {
+			return 0, err
+		}
+		defer up.close()
+		extra = b.upstreamArgs(up)
+	} else {
+		inventory = numbers
+	}
+	first, err := b.startServer(ctx, inventory, extra...)
+	if err != nil {
+		return 0, err
+	}
+	defer first.stop()
+	if instances == 2 {
+		second, err := b.serveDB(ctx, first.dbURL, extra...)
+		if err != nil {
+			return 0, err
+		}
+		defer second.stop()
+	}
+	start := time.Now()
+	id, err := first.submit(ctx, benchBody(numbers, ""))
+	if err != nil {
+		return 0, err
+	}
+	if err := first.waitCompleted(ctx, id, b.deadline(n)); err != nil {
+		return 0, err
+	}
+	return float64(n) / time.Since(start).Seconds(), nil
+}
