@@ -120,7 +120,7 @@ type settledJob struct {
 // settleJob applies settleJobSQL to one job.
 func (s *Store) settleJob(tx *sql.Tx, jobID int64, js jobSettlement) (settledJob, error) {
 	var out settledJob
-	err := tx.QueryRow(s.q(settleJobSQL), js.success, js.failure, js.cancelled, ms(js.now), jobID,
+	err := s.wq.queryRowTx(tx, settleJobSQL, js.success, js.failure, js.cancelled, ms(js.now), jobID,
 		nullTime(js.firstStart), js.cancel, ms(js.webhookDue)).Scan(&out.final, &out.status)
 	if err != nil {
 		return out, fmt.Errorf("settle job %d: %w", jobID, err)

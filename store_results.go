@@ -196,7 +196,7 @@ func (s *Store) recordResults(tx *sql.Tx, results []workResult, policy retryPoli
 		}
 	}
 	for userID, numbers := range activate {
-		if _, err := tx.Exec(s.q(activateManySQL), userID, jsonList(numbers)); err != nil {
+		if _, err := s.wq.exec(tx, activateManySQL, userID, jsonList(numbers)); err != nil {
 			return out, fmt.Errorf("activate inventory: %w", err)
 		}
 	}
@@ -233,7 +233,7 @@ func (s *Store) keepLiveJobs(tx *sql.Tx, results []workResult) ([]workResult, []
 			ids = append(ids, r.JobID)
 		}
 	}
-	rows, err := tx.Query(s.q(liveJobsSQL), jsonList(ids))
+	rows, err := s.wq.queryTx(tx, liveJobsSQL, jsonList(ids))
 	if err != nil {
 		return nil, nil, fmt.Errorf("check jobs: %w", err)
 	}
@@ -274,11 +274,11 @@ func (s *Store) keepLiveJobs(tx *sql.Tx, results []workResult) ([]workResult, []
 func (s *Store) recordGroup(tx *sql.Tx, g outcomeGroup, positions []int) ([]string, error) {
 	list := jsonList(positions)
 	if g.attempt > 1 { // a first try is recorded by its number's row alone (see number_attempts)
-		if _, err := tx.Exec(s.q(insertAttemptGroupSQL), g.job, list, g.attempt, g.started, g.finished, g.code, g.message); err != nil {
+		if _, err := s.wq.exec(tx, insertAttemptGroupSQL, g.job, list, g.attempt, g.started, g.finished, g.code, g.message); err != nil {
 			return nil, fmt.Errorf("record attempts: %w", err)
 		}
 	}
-	rows, err := tx.Query(s.q(finalGroupSQL), g.job, list, g.status, g.message, g.code,
+	rows, err := s.wq.queryTx(tx, finalGroupSQL, g.job, list, g.status, g.message, g.code,
 		boolInt(g.riu), boolInt(g.nr), g.attempt, g.started, g.finished)
 	if err != nil {
 		return nil, fmt.Errorf("record results: %w", err)
