@@ -374,11 +374,13 @@ func (c *stmtCache) queryTx(tx *sql.Tx, query string, args ...any) (*sql.Rows, e
 
 // queryRowTx runs a cached single-row query inside tx, as exec does.
 func (c *stmtCache) queryRowTx(tx *sql.Tx, query string, args ...any) *sql.Row {
-	if s, err := c.get(query); err == nil && !c.d.pg {
-		return tx.Stmt(s).QueryRow(args...)
+	if !c.d.pg { // (never get on PostgreSQL: see exec)
+		if s, err := c.get(query); err == nil {
+			return tx.Stmt(s).QueryRow(args...)
+		}
 	}
-	// On PostgreSQL, and should the statement not be cached, the caller
-	// meets any error where it scans.
+	// Should the statement not be cached, the caller meets any error
+	// where it scans, as with QueryRow.
 	return tx.QueryRow(c.d.q(query), args...)
 }
 
