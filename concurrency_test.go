@@ -234,25 +234,7 @@ func TestWriterIsolatesFailingWrites(t *testing.T) {
 		t.Fatalf("setup: %v", err)
 	}
 
-	// Hold the writer inside one write while the others queue up.
-	entered, release := make(chan struct{}), make(chan struct{})
-	blockerErr := make(chan error, 1)
-	go func() {
-		blockerErr <- w.do(ctx, func(tx *sql.Tx) error {
-			close(entered)
-			select {
-			case <-release:
-				return nil
-			case <-time.After(30 * time.Second):
-				return errors.New("never released")
-			}
-		})
-	}()
-	select {
-	case <-entered:
-	case <-time.After(10 * time.Second):
-		t.Fatal("blocking write never ran")
-	}
+	release, blockerErr := holdWriter(t, ctx, w)
 
 	const ops, failing, panicking = 63, 17, 33
 	errBoom := errors.New("boom")
@@ -285,24 +267,9 @@ func TestWriterIsolatesFailingWrites(t *testing.T) {
 	}
 	// Every op goroutine is inside writer.do (parked on the send) before the
 	// writer is let go, so the next group carries all of them.
-	waitFor(t, 10*time.Second, "all writes to be queued", func() bool {
-		buf := make([]byte, 8<<20)
-		queued := 0
-		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-			if strings.Contains(g, "(*writer).do(") && strings.Contains(g, "TestWriterIsolatesFailingWrites") {
-				queued++
-			}
-		}
-		return queued >= ops+1
-	})
-	close(release)
-	finished := make(chan struct{})
-	go func() { wg.Wait(); close(finished) }()
-	select {
-	case <-finished:
-	case <-time.After(30 * time.Second):
-		t.Fatal("queued writes did not finish within 30s")
-	}
+	waitQueuedWrites(t, "TestWriterIsolatesFailingWrites", ops)
+	release()
+	waitGroupWithin(t, &wg, 30*time.Second)
 	if err := <-blockerErr; err != nil {
 		t.Fatalf("blocking write: %v", err)
 	}
@@ -366,4 +333,58 @@ func TestWriterIsolatesFailingWrites(t *testing.T) {
 		t.Errorf("%d rows, want %d", len(got), 1+2*(ops-2))
 	}
 	t.Logf("commit groups: %v; %d good writes shared the failing writes' transaction", sizes, shared)
+}
+
+// holdWriter runs a write that holds w until release is called, so that
+// the writes offered meanwhile queue up; the write's error arrives on the
+// channel.
+func holdWriter(t *testing.T, ctx context.Context, w *writer) (release func(), done <-chan error) {
+	t.Helper()
+	entered, let := make(chan struct{}), make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		errc <- w.do(ctx, func(tx *sql.Tx) error {
+			close(entered)
+			select {
+			case <-let:
+				return nil
+			case <-time.After(30 * time.Second):
+				return errors.New("never released")
+			}
+		})
+	}()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("blocking write never ran")
+	}
+	return func() { close(let) }, errc
+}
+
+// waitQueuedWrites waits until n goroutines of the test named test are
+// parked in the writer (in writer.do or doAlone).
+func waitQueuedWrites(t *testing.T, test string, n int) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "all writes to be queued", func() bool {
+		buf := make([]byte, 8<<20)
+		queued := 0
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			if strings.Contains(g, "(*writer).submit(") && strings.Contains(g, test) {
+				queued++
+			}
+		}
+		return queued >= n
+	})
+}
+
+// waitGroupWithin waits for wg, failing the test after d.
+func waitGroupWithin(t *testing.T, wg *sync.WaitGroup, d time.Duration) {
+	t.Helper()
+	finished := make(chan struct{})
+	go func() { wg.Wait(); close(finished) }()
+	select {
+	case <-finished:
+	case <-time.After(d):
+		t.Fatalf("queued writes did not finish within %v", d)
+	}
 }

@@ -151,7 +151,11 @@ func (a *app) storeRetryLink(tx *sql.Tx, job Job) error {
 func (a *app) enqueue(ctx context.Context, user User, req bulkRequest, idem *idempotencyRequest) (Job, error) {
 	numbers := req.Numbers
 	job := a.newJob(user, req)
-	err := a.writer.do(ctx, func(tx *sql.Tx) error {
+	write := a.writer.do
+	if len(numbers) > queuedNumbersRun { // see writeOp.alone
+		write = a.writer.doAlone
+	}
+	err := write(ctx, func(tx *sql.Tx) error {
 		if a.cfg.maxActiveJobs > 0 {
 			active, err := a.store.countActiveJobs(tx, user.ID)
 			if err != nil {

@@ -51,6 +51,11 @@ type writer struct {
 type writeOp struct {
 	fn   func(tx *sql.Tx) error
 	done chan error
+	// alone marks a large write (a big job's numbers): it commits in a
+	// transaction of its own, without a savepoint, because the write
+	// connection keeps savepoint journals in memory (temp_store) and a
+	// savepoint's journal holds every page the write changes.
+	alone bool
 }
 
 // newWriter starts the writer goroutine on db, which must be the store's
@@ -91,10 +96,19 @@ func newDirectWriter(txFn func(ctx context.Context, fn func(tx *sql.Tx) error) e
 // committed (or failed). fn may be run together with other writes, so it must
 // touch only what it owns, and it must not keep tx.
 func (w *writer) do(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return w.submit(ctx, &writeOp{fn: fn, done: make(chan error, 1)})
+}
+
+// doAlone is do for a large write, committed in a transaction of its own.
+func (w *writer) doAlone(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return w.submit(ctx, &writeOp{fn: fn, done: make(chan error, 1), alone: true})
+}
+
+// submit hands op to the writer and waits for its fate.
+func (w *writer) submit(ctx context.Context, op *writeOp) error {
 	if w.direct != nil {
-		return w.doDirect(ctx, fn)
+		return w.doDirect(ctx, op.fn)
 	}
-	op := &writeOp{fn: fn, done: make(chan error, 1)}
 	select {
 	case w.ops <- op:
 	case <-w.quit:
@@ -119,14 +133,7 @@ func (w *writer) doDirect(ctx context.Context, fn func(tx *sql.Tx) error) error 
 		return err
 	}
 	start := time.Now()
-	err := w.direct(context.WithoutCancel(ctx), func(tx *sql.Tx) (err error) {
-		defer func() {
-			if p := recover(); p != nil {
-				err = fmt.Errorf("write panicked: %v", p)
-			}
-		}()
-		return fn(tx)
-	})
+	err := w.direct(context.WithoutCancel(ctx), func(tx *sql.Tx) error { return runGuarded(tx, fn) })
 	if isDatabaseError(err) {
 		w.noteHealth(err, nil)
 	} else {
@@ -151,18 +158,26 @@ func (w *writer) stop() {
 // run takes writes off the channel and commits them in groups.
 func (w *writer) run() {
 	defer close(w.done)
+	var next *writeOp // a write taken while gathering that must go alone
 	for {
-		var first *writeOp
-		select {
-		case first = <-w.ops:
-		case <-w.quit:
-			return
+		first := next
+		next = nil
+		if first == nil {
+			select {
+			case first = <-w.ops:
+			case <-w.quit:
+				return
+			}
 		}
 		batch := []*writeOp{first}
 	gather:
-		for len(batch) < w.maxBatch {
+		for !first.alone && len(batch) < w.maxBatch {
 			select {
 			case op := <-w.ops:
+				if op.alone {
+					next = op
+					break gather
+				}
 				batch = append(batch, op)
 			default:
 				break gather
@@ -183,6 +198,12 @@ func (w *writer) commit(batch []*writeOp) {
 		}
 		defer tx.Rollback()
 		for i, op := range batch {
+			if op.alone { // the only write of its batch: its failure undoes the transaction
+				if results[i] = runGuarded(tx, op.fn); results[i] != nil {
+					return nil
+				}
+				continue
+			}
 			results[i] = runInSavepoint(tx, op.fn)
 			if errors.Is(results[i], errSavepoint) {
 				return results[i]
@@ -253,9 +274,6 @@ func runInSavepoint(tx *sql.Tx, fn func(*sql.Tx) error) (err error) {
 		return fmt.Errorf("%w: %w", errSavepoint, err)
 	}
 	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("write panicked: %v", p)
-		}
 		if err != nil {
 			if _, rbErr := tx.Exec("ROLLBACK TO op"); rbErr != nil {
 				err = fmt.Errorf("%w: %w (after %w)", errSavepoint, rbErr, err)
@@ -264,6 +282,16 @@ func runInSavepoint(tx *sql.Tx, fn func(*sql.Tx) error) (err error) {
 		}
 		if _, relErr := tx.Exec("RELEASE op"); relErr != nil && err == nil {
 			err = fmt.Errorf("%w: %w", errSavepoint, relErr)
+		}
+	}()
+	return runGuarded(tx, fn)
+}
+
+// runGuarded runs fn, turning a panic into its error.
+func runGuarded(tx *sql.Tx, fn func(*sql.Tx) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("write panicked: %v", p)
 		}
 	}()
 	return fn(tx)
