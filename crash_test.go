@@ -20,8 +20,8 @@ import (
 )
 
 // These tests run the real binary as a child process and kill it, so that
-// what the contract promises about crashes (API.md section 7: "A crash or
-// kill -9 at any moment loses no accepted job and no recorded result") is
+// what docs/API.md promises about crashes (Conventions, Durability: nothing
+// acknowledged or recorded is lost to a crash or kill -9) is
 // checked against a process that really dies, not a goroutine that is asked
 // to stop.
 
