@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"runtime"
 	"strings"
@@ -209,17 +208,7 @@ func testSmallJobNotStuckBehindBigJob(t *testing.T, db string) {
 // only their changes are undone, the rest commit, and each caller gets its
 // own result.
 func TestWriterIsolatesFailingWrites(t *testing.T) {
-	store := newTestStore(t)
-	w := newWriter(store.w, slog.New(slog.DiscardHandler))
-	var mu sync.Mutex
-	var batches []int        // size of each committed group, in order
-	batchOf := map[int]int{} // op -> index of the group it ran in
-	w.observe = func(_ time.Duration, n int) {
-		mu.Lock()
-		batches = append(batches, n)
-		mu.Unlock()
-	}
-	t.Cleanup(w.stop)
+	store, w, groups := newLoggedWriter(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
@@ -243,9 +232,7 @@ func TestWriterIsolatesFailingWrites(t *testing.T) {
 	for i := 1; i <= ops; i++ {
 		wg.Go(func() {
 			results[i] = w.do(ctx, func(tx *sql.Tx) error {
-				mu.Lock()
-				batchOf[i] = len(batches)
-				mu.Unlock()
+				groups.ran(i)
 				if _, err := tx.Exec("INSERT INTO scratch VALUES (?, ?), (?, ?)", i, fmt.Sprint("op ", i), 1000+i, "second row"); err != nil {
 					return err
 				}
@@ -290,17 +277,17 @@ func TestWriterIsolatesFailingWrites(t *testing.T) {
 			}
 		}
 	}
-	mu.Lock()
-	group := batchOf[failing]
+	groups.mu.Lock()
+	group := groups.groupOf[failing]
 	shared := 0
-	for i, b := range batchOf {
+	for i, b := range groups.groupOf {
 		if b == group && i != failing && i != panicking {
 			shared++
 		}
 	}
-	sizes := append([]int(nil), batches...)
-	mu.Unlock()
-	if shared == 0 || batchOf[panicking] != group {
+	sizes := append([]int(nil), groups.sizes...)
+	groups.mu.Unlock()
+	if shared == 0 || groups.groupOf[panicking] != group {
 		t.Fatalf("the failing writes did not share a transaction with good ones (groups %v): the test proves nothing", sizes)
 	}
 

@@ -15,17 +15,7 @@ import (
 // of its own, one that fails or panics leaves nothing behind, and the
 // ordinary writes around them still share groups and commit.
 func TestWriterCommitsLargeWritesAlone(t *testing.T) {
-	store := newTestStore(t)
-	w := newWriter(store.w, slog.New(slog.DiscardHandler))
-	var mu sync.Mutex
-	var groups []int         // size of each committed group, in order
-	groupOf := map[int]int{} // write -> index of the group it ran in
-	w.observe = func(_ time.Duration, n int) {
-		mu.Lock()
-		groups = append(groups, n)
-		mu.Unlock()
-	}
-	t.Cleanup(w.stop)
+	store, w, groups := newLoggedWriter(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if err := w.do(ctx, func(tx *sql.Tx) error {
@@ -48,9 +38,7 @@ func TestWriterCommitsLargeWritesAlone(t *testing.T) {
 		}
 		wg.Go(func() {
 			results[i] = do(ctx, func(tx *sql.Tx) error {
-				mu.Lock()
-				groupOf[i] = len(groups)
-				mu.Unlock()
+				groups.ran(i)
 				if _, err := tx.Exec("INSERT INTO scratch VALUES (?), (?)", i, 1000+i); err != nil {
 					return err
 				}
@@ -71,13 +59,13 @@ func TestWriterCommitsLargeWritesAlone(t *testing.T) {
 		t.Fatalf("blocking write: %v", err)
 	}
 
-	mu.Lock()
-	defer mu.Unlock()
+	groups.mu.Lock()
+	defer groups.mu.Unlock()
 	shared := false
 	for i := 1; i <= writes; i++ {
-		size := groups[groupOf[i]]
+		size := groups.sizes[groups.groupOf[i]]
 		if large(i) && size != 1 {
-			t.Errorf("large write %d committed in a group of %d, want 1 (groups %v)", i, size, groups)
+			t.Errorf("large write %d committed in a group of %d, want 1 (groups %v)", i, size, groups.sizes)
 		}
 		shared = shared || (!large(i) && size > 1)
 		wantErr := i == failing || i == panicking
@@ -96,6 +84,36 @@ func TestWriterCommitsLargeWritesAlone(t *testing.T) {
 		t.Errorf("the failing large write got %v, want its own error", results[failing])
 	}
 	if !shared {
-		t.Errorf("no ordinary writes shared a group (groups %v): the test proves nothing of the mix", groups)
+		t.Errorf("no ordinary writes shared a group (groups %v): the test proves nothing of the mix", groups.sizes)
 	}
+}
+
+// groupLog records the size of each group a writer commits, in order, and
+// the group each write of a test ran in.
+type groupLog struct {
+	mu      sync.Mutex
+	sizes   []int
+	groupOf map[int]int // write -> index in sizes of its group
+}
+
+// ran notes that write i runs in the group being built.
+func (g *groupLog) ran(i int) {
+	g.mu.Lock()
+	g.groupOf[i] = len(g.sizes)
+	g.mu.Unlock()
+}
+
+// newLoggedWriter starts a writer on a fresh test store, stopped at the
+// test's end, whose groups are logged.
+func newLoggedWriter(t *testing.T) (*Store, *writer, *groupLog) {
+	store := newTestStore(t)
+	w := newWriter(store.w, slog.New(slog.DiscardHandler))
+	groups := &groupLog{groupOf: map[int]int{}}
+	w.observe = func(_ time.Duration, n int) {
+		groups.mu.Lock()
+		groups.sizes = append(groups.sizes, n)
+		groups.mu.Unlock()
+	}
+	t.Cleanup(w.stop)
+	return store, w, groups
 }
