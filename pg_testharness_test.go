@@ -115,24 +115,27 @@ func startPGCluster() (*pgCluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "bulkrestore-pg-*")
-	if err != nil {
-		return nil, err
-	}
-	c := &pgCluster{bin: bin, dir: dir}
+	c := &pgCluster{bin: bin}
+	var owner *user.User
 	if os.Geteuid() == 0 {
 		// PostgreSQL refuses to run as root: the folder goes to the
 		// postgres system user, who runs the binaries.
-		u, err := user.Lookup("postgres")
-		if err != nil {
+		if owner, err = user.Lookup("postgres"); err != nil {
 			return nil, fmt.Errorf("running as root and there is no postgres user to run PostgreSQL as: %w", err)
 		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
+		c.asUser = "postgres"
+	}
+	reapOrphanClusters(bin, c.asUser)
+	if c.dir, err = newClusterDir(); err != nil {
+		return nil, err
+	}
+	dir := c.dir
+	if owner != nil {
+		uid, _ := strconv.Atoi(owner.Uid)
+		gid, _ := strconv.Atoi(owner.Gid)
 		if err := os.Chown(dir, uid, gid); err != nil {
 			return nil, err
 		}
-		c.asUser = "postgres"
 	}
 	if out, err := c.run("initdb", "-D", c.data(), "-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"); err != nil {
 		os.RemoveAll(dir)
