@@ -146,6 +146,36 @@ func TestPGClaimsAreOneInstancesAtATime(t *testing.T) {
 			t.Fatalf("job %s with %d successes, want completed with 10: no number counted twice", j.Status, j.SuccessCount)
 		}
 	})
+	t.Run("a late retry of a number another instance finished is dropped, not written as a second attempt", func(t *testing.T) {
+		stores, job := pgInstances(t, 2, 1, 300*time.Millisecond)
+		a, b := stores[0], stores[1]
+		held, err := a.eng.takeNumbers(ctx, job, -1, 1)
+		if err != nil || len(held) != 1 {
+			t.Fatalf("a claimed %d (%v), want 1", len(held), err)
+		}
+		busy := successes(held, time.Now())
+		busy[0].Outcome = Outcome{StatusCode: 503, Message: "busy", Transient: true}
+		first := record(t, a, busy)
+		if len(first.retries) != 1 {
+			t.Fatalf("a's transient failure: retries %v, want one", first.retries)
+		}
+		var taken []claim
+		waitFor(t, 10*time.Second, "a's lease to lapse and the retry to fall due for b", func() bool {
+			c, err := b.eng.takeNumbers(ctx, job, -1, 1)
+			taken = append(taken, c...)
+			return err == nil && len(taken) == 1
+		})
+		if out := record(t, b, successes(taken, time.Now())); len(out.completedJobs) != 1 {
+			t.Fatalf("b's result: completed %v, want the job", out.completedJobs)
+		}
+		// a's retry, made late, carries the attempt number b's try had.
+		if late := record(t, a, successes(first.retries, time.Now())); late.dropped != 1 {
+			t.Fatalf("a's late retry: %d dropped, want 1", late.dropped)
+		}
+		if n := countRows(t, a, "SELECT count(*) FROM attempts WHERE job_id = ?", job.id); n != 2 {
+			t.Fatalf("%d attempt rows, want 2: a's first try and b's", n)
+		}
+	})
 	t.Run("renewed leases hold past their first term", func(t *testing.T) {
 		stores, job := pgInstances(t, 2, 5, 400*time.Millisecond)
 		a, b := stores[0], stores[1]

@@ -76,6 +76,13 @@ const (
 	insertCompletedNumbersSQL = `INSERT INTO job_numbers (job_id, position, number, status, message, status_code,
 		requires_identity_update, needs_registration, attempts, started_at, completed_at)
 		SELECT ?1, value->>0, value->>1, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 FROM json_each(?2)`
+	// insertCompletedAttemptsSQL is insertAttemptGroupSQL for numbers this
+	// very transaction inserted final: on PostgreSQL there is no claim to
+	// check, where the recorder's statement writes only to numbers its
+	// instance still holds. (Its SQLite text differs from the recorder's
+	// only by the alias, so that each has its own PostgreSQL text.)
+	insertCompletedAttemptsSQL = `INSERT INTO attempts (job_id, position, attempt, started_at, finished_at, status_code, message)
+		SELECT ?1, value, ?3, ?4, ?5, ?6, ?7 FROM json_each(?2) AS positions`
 )
 
 // The job inserts in PostgreSQL: the numbers of a JSON array with their
@@ -89,6 +96,8 @@ var (
 	_ = pgText(insertCompletedNumbersSQL, `INSERT INTO job_numbers (job_id, position, number, status, message, status_code,
 		requires_identity_update, needs_registration, attempts, started_at, completed_at)
 		SELECT $1, (value->>0)::int, value->>1, $3, $4, $5, $6, $7, $8, $9, $10 FROM json_array_elements($2::json) AS value`)
+	_ = pgText(insertCompletedAttemptsSQL, `INSERT INTO attempts (job_id, position, attempt, started_at, finished_at, status_code, message)
+		SELECT $1, value::int, $3, $4, $5, $6, $7 FROM json_array_elements_text($2::json) AS value`)
 	_ = pgText(countActiveJobsSQL, `SELECT count(*) FROM jobs WHERE user_id = $1 AND status IN ('pending', 'processing')`)
 )
 
@@ -167,7 +176,7 @@ func (s *Store) insertCompletedJob(tx *sql.Tx, j *Job, numbers []completedNumber
 		}
 	}
 	for _, k := range g.attempts.order {
-		if _, err := s.wq.exec(tx, insertAttemptGroupSQL, j.ID, jsonList(g.attempts.m[k]), k.attempt, k.started, k.finished,
+		if _, err := s.wq.exec(tx, insertCompletedAttemptsSQL, j.ID, jsonList(g.attempts.m[k]), k.attempt, k.started, k.finished,
 			k.code, k.message); err != nil {
 			return fmt.Errorf("insert attempts: %w", err)
 		}

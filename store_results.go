@@ -54,7 +54,7 @@ var (
 	_ = pgText(insertAttemptGroupSQL, `INSERT INTO attempts (job_id, position, attempt, started_at, finished_at, status_code, message)
 		SELECT $1, n.position, $3, $4, $5, $6, $7 FROM job_numbers AS n
 		WHERE n.job_id = $1 AND n.position = ANY(ARRAY(SELECT json_array_elements_text($2::json)::int))
-		AND (n.claimed_by IS NULL OR n.claimed_by = `+pgMe+`)`)
+		AND n.status = 'pending' AND n.claimed_by = `+pgMe)
 	_ = pgText(insertAttemptSQL, `INSERT INTO attempts (job_id, position, attempt, started_at, finished_at, status_code, message)
 		SELECT $1, $2, $3, $4, $5, $6, $7 FROM job_numbers
 		WHERE job_id = $1 AND position = $2 AND status = 'pending' AND claimed_by = `+pgMe)
