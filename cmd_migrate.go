@@ -20,7 +20,7 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	from := fs.String("from", "", "the SQLite database file to copy (required)")
 	to := fs.String("to", "", "the PostgreSQL database to copy into, postgres://...; better given in BULKRESTORE_MIGRATE_TO")
-	resume := fs.Bool("resume", false, "the PostgreSQL database holds an earlier copy of this file that was cut short: copy what it lacks")
+	resume := fs.Bool("resume", false, "the PostgreSQL database holds an earlier copy of this file that was cut short, and no server has run on the file since: copy what it lacks")
 	toOnly := func(key string) string {
 		if key == envName("to") {
 			if v := getenv("BULKRESTORE_MIGRATE_TO"); v != "" {

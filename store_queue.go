@@ -78,9 +78,9 @@ const (
 // other pending number may be cancelled at once.
 const pgProcessing = `(lease_until >= bulkrestore_now_ms() AND next_attempt_at <= bulkrestore_now_ms())`
 
-// The queue's statements in PostgreSQL. A cancellation locks the job row
-// first (as every write of a job's numbers does, in the order of the job
-// ids); it cancels this instance's numbers that no worker has started, as
+// The queue's statements in PostgreSQL. A cancellation, and the sweep of
+// cancelled jobs that still have numbers, lock the job row first (as every
+// write of a job's numbers does, in the order of the job ids); it cancels this instance's numbers that no worker has started, as
 // on SQLite, and leaves those another live instance holds to that
 // instance, which records them when restored or cancels them when its
 // workers learn of the cancellation. Several jobs are locked in id order,
@@ -92,7 +92,7 @@ var (
 		WHERE job_id = $3 AND status = 'pending' AND position <> ALL(ARRAY(SELECT json_array_elements_text($4::json)::int))
 		AND NOT coalesce(claimed_by <> `+pgMe+` AND `+pgProcessing+`, false)`)
 	_ = pgText(unsettledCancelledSQL, `SELECT id FROM jobs
-		WHERE status = 'cancelled' AND total > success_count + failure_count + cancelled_count ORDER BY id`)
+		WHERE status = 'cancelled' AND total > success_count + failure_count + cancelled_count ORDER BY id FOR UPDATE`)
 	_ = pgText(cancelLeftSQL, `UPDATE job_numbers SET status = 'cancelled', message = $1, status_code = NULL,
 		completed_at = $2, claimed_by = NULL, lease_until = NULL
 		WHERE job_id = $3 AND status = 'pending' AND NOT coalesce(`+pgProcessing+`, false)`)
