@@ -235,6 +235,9 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 // runScenario runs one scenario -repeats times and returns its row; a
 // failed run ends the scenario and is reported in the row.
 func (b *bench) runScenario(ctx context.Context, sc benchScenario) benchRow {
+	if b.pg != nil && sc.pgTarget != "" {
+		sc.target, sc.met = sc.pgTarget, sc.pgMet
+	}
 	row := benchRow{Name: sc.name, Unit: sc.unit, Target: sc.target}
 	for i := range b.cfg.repeats {
 		f, err := sc.run(b, ctx)

@@ -212,18 +212,11 @@ func (a *app) runSync(ctx context.Context, user User, req bulkRequest, idem *ide
 	}
 	wg.Wait()
 	lease := a.now().Add(a.cfg.webhookTimeout + 30*time.Second)
-	err := a.writer.do(work, func(tx *sql.Tx) error {
-		if err := a.store.insertCompletedJob(tx, &job, done, lease); err != nil {
-			return err
-		}
-		if err := a.storeRetryLink(tx, job); err != nil {
-			return err
-		}
-		if idem != nil {
-			return a.store.linkIdempotencyKey(tx, user.ID, idem.key, job.ID)
-		}
-		return nil
-	})
+	idemKey := ""
+	if idem != nil {
+		idemKey = idem.key
+	}
+	err := a.store.storeCompletedJob(work, a.writer, &job, done, lease, idemKey)
 	if err != nil {
 		return Job{}, nil, "", fmt.Errorf("store job: %w", err)
 	}

@@ -306,7 +306,7 @@ type stmtCache struct {
 // Besides the job inserts, they are the recorder's statements and the
 // settle rule: preparing settleJobSQL alone took a quarter of the writer's
 // time on the synchronous path.
-var writeStatements = []string{insertJobSQL, insertQueuedNumbersSQL, insertCompletedNumbersSQL, insertCompletedAttemptsSQL,
+var writeStatements = []string{insertJobSQL, insertQueuedNumbersSQL, insertCompletedNumbersSQL,
 	insertAttemptGroupSQL, activateManySQL, settleJobSQL, liveJobsSQL, finalGroupSQL}
 
 // newStmtCache builds a cache for db that prepares statements as they are

@@ -76,38 +76,25 @@ const (
 	insertCompletedNumbersSQL = `INSERT INTO job_numbers (job_id, position, number, status, message, status_code,
 		requires_identity_update, needs_registration, attempts, started_at, completed_at)
 		SELECT ?1, value->>0, value->>1, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10 FROM json_each(?2)`
-	// insertCompletedAttemptsSQL is insertAttemptGroupSQL for numbers this
-	// very transaction inserted final: on PostgreSQL there is no claim to
-	// check, where the recorder's statement writes only to numbers its
-	// instance still holds. (Its SQLite text differs from the recorder's
-	// only by the alias, so that each has its own PostgreSQL text.)
-	insertCompletedAttemptsSQL = `INSERT INTO attempts (job_id, position, attempt, started_at, finished_at, status_code, message)
-		SELECT ?1, value, ?3, ?4, ?5, ?6, ?7 FROM json_each(?2) AS positions`
 )
 
 // The job inserts in PostgreSQL: the numbers of a JSON array with their
 // index (WITH ORDINALITY counts from 1), and the job's id returned.
 var (
-	_ = pgText(insertJobSQL, `INSERT INTO jobs (uuid, user_id, status, total, success_count, failure_count,
+	insertJobPG = pgText(insertJobSQL, `INSERT INTO jobs (uuid, user_id, status, total, success_count, failure_count,
 		webhook_url, created_at, started_at, completed_at, webhook_state, webhook_next_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id`)
 	_ = pgText(insertQueuedNumbersSQL, `INSERT INTO job_numbers (job_id, position, number, status)
 		SELECT $1, $3::int + ord - 1, value, 'pending' FROM json_array_elements_text($2::json) WITH ORDINALITY AS t(value, ord)`)
-	_ = pgText(insertCompletedNumbersSQL, `INSERT INTO job_numbers (job_id, position, number, status, message, status_code,
-		requires_identity_update, needs_registration, attempts, started_at, completed_at)
-		SELECT $1, (value->>0)::int, value->>1, $3, $4, $5, $6, $7, $8, $9, $10 FROM json_array_elements($2::json) AS value`)
-	_ = pgText(insertCompletedAttemptsSQL, `INSERT INTO attempts (job_id, position, attempt, started_at, finished_at, status_code, message)
-		SELECT $1, value::int, $3, $4, $5, $6, $7 FROM json_array_elements_text($2::json) AS value`)
 	_ = pgText(countActiveJobsSQL, `SELECT count(*) FROM jobs WHERE user_id = $1 AND status IN ('pending', 'processing')`)
 )
 
 // insertJobRow inserts the job row and sets j.ID; webhookDue is when its
 // webhook falls due (the zero time while it is not due).
 func (s *Store) insertJobRow(tx *sql.Tx, j *Job, webhookDue time.Time) error {
-	args := []any{j.UUID, j.UserID, j.Status, j.Total, j.SuccessCount, j.FailureCount, nullString(j.WebhookURL),
-		ms(j.CreatedAt), nullTime(j.StartedAt), nullTime(j.CompletedAt), j.WebhookState, nullTime(webhookDue)}
+	args := jobRowArgs(j, webhookDue)
 	if s.pg != nil { // no LastInsertId: the statement returns the id
-		if err := tx.QueryRow(s.q(insertJobSQL), args...).Scan(&j.ID); err != nil {
+		if err := tx.QueryRow(insertJobPG, args...).Scan(&j.ID); err != nil {
 			return fmt.Errorf("insert job: %w", err)
 		}
 		return nil
@@ -118,6 +105,12 @@ func (s *Store) insertJobRow(tx *sql.Tx, j *Job, webhookDue time.Time) error {
 	}
 	j.ID, err = res.LastInsertId()
 	return err
+}
+
+// jobRowArgs are the arguments of insertJobSQL for j.
+func jobRowArgs(j *Job, webhookDue time.Time) []any {
+	return []any{j.UUID, j.UserID, j.Status, j.Total, j.SuccessCount, j.FailureCount, nullString(j.WebhookURL),
+		ms(j.CreatedAt), nullTime(j.StartedAt), nullTime(j.CompletedAt), j.WebhookState, nullTime(webhookDue)}
 }
 
 // queuedNumbersRun is how many numbers one statement of insertQueuedJob
@@ -156,19 +149,51 @@ type completedNumber struct {
 // outcome is the number's final outcome.
 func (c completedNumber) outcome() Outcome { return c.Attempts[len(c.Attempts)-1].Outcome }
 
-// insertCompletedJob stores a job whose numbers all have their outcome: the
-// job, its numbers, every attempt and the inventory changes, in tx. The job
-// goes in as processing and is settled by the same rule as a queued job's
-// last results; its webhook, if any, falls due at leaseUntil, so that the
-// caller makes the first attempt before the sender does.
-func (s *Store) insertCompletedJob(tx *sql.Tx, j *Job, numbers []completedNumber, leaseUntil time.Time) error {
-	j.Status = jobProcessing
-	j.Total = len(numbers)
-	j.WebhookState = initialWebhookState(j.WebhookURL)
-	if err := s.insertJobRow(tx, j, time.Time{}); err != nil {
+// storeCompletedJob stores, through w, a job whose numbers all have their
+// outcome (the synchronous path): the job, its numbers, every attempt, the
+// inventory changes, its link to the job it retries and to the
+// Idempotency-Key it answers (when idemKey is set). The job goes in
+// completed, as the settle rule would leave it; its webhook, if any, falls
+// due at webhookDue, so that the caller makes the first attempt before the
+// sender does.
+func (s *Store) storeCompletedJob(ctx context.Context, w *writer, j *Job, numbers []completedNumber, webhookDue time.Time, idemKey string) error {
+	g := groupCompleted(numbers)
+	j.Status, j.Total, j.SuccessCount, j.FailureCount = jobCompleted, len(numbers), g.success, g.failure
+	j.StartedAt, j.CompletedAt = g.first, g.last
+	j.WebhookState = webhookNone
+	if j.WebhookURL != "" {
+		j.WebhookState = webhookPending
+	} else {
+		webhookDue = time.Time{}
+	}
+	if s.pg != nil {
+		return w.doStatement(ctx, func(ctx context.Context, db *sql.DB) error {
+			return s.insertCompletedJobPG(ctx, db, j, numbers, webhookDue, idemKey)
+		})
+	}
+	return w.do(ctx, func(tx *sql.Tx) error {
+		if err := s.insertCompletedJob(tx, j, g, webhookDue); err != nil {
+			return err
+		}
+		if j.RetryOf != "" {
+			if err := s.linkRetry(tx, j.ID, j.RetryOf); err != nil {
+				return err
+			}
+		}
+		if idemKey != "" {
+			return s.linkIdempotencyKey(tx, j.UserID, idemKey, j.ID)
+		}
+		return nil
+	})
+}
+
+// insertCompletedJob writes storeCompletedJob's job and the rows of g in
+// SQLite: a statement for each group of numbers or attempts that share an
+// outcome.
+func (s *Store) insertCompletedJob(tx *sql.Tx, j *Job, g completedGroups, webhookDue time.Time) error {
+	if err := s.insertJobRow(tx, j, webhookDue); err != nil {
 		return err
 	}
-	g := groupCompleted(numbers)
 	for _, k := range g.numbers.order {
 		if _, err := s.wq.exec(tx, insertCompletedNumbersSQL, j.ID, jsonPairs(g.numbers.m[k]), k.status, k.message, k.code,
 			boolInt(k.riu), boolInt(k.nr), k.attempts, k.started, k.finished); err != nil {
@@ -176,7 +201,7 @@ func (s *Store) insertCompletedJob(tx *sql.Tx, j *Job, numbers []completedNumber
 		}
 	}
 	for _, k := range g.attempts.order {
-		if _, err := s.wq.exec(tx, insertCompletedAttemptsSQL, j.ID, jsonList(g.attempts.m[k]), k.attempt, k.started, k.finished,
+		if _, err := s.wq.exec(tx, insertAttemptGroupSQL, j.ID, jsonList(g.attempts.m[k]), k.attempt, k.started, k.finished,
 			k.code, k.message); err != nil {
 			return fmt.Errorf("insert attempts: %w", err)
 		}
@@ -185,18 +210,6 @@ func (s *Store) insertCompletedJob(tx *sql.Tx, j *Job, numbers []completedNumber
 		if _, err := s.wq.exec(tx, activateManySQL, j.UserID, jsonList(g.activate)); err != nil {
 			return fmt.Errorf("activate inventory: %w", err)
 		}
-	}
-	settled, err := s.settleJob(tx, j.ID, jobSettlement{success: g.success, failure: g.failure,
-		firstStart: g.first, now: g.last, webhookDue: leaseUntil})
-	if err != nil {
-		return err
-	}
-	if !settled.final || settled.status != jobCompleted {
-		return fmt.Errorf("store job: settled as %s, want completed", settled.status)
-	}
-	j.Status, j.SuccessCount, j.FailureCount, j.StartedAt, j.CompletedAt = jobCompleted, g.success, g.failure, g.first, g.last
-	if j.WebhookURL != "" {
-		j.WebhookState = webhookPending
 	}
 	return nil
 }

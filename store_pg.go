@@ -184,8 +184,20 @@ const pgWriteTries = 5
 // for; a transaction that lost a deadlock or a serialization conflict to
 // another (perhaps in another instance) is run again, a few times.
 func (s *Store) pgWriteTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.pgRetryConflicts(ctx, func() error { return s.txOnce(ctx, fn) })
+}
+
+// pgWriteStatement runs fn, a write of a single statement on the pool, as
+// pgWriteTx runs a transaction: PostgreSQL commits the statement by itself.
+func (s *Store) pgWriteStatement(ctx context.Context, fn func(ctx context.Context, db *sql.DB) error) error {
+	return s.pgRetryConflicts(ctx, func() error { return fn(ctx, s.w) })
+}
+
+// pgRetryConflicts runs write, and again, a few times, while it loses a
+// deadlock or a serialization conflict.
+func (s *Store) pgRetryConflicts(ctx context.Context, write func() error) error {
 	for try := 1; ; try++ {
-		err := s.txOnce(ctx, fn)
+		err := write()
 		if !isPGConflict(err) || try == pgWriteTries {
 			return err
 		}

@@ -9,8 +9,9 @@ import (
 )
 
 // settleJobSQL is the one rule for how a job moves on, used by everything
-// that changes a job's numbers (results, cancellations, a synchronous
-// job's insert): it adds successes (?1), failures (?2) and cancellations
+// that changes a queued job's numbers (results, cancellations; a
+// synchronous job is inserted as it would leave it, see
+// storeCompletedJob): it adds successes (?1), failures (?2) and cancellations
 // (?3) to job ?5; cancels it when ?7 is set; else marks it processing
 // from ?6 (its first attempt) when it was pending, and completes it at ?4
 // once every number is final. Once every number is final, whether

@@ -42,9 +42,13 @@ type writer struct {
 	// its own on the caller's goroutine, through it: the database takes
 	// writers side by side and shares a disk flush between the commits
 	// that wait for one, which is what the group commit does for SQLite.
-	direct   func(ctx context.Context, fn func(tx *sql.Tx) error) error
-	directMu sync.RWMutex // held for reading by each direct write, for writing by stop
-	closed   bool
+	direct func(ctx context.Context, fn func(tx *sql.Tx) error) error
+	// directStatement, when set (PostgreSQL), runs a write that is one
+	// statement outside any transaction: the database commits it by itself,
+	// without the round trips of BEGIN and COMMIT (see doStatement).
+	directStatement func(ctx context.Context, fn func(ctx context.Context, db *sql.DB) error) error
+	directMu        sync.RWMutex // held for reading by each direct write, for writing by stop
+	closed          bool
 }
 
 // writeOp is one queued write and the channel its result goes back on.
@@ -78,16 +82,17 @@ func newWriter(db *sql.DB, log *slog.Logger) *writer {
 // writes.
 func newStoreWriter(s *Store, log *slog.Logger) *writer {
 	if s.pg != nil {
-		return newDirectWriter(s.pgWriteTx, log)
+		return newDirectWriter(s.pgWriteTx, s.pgWriteStatement, log)
 	}
 	return newWriter(s.w, log)
 }
 
 // newDirectWriter starts a writer that runs each write in a transaction of
-// its own through txFn (PostgreSQL's, which runs a transaction that lost a
-// deadlock again).
-func newDirectWriter(txFn func(ctx context.Context, fn func(tx *sql.Tx) error) error, log *slog.Logger) *writer {
-	w := &writer{direct: txFn, quit: make(chan struct{}), done: make(chan struct{}), log: log}
+// its own through txFn, and each single statement through stmtFn
+// (PostgreSQL's, which run a write that lost a deadlock again).
+func newDirectWriter(txFn func(ctx context.Context, fn func(tx *sql.Tx) error) error,
+	stmtFn func(ctx context.Context, fn func(ctx context.Context, db *sql.DB) error) error, log *slog.Logger) *writer {
+	w := &writer{direct: txFn, directStatement: stmtFn, quit: make(chan struct{}), done: make(chan struct{}), log: log}
 	close(w.done)
 	return w
 }
@@ -124,6 +129,25 @@ func (w *writer) submit(ctx context.Context, op *writeOp) error {
 // whatever happens to ctx (as a queued write does), and notes what the
 // database said.
 func (w *writer) doDirect(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return w.runDirect(ctx, func(ctx context.Context) error {
+		return w.direct(ctx, func(tx *sql.Tx) error { return runGuarded(tx, fn) })
+	})
+}
+
+// doStatement runs fn, a write of one statement on db, outside any
+// transaction; only a direct writer (PostgreSQL's) has it. The statement
+// is atomic by itself, and run again whole if it lost a deadlock.
+func (w *writer) doStatement(ctx context.Context, fn func(ctx context.Context, db *sql.DB) error) error {
+	return w.runDirect(ctx, func(ctx context.Context) error {
+		return w.directStatement(ctx, func(ctx context.Context, db *sql.DB) error {
+			return runGuarded(db, func(db *sql.DB) error { return fn(ctx, db) })
+		})
+	})
+}
+
+// runDirect runs a direct write, unless the writer has stopped, whatever
+// happens to ctx once it has begun, and notes its health and time.
+func (w *writer) runDirect(ctx context.Context, run func(ctx context.Context) error) error {
 	w.directMu.RLock()
 	defer w.directMu.RUnlock()
 	if w.closed {
@@ -133,7 +157,7 @@ func (w *writer) doDirect(ctx context.Context, fn func(tx *sql.Tx) error) error 
 		return err
 	}
 	start := time.Now()
-	err := w.direct(context.WithoutCancel(ctx), func(tx *sql.Tx) error { return runGuarded(tx, fn) })
+	err := run(context.WithoutCancel(ctx))
 	if isDatabaseError(err) {
 		w.noteHealth(err, nil)
 	} else {
@@ -288,11 +312,11 @@ func runInSavepoint(tx *sql.Tx, fn func(*sql.Tx) error) (err error) {
 }
 
 // runGuarded runs fn, turning a panic into its error.
-func runGuarded(tx *sql.Tx, fn func(*sql.Tx) error) (err error) {
+func runGuarded[T any](on T, fn func(T) error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("write panicked: %v", p)
 		}
 	}()
-	return fn(tx)
+	return fn(on)
 }
