@@ -194,6 +194,39 @@ func testDeletingAUserStopsItsWorkAndTouchesNoOneElse(t *testing.T, db string) {
 		stopWithin(t, s, 5*time.Second)
 	})
 
+	t.Run("while a synchronous request of hers is being restored", func(t *testing.T) {
+		up := newGatedUpstream(t)
+		s := startServerEnv(t, upstreamEnv, append([]string{"-db", anotherDB(t, db)}, up.upstreamArgs()...)...)
+		aliceKey, _ := addUser(t, s.DB, "alice")
+		answer := make(chan apiResponse, 1)
+		go func() {
+			answer <- call(t, http.MethodPost, s.URL+"/v3/bulk_restore", "alice", aliceKey, map[string]any{"numbers": seqNumbers(aliceFirst, 3)})
+		}()
+		waitFor(t, 10*time.Second, "the restores to be under way", func() bool { return up.started.Load() >= 1 })
+		deleteUserCLI(t, s.DB, "alice")
+		up.open()
+		var resp apiResponse
+		select {
+		case resp = <-answer:
+		case <-time.After(20 * time.Second):
+			t.Fatal("no answer 20s after the upstream answered")
+		}
+		if resp.Status != http.StatusUnauthorized || !strings.Contains(string(resp.Raw), "deleted while the request ran") {
+			t.Fatalf("status=%d %s; want 401: the user was deleted while the request ran", resp.Status, resp.Raw)
+		}
+		stopWithin(t, s, 5*time.Second)
+		store, err := openStore(s.DB)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer store.Close()
+		for _, table := range []string{"jobs", "job_numbers", "attempts"} {
+			if n := countRows(t, store, "SELECT count(*) FROM "+table); n != 0 {
+				t.Fatalf("%d rows in %s after the request of a deleted user", n, table)
+			}
+		}
+	})
+
 	t.Run("while its job is running, on the inventory backend", func(t *testing.T) {
 		const n = 60000
 		s := startServer(t, "-db", anotherDB(t, db), "-workers", "1", "-max-numbers", strconv.Itoa(n), "-max-body", "8MiB")
