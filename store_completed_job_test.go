@@ -133,3 +133,16 @@ func testStoreCompletedJobWritesTheWholeJobFinal(t *testing.T, db string) {
 		t.Fatalf("Idempotency-Key record = %+v, found %v, %v; want it linked to job %d", rec, found, err, job.ID)
 	}
 }
+
+// TestDoStatementNeedsADirectWriter: SQLite's group-commit writer has no
+// write outside a transaction, and says so rather than crash.
+func TestDoStatementNeedsADirectWriter(t *testing.T) {
+	store := newTestStore(t)
+	w := newStoreWriter(store, slog.New(slog.DiscardHandler))
+	t.Cleanup(w.stop)
+	ran := false
+	err := w.doStatement(context.Background(), func(context.Context, *sql.DB) error { ran = true; return nil })
+	if err == nil || ran {
+		t.Fatalf("doStatement on SQLite's writer: err=%v, ran=%v; want an error and nothing run", err, ran)
+	}
+}

@@ -138,6 +138,9 @@ func (w *writer) doDirect(ctx context.Context, fn func(tx *sql.Tx) error) error 
 // transaction; only a direct writer (PostgreSQL's) has it. The statement
 // is atomic by itself, and run again whole if it lost a deadlock.
 func (w *writer) doStatement(ctx context.Context, fn func(ctx context.Context, db *sql.DB) error) error {
+	if w.directStatement == nil {
+		return errors.New("a write outside a transaction needs PostgreSQL's writer")
+	}
 	return w.runDirect(ctx, func(ctx context.Context) error {
 		return w.directStatement(ctx, func(ctx context.Context, db *sql.DB) error {
 			return runGuarded(db, func(db *sql.DB) error { return fn(ctx, db) })
