@@ -32,7 +32,8 @@ type queueEngine interface {
 	// takeWebhooks returns up to room jobs whose webhook is due at now,
 	// each now this process's to deliver for hold, beside the busy ones
 	// this process is delivering (which SQLite lists again), and when the
-	// next one not yet due falls due (zero if none).
+	// next one not yet due falls due (zero if none). The jobs it returns
+	// with an error were taken all the same, and are to be delivered.
 	takeWebhooks(ctx context.Context, now time.Time, room, busy int, hold time.Duration) ([]int64, time.Time, error)
 	// listen calls wake with the channel (pgWorkChannel and the others)
 	// of every notification other instances send, until ctx ends, and

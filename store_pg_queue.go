@@ -132,9 +132,16 @@ func (q pgQueue) releaseClaims(ctx context.Context) error {
 }
 
 // takeWebhooks claims room due deliveries for hold; those under way are
-// claimed already, so no longer due.
+// claimed already, so no longer due. Once begun, the claim runs to its end
+// whatever happens to ctx, and what it claimed is returned even if reading
+// the next due time fails: a claim committed and then lost (a server
+// stopping between the two statements) would hold its delivery back from
+// every instance for hold.
 func (q pgQueue) takeWebhooks(ctx context.Context, now time.Time, room, _ int, hold time.Duration) ([]int64, time.Time, error) {
-	rows, err := q.s.w.QueryContext(ctx, claimWebhooksSQL, ms(now), room, hold.Milliseconds())
+	if err := ctx.Err(); err != nil {
+		return nil, time.Time{}, err
+	}
+	rows, err := q.s.w.QueryContext(context.WithoutCancel(ctx), claimWebhooksSQL, ms(now), room, hold.Milliseconds())
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("claim webhooks: %w", err)
 	}
@@ -144,7 +151,7 @@ func (q pgQueue) takeWebhooks(ctx context.Context, now time.Time, room, _ int, h
 	}
 	var next sql.NullInt64
 	if err := q.s.r.QueryRowContext(ctx, nextWebhookSQL, ms(now)).Scan(&next); err != nil {
-		return nil, time.Time{}, fmt.Errorf("next due webhook: %w", err)
+		return ids, time.Time{}, fmt.Errorf("next due webhook: %w", err)
 	}
 	return ids, fromMs(next), nil
 }

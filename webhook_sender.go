@@ -109,18 +109,15 @@ func (s *webhookSender) due(ctx context.Context) ([]int64, time.Time, error) {
 		return nil, time.Time{}, nil // a finishing delivery nudges the loop
 	}
 	ids, next, err := s.store.eng.takeWebhooks(ctx, s.now(), room, busy, s.hold())
-	if err != nil {
-		return nil, time.Time{}, err
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var free []int64
-	for _, id := range ids {
+	for _, id := range ids { // taken even with err (see takeWebhooks)
 		if !s.inFlight[id] && len(free) < room {
 			free = append(free, id)
 		}
 	}
-	return free, next, nil
+	return free, next, err
 }
 
 // hold is how long a delivery taken from the outbox is this process's
