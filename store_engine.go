@@ -35,6 +35,9 @@ type queueEngine interface {
 	// next one not yet due falls due (zero if none). The jobs it returns
 	// with an error were taken all the same, and are to be delivered.
 	takeWebhooks(ctx context.Context, now time.Time, room, busy int, hold time.Duration) ([]int64, time.Time, error)
+	// giveBackWebhook makes a delivery this process took but did not
+	// attempt (cut short by shutdown) due at now again, for any instance.
+	giveBackWebhook(ctx context.Context, jobID int64, now time.Time) error
 	// listen calls wake with the channel (pgWorkChannel and the others)
 	// of every notification other instances send, until ctx ends, and
 	// logs what keeps it from listening; it returns at once where there
@@ -78,6 +81,9 @@ func (sqliteQueue) releaseClaims(context.Context) error { return nil }
 func (q sqliteQueue) takeWebhooks(ctx context.Context, now time.Time, room, busy int, _ time.Duration) ([]int64, time.Time, error) {
 	return q.s.dueWebhooks(ctx, now, room+busy)
 }
+
+// giveBackWebhook has nothing to do: taking a delivery did not move it.
+func (sqliteQueue) giveBackWebhook(context.Context, int64, time.Time) error { return nil }
 
 // listen returns at once: no other process writes the file's queue.
 func (sqliteQueue) listen(context.Context, func(string), *slog.Logger) {}

@@ -156,6 +156,18 @@ func (q pgQueue) takeWebhooks(ctx context.Context, now time.Time, room, _ int, h
 	return ids, fromMs(next), nil
 }
 
+// giveBackWebhook undoes takeWebhooks' hold on one delivery and wakes the
+// other instances' senders.
+func (q pgQueue) giveBackWebhook(ctx context.Context, jobID int64, now time.Time) error {
+	return q.s.pgWriteTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.Exec(`UPDATE jobs SET webhook_next_at = $2 WHERE id = $1 AND webhook_state = 'pending'`,
+			jobID, ms(now)); err != nil {
+			return fmt.Errorf("give back webhook: %w", err)
+		}
+		return q.s.notify(tx, pgWebhookChannel)
+	})
+}
+
 // exclusively runs fn while holding an advisory lock on a connection of
 // its own; another instance holding it means fn does not run now.
 func (q pgQueue) exclusively(ctx context.Context, lock int64, fn func() error) (bool, error) {

@@ -41,6 +41,9 @@ type webhookSender struct {
 	cutShort   context.CancelFunc
 }
 
+// errCutShort is an attempt that shutdown cut short: it is not recorded.
+var errCutShort = errors.New("webhook attempt cut short by shutdown")
+
 // newWebhookSender builds a sender; start runs it.
 func newWebhookSender(store *Store, w *writer, d *deliverer, retry retryPolicy, log *slog.Logger) *webhookSender {
 	return &webhookSender{
@@ -58,7 +61,8 @@ func (s *webhookSender) start(ctx context.Context) {
 
 // stop ends the loop and waits for the deliveries under way (each bounded
 // by the webhook timeout) to be recorded; those still running when ctx
-// ends are cut short, and stay due for the next start.
+// ends are cut short, and are due again at once, for another instance or
+// the next start.
 func (s *webhookSender) stop(ctx context.Context) {
 	s.cancel()
 	<-s.done
@@ -148,9 +152,17 @@ func (s *webhookSender) launch(id int64) {
 }
 
 // deliverJob makes one attempt for a due job and records it. A job that is
-// gone (deleted with its user) or no longer due is left alone.
-func (s *webhookSender) deliverJob(id int64) error {
+// gone (deleted with its user) or no longer due is left alone. A delivery
+// cut short by shutdown before its attempt was recorded is due again at
+// once, for another instance or the next start (on PostgreSQL, taking it
+// held it for this process alone).
+func (s *webhookSender) deliverJob(id int64) (err error) {
 	ctx := s.deliveries
+	defer func() {
+		if err != nil && ctx.Err() != nil {
+			err = s.store.eng.giveBackWebhook(context.WithoutCancel(ctx), id, s.now())
+		}
+	}()
 	job, err := s.store.jobByID(ctx, id)
 	if errors.Is(err, errNotFound) {
 		return nil
@@ -175,13 +187,13 @@ func (s *webhookSender) deliverJob(id int64) error {
 
 // attempt sends the message once and records the attempt with the next
 // step: delivered, given up, or the time of the next try. An attempt cut
-// short by shutdown is not recorded: the message stays due. The attempt of
-// a job deleted meanwhile has nothing to be recorded in.
+// short by shutdown is not recorded (errCutShort). The attempt of a job
+// deleted meanwhile has nothing to be recorded in.
 func (s *webhookSender) attempt(ctx context.Context, job Job, secrets []string, body []byte) (deliveryResult, error) {
 	at := s.now()
 	res := s.deliverer.deliver(ctx, job.WebhookURL, "msg_"+job.UUID, secrets, body)
 	if ctx.Err() != nil && !res.ok() {
-		return res, nil
+		return res, errCutShort
 	}
 	if s.observe != nil {
 		s.observe(res)
