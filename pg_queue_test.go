@@ -239,6 +239,29 @@ func TestPGWebhookDeliveriesAreClaimed(t *testing.T) {
 	if again, _, _ := b.eng.takeWebhooks(ctx, later, 10, 0, time.Minute); !slices.Equal(again, []int64{job.id}) {
 		t.Fatalf("b took %v once a's hold ran out, want the job", again)
 	}
+
+	// a's hold ran out and b took the delivery: a giving back what it
+	// held leaves b's hold in place; b giving back its own makes it due.
+	nextAt := func() int64 {
+		var at int64
+		if err := a.w.QueryRow("SELECT webhook_next_at FROM jobs WHERE id = $1", job.id).Scan(&at); err != nil {
+			t.Fatal(err)
+		}
+		return at
+	}
+	aHeld, bHeld := time.UnixMilli(ms(now)+500), time.UnixMilli(ms(later)+time.Minute.Milliseconds())
+	if err := a.eng.giveBackWebhook(ctx, job.id, aHeld, later); err != nil {
+		t.Fatal(err)
+	}
+	if at := nextAt(); at != ms(bHeld) {
+		t.Fatalf("after a gave back its lapsed hold, next attempt at %d, want b's hold %d", at, ms(bHeld))
+	}
+	if err := b.eng.giveBackWebhook(ctx, job.id, bHeld, later); err != nil {
+		t.Fatal(err)
+	}
+	if at := nextAt(); at != ms(later) {
+		t.Fatalf("after b gave back its hold, next attempt at %d, want now (%d)", at, ms(later))
+	}
 }
 
 func TestPGMigrationsRunOnceWhenInstancesStartTogether(t *testing.T) {

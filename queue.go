@@ -8,6 +8,11 @@ import (
 	"time"
 )
 
+// shutdownWriteGrace is how long, past the shutdown deadline, a write that
+// shutdown must not lose may take: giving claims back to the other
+// instances, or finishing a claim of webhook deliveries once sent.
+const shutdownWriteGrace = 5 * time.Second
+
 // pool drains queued numbers from the database with three kinds of
 // goroutine, each owning its own state: one dispatcher reads due numbers,
 // fairly across jobs (queue_dispatch.go); -workers workers restore them
@@ -130,7 +135,7 @@ func (p *pool) stop(ctx context.Context) {
 	p.recorder.stop()
 	close(stopped)
 	p.leases.stop()
-	release, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	release, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownWriteGrace)
 	defer cancel()
 	if err := p.store.eng.releaseClaims(release); err != nil {
 		p.log.Warn("claims not given back; other instances take them over when their leases run out", "err", err)

@@ -124,7 +124,8 @@ func (s *service) stop() {
 // stopBy lets the restores under way finish, records their results, stops
 // the sender and the janitor, and closes the database, in that order, all
 // before ctx's deadline: what is still under way then is cut short and
-// left for the next start.
+// left for the next start (on PostgreSQL, given back to the other
+// instances within shutdownWriteGrace more).
 func (s *service) stopBy(ctx context.Context) {
 	s.stopListening()
 	<-s.listening

@@ -304,8 +304,8 @@ type stmtCache struct {
 
 // writeStatements are the statements the write connection keeps prepared.
 // Besides the job inserts, they are the recorder's statements and the
-// settle rule: preparing settleJobSQL alone took a quarter of the writer's
-// time on the synchronous path.
+// settle rule: preparing settleJobSQL alone once took a quarter of the
+// writer's time.
 var writeStatements = []string{insertJobSQL, insertQueuedNumbersSQL, insertCompletedNumbersSQL,
 	insertAttemptGroupSQL, activateManySQL, settleJobSQL, liveJobsSQL, finalGroupSQL}
 

@@ -132,6 +132,21 @@ func testStoreCompletedJobWritesTheWholeJobFinal(t *testing.T, db string) {
 	if err != nil || !found || rec.jobID != job.ID {
 		t.Fatalf("Idempotency-Key record = %+v, found %v, %v; want it linked to job %d", rec, found, err, job.ID)
 	}
+
+	// Without a webhook_url there is no webhook to fall due.
+	quiet := Job{UUID: "job-quiet", UserID: user.ID, CreatedAt: now}
+	if err := store.storeCompletedJob(ctx, w, &quiet, numbers[1:2], due, ""); err != nil {
+		t.Fatal(err)
+	}
+	var quietDue sql.NullInt64
+	var quietState webhookState
+	if err := store.r.QueryRowContext(ctx, store.q("SELECT webhook_state, webhook_next_at FROM jobs WHERE id = ?"), quiet.ID).
+		Scan(&quietState, &quietDue); err != nil {
+		t.Fatal(err)
+	}
+	if quietState != webhookNone || quietDue.Valid || quiet.WebhookState != webhookNone {
+		t.Fatalf("a job without webhook_url: webhook %s (caller told %s), due %v; want none, never due", quietState, quiet.WebhookState, quietDue)
+	}
 }
 
 // TestDoStatementNeedsADirectWriter: SQLite's group-commit writer has no

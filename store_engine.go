@@ -35,9 +35,11 @@ type queueEngine interface {
 	// next one not yet due falls due (zero if none). The jobs it returns
 	// with an error were taken all the same, and are to be delivered.
 	takeWebhooks(ctx context.Context, now time.Time, room, busy int, hold time.Duration) ([]int64, time.Time, error)
-	// giveBackWebhook makes a delivery this process took but did not
-	// attempt (cut short by shutdown) due at now again, for any instance.
-	giveBackWebhook(ctx context.Context, jobID int64, now time.Time) error
+	// giveBackWebhook makes a delivery this process took (holding it until
+	// heldUntil) but did not attempt, cut short by shutdown, due at now
+	// again for any instance; unless the hold ran out and something else
+	// (another instance, a recorded attempt) has set its time since.
+	giveBackWebhook(ctx context.Context, jobID int64, heldUntil, now time.Time) error
 	// listen calls wake with the channel (pgWorkChannel and the others)
 	// of every notification other instances send, until ctx ends, and
 	// logs what keeps it from listening; it returns at once where there
@@ -83,7 +85,7 @@ func (q sqliteQueue) takeWebhooks(ctx context.Context, now time.Time, room, busy
 }
 
 // giveBackWebhook has nothing to do: taking a delivery did not move it.
-func (sqliteQueue) giveBackWebhook(context.Context, int64, time.Time) error { return nil }
+func (sqliteQueue) giveBackWebhook(context.Context, int64, time.Time, time.Time) error { return nil }
 
 // listen returns at once: no other process writes the file's queue.
 func (sqliteQueue) listen(context.Context, func(string), *slog.Logger) {}

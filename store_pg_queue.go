@@ -141,7 +141,9 @@ func (q pgQueue) takeWebhooks(ctx context.Context, now time.Time, room, _ int, h
 	if err := ctx.Err(); err != nil {
 		return nil, time.Time{}, err
 	}
-	rows, err := q.s.w.QueryContext(context.WithoutCancel(ctx), claimWebhooksSQL, ms(now), room, hold.Milliseconds())
+	claim, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownWriteGrace)
+	defer cancel()
+	rows, err := q.s.w.QueryContext(claim, claimWebhooksSQL, ms(now), room, hold.Milliseconds())
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("claim webhooks: %w", err)
 	}
@@ -156,12 +158,13 @@ func (q pgQueue) takeWebhooks(ctx context.Context, now time.Time, room, _ int, h
 	return ids, fromMs(next), nil
 }
 
-// giveBackWebhook undoes takeWebhooks' hold on one delivery and wakes the
-// other instances' senders.
-func (q pgQueue) giveBackWebhook(ctx context.Context, jobID int64, now time.Time) error {
+// giveBackWebhook undoes takeWebhooks' hold on one delivery, if it is
+// still this process's, and wakes the other instances' senders.
+func (q pgQueue) giveBackWebhook(ctx context.Context, jobID int64, heldUntil, now time.Time) error {
 	return q.s.pgWriteTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.Exec(`UPDATE jobs SET webhook_next_at = $2 WHERE id = $1 AND webhook_state = 'pending'`,
-			jobID, ms(now)); err != nil {
+		if _, err := tx.Exec(`UPDATE jobs SET webhook_next_at = $3
+			WHERE id = $1 AND webhook_state = 'pending' AND webhook_next_at = $2`,
+			jobID, ms(heldUntil), ms(now)); err != nil {
 			return fmt.Errorf("give back webhook: %w", err)
 		}
 		return q.s.notify(tx, pgWebhookChannel)

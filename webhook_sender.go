@@ -90,38 +90,42 @@ func (s *webhookSender) nudge() {
 func (s *webhookSender) loop(ctx context.Context) {
 	defer close(s.done)
 	for ctx.Err() == nil {
-		ids, next, err := s.due(ctx)
+		ids, heldUntil, next, err := s.due(ctx)
 		if err != nil && ctx.Err() == nil {
 			s.log.Error("list due webhooks", "err", err)
 			next = s.now().Add(time.Second)
 		}
 		for _, id := range ids {
-			s.launch(id)
+			s.launch(id, heldUntil)
 		}
 		sleepUntil(ctx, s.wake, next)
 	}
 }
 
 // due lists deliveries that are due and not under way (as many as there is
-// room for), and when the next future one falls due.
-func (s *webhookSender) due(ctx context.Context) ([]int64, time.Time, error) {
+// room for), when this process's hold on them ends (PostgreSQL), and when
+// the next future one falls due. The deliveries it returns with an error
+// were taken all the same (see takeWebhooks).
+func (s *webhookSender) due(ctx context.Context) ([]int64, time.Time, time.Time, error) {
 	s.mu.Lock()
 	busy := len(s.inFlight)
 	s.mu.Unlock()
 	room := s.concurrency - busy
 	if room <= 0 {
-		return nil, time.Time{}, nil // a finishing delivery nudges the loop
+		return nil, time.Time{}, time.Time{}, nil // a finishing delivery nudges the loop
 	}
-	ids, next, err := s.store.eng.takeWebhooks(ctx, s.now(), room, busy, s.hold())
+	now, hold := s.now(), s.hold()
+	ids, next, err := s.store.eng.takeWebhooks(ctx, now, room, busy, hold)
+	heldUntil := time.UnixMilli(ms(now) + hold.Milliseconds()) // as the claim writes it
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var free []int64
-	for _, id := range ids { // taken even with err (see takeWebhooks)
+	for _, id := range ids {
 		if !s.inFlight[id] && len(free) < room {
 			free = append(free, id)
 		}
 	}
-	return free, next, err
+	return free, heldUntil, next, err
 }
 
 // hold is how long a delivery taken from the outbox is this process's
@@ -131,8 +135,9 @@ func (s *webhookSender) hold() time.Duration {
 	return s.deliverer.timeout + 30*time.Second
 }
 
-// launch delivers one job's message in its own goroutine.
-func (s *webhookSender) launch(id int64) {
+// launch delivers one job's message in its own goroutine; heldUntil is
+// when this process's hold on it ends.
+func (s *webhookSender) launch(id int64, heldUntil time.Time) {
 	s.mu.Lock()
 	s.inFlight[id] = true
 	s.mu.Unlock()
@@ -145,7 +150,7 @@ func (s *webhookSender) launch(id int64) {
 			s.mu.Unlock()
 			s.nudge()
 		}()
-		if err := s.deliverJob(id); err != nil {
+		if err := s.deliverJob(id, heldUntil); err != nil {
 			s.log.Error("webhook delivery", "job_id", id, "err", err)
 		}
 	}()
@@ -153,15 +158,21 @@ func (s *webhookSender) launch(id int64) {
 
 // deliverJob makes one attempt for a due job and records it. A job that is
 // gone (deleted with its user) or no longer due is left alone. A delivery
-// cut short by shutdown before its attempt was recorded is due again at
-// once, for another instance or the next start (on PostgreSQL, taking it
-// held it for this process alone).
-func (s *webhookSender) deliverJob(id int64) (err error) {
+// cut short by shutdown before its attempt was recorded is given back, due
+// at once for another instance or the next start, if this process's hold
+// on it (until heldUntil) is still the one in place.
+func (s *webhookSender) deliverJob(id int64, heldUntil time.Time) (err error) {
 	ctx := s.deliveries
 	defer func() {
-		if err != nil && ctx.Err() != nil {
-			err = s.store.eng.giveBackWebhook(context.WithoutCancel(ctx), id, s.now())
+		if err == nil || ctx.Err() == nil {
+			return
 		}
+		if errors.Is(err, errCutShort) {
+			err = nil // not a failure: the attempt is made again
+		}
+		back, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownWriteGrace)
+		defer cancel()
+		err = errors.Join(err, s.store.eng.giveBackWebhook(back, id, heldUntil, s.now()))
 	}()
 	job, err := s.store.jobByID(ctx, id)
 	if errors.Is(err, errNotFound) {

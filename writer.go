@@ -136,7 +136,8 @@ func (w *writer) doDirect(ctx context.Context, fn func(tx *sql.Tx) error) error 
 
 // doStatement runs fn, a write of one statement on db, outside any
 // transaction; only a direct writer (PostgreSQL's) has it. The statement
-// is atomic by itself, and run again whole if it lost a deadlock.
+// is atomic by itself, and run again whole if it lost a deadlock: fn must
+// run exactly one statement, or neither holds.
 func (w *writer) doStatement(ctx context.Context, fn func(ctx context.Context, db *sql.DB) error) error {
 	if w.directStatement == nil {
 		return errors.New("a write outside a transaction needs PostgreSQL's writer")
