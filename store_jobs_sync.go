@@ -29,6 +29,33 @@ type completedNumber struct {
 // outcome is the number's final outcome.
 func (c completedNumber) outcome() Outcome { return c.Attempts[len(c.Attempts)-1].Outcome }
 
+// storedAttempts are the attempts stored as attempt rows: none for a
+// number restored at its first try, whose own row records that try (see
+// number_attempts), else every one.
+func (c completedNumber) storedAttempts() []attemptRecord {
+	if len(c.Attempts) == 1 {
+		return nil
+	}
+	return c.Attempts
+}
+
+// completedTotals are what a synchronous job's numbers add up to: their
+// successes and failures, the first attempt's start, the last one's end.
+func completedTotals(numbers []completedNumber) (success, failure int, first, last time.Time) {
+	for pos, n := range numbers {
+		if n.outcome().Success {
+			success++
+		} else {
+			failure++
+		}
+		if started := n.Attempts[0].Started; pos == 0 || started.Before(first) {
+			first = started
+		}
+		last = maxTime(last, n.Attempts[len(n.Attempts)-1].Finished)
+	}
+	return success, failure, first, last
+}
+
 // storeCompletedJob stores, through w, a job whose numbers all have their
 // outcome (the synchronous path): the job, its numbers, every attempt, the
 // inventory changes, its link to the job it retries and to the
@@ -37,9 +64,8 @@ func (c completedNumber) outcome() Outcome { return c.Attempts[len(c.Attempts)-1
 // due at webhookDue, so that the caller makes the first attempt before the
 // sender does.
 func (s *Store) storeCompletedJob(ctx context.Context, w *writer, j *Job, numbers []completedNumber, webhookDue time.Time, idemKey string) error {
-	g := groupCompleted(numbers)
-	j.Status, j.Total, j.SuccessCount, j.FailureCount = jobCompleted, len(numbers), g.success, g.failure
-	j.StartedAt, j.CompletedAt = g.first, g.last
+	j.Status, j.Total = jobCompleted, len(numbers)
+	j.SuccessCount, j.FailureCount, j.StartedAt, j.CompletedAt = completedTotals(numbers)
 	j.WebhookState = webhookNone
 	if j.WebhookURL != "" {
 		j.WebhookState = webhookPending
@@ -52,7 +78,7 @@ func (s *Store) storeCompletedJob(ctx context.Context, w *writer, j *Job, number
 		})
 	}
 	return w.do(ctx, func(tx *sql.Tx) error {
-		if err := s.insertCompletedJob(tx, j, g, webhookDue); err != nil {
+		if err := s.insertCompletedJob(tx, j, numbers, webhookDue); err != nil {
 			return err
 		}
 		if j.RetryOf != "" {
@@ -67,13 +93,14 @@ func (s *Store) storeCompletedJob(ctx context.Context, w *writer, j *Job, number
 	})
 }
 
-// insertCompletedJob writes storeCompletedJob's job and the rows of g in
+// insertCompletedJob writes storeCompletedJob's job and its numbers in
 // SQLite: a statement for each group of numbers or attempts that share an
 // outcome.
-func (s *Store) insertCompletedJob(tx *sql.Tx, j *Job, g completedGroups, webhookDue time.Time) error {
+func (s *Store) insertCompletedJob(tx *sql.Tx, j *Job, numbers []completedNumber, webhookDue time.Time) error {
 	if err := s.insertJobRow(tx, j, webhookDue); err != nil {
 		return err
 	}
+	g := groupCompleted(numbers)
 	for _, k := range g.numbers.order {
 		if _, err := s.wq.exec(tx, insertCompletedNumbersSQL, j.ID, jsonPairs(g.numbers.m[k]), k.status, k.message, k.code,
 			boolInt(k.riu), boolInt(k.nr), k.attempts, k.started, k.finished); err != nil {
@@ -113,13 +140,11 @@ type completedAttemptKey struct {
 }
 
 // completedGroups is a synchronous job's numbers and attempts grouped so
-// that one statement writes each group, with its counts and times.
+// that one statement writes each group.
 type completedGroups struct {
-	numbers          ordered[completedNumberKey, [2]any] // [position, number]
-	attempts         ordered[completedAttemptKey, int]   // positions
-	activate         []string                            // numbers restored from released
-	success, failure int
-	first, last      time.Time // the first attempt's start, the last one's end
+	numbers  ordered[completedNumberKey, [2]any] // [position, number]
+	attempts ordered[completedAttemptKey, int]   // positions
+	activate []string                            // numbers restored from released
 }
 
 // groupCompleted groups a synchronous job's numbers and attempts.
@@ -128,22 +153,10 @@ func groupCompleted(numbers []completedNumber) completedGroups {
 	for pos, n := range numbers {
 		o := n.outcome()
 		firstTry, lastTry := n.Attempts[0], n.Attempts[len(n.Attempts)-1]
-		if o.Success {
-			g.success++
-		} else {
-			g.failure++
-		}
-		if pos == 0 || firstTry.Started.Before(g.first) {
-			g.first = firstTry.Started
-		}
-		g.last = maxTime(g.last, lastTry.Finished)
 		g.numbers.add(completedNumberKey{status: o.status(), message: o.Message, code: o.StatusCode, attempts: len(n.Attempts),
 			riu: o.RequiresIdentityUpdate, nr: o.NeedsRegistration, started: ms(firstTry.Started), finished: ms(lastTry.Finished)},
 			[2]any{pos, n.Number})
-		for i, a := range n.Attempts {
-			if len(n.Attempts) == 1 {
-				break // a first try is recorded by its number's row alone (see number_attempts)
-			}
+		for i, a := range n.storedAttempts() {
 			g.attempts.add(completedAttemptKey{attempt: i + 1, code: a.Outcome.StatusCode, message: a.Outcome.Message,
 				started: ms(a.Started), finished: ms(a.Finished)}, pos)
 		}

@@ -48,10 +48,7 @@ func (s *Store) insertCompletedJobPG(ctx context.Context, db *sql.DB, j *Job, nu
 		o, first, last := n.outcome(), n.Attempts[0], n.Attempts[len(n.Attempts)-1]
 		rows[pos] = []any{pos, n.Number, o.status(), o.Message, o.StatusCode, boolInt(o.RequiresIdentityUpdate),
 			boolInt(o.NeedsRegistration), len(n.Attempts), ms(first.Started), ms(last.Finished)}
-		for i, a := range n.Attempts {
-			if len(n.Attempts) == 1 {
-				break // a first try is recorded by its number's row alone (see number_attempts)
-			}
+		for i, a := range n.storedAttempts() {
 			attempts = append(attempts, []any{pos, i + 1, ms(a.Started), ms(a.Finished), a.Outcome.StatusCode, a.Outcome.Message})
 		}
 		if o.Activate {
