@@ -11,8 +11,9 @@ import (
 // insertCompletedJobPGSQL is storeCompletedJob's write on PostgreSQL, one
 // statement that commits by itself: the job row ($1 to $12 as in
 // insertJobSQL, and retry_of $16), its numbers ($13), every attempt of the
-// numbers tried more than once ($14; see number_attempts), the inventory it activates ($15, as
-// activateManySQL) and its Idempotency-Key ($17, NULL for none). As a
+// numbers tried more than once ($14; see number_attempts), the inventory
+// it activates ($15, as activateManySQL) and its Idempotency-Key ($17,
+// NULL for none). As a
 // transaction of a statement each, a synchronous request took half a dozen
 // round trips, BEGIN and COMMIT among them; on a few cores those, not the
 // rows, were what its latency queued behind. (The foreign keys of the
