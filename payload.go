@@ -157,6 +157,31 @@ type jobPayload struct {
 // 100,000 numbers never sits in memory whole.
 func (p jobPayload) write(w io.Writer) error {
 	bw := bufio.NewWriterSize(w, 32<<10)
+	if err := p.encode(bw); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// bytes renders the whole body in memory (webhook bodies are signed, so
+// they must be known before they are sent; a synchronous reply is sent
+// whole). It writes straight into the buffer: a 32 KiB bufio.Writer in
+// front of it was a third of a synchronous request's allocations.
+func (p jobPayload) bytes() ([]byte, error) {
+	var b bytes.Buffer
+	err := p.encode(&b)
+	return b.Bytes(), err
+}
+
+// payloadWriter is what encode writes to: a bufio.Writer or a bytes.Buffer.
+type payloadWriter interface {
+	io.Writer
+	io.ByteWriter
+	io.StringWriter
+}
+
+// encode writes the body to bw, one result at a time.
+func (p jobPayload) encode(bw payloadWriter) error {
 	j := p.job
 	h := summarize(j)
 	h.FilteredNumber = p.filteredNumber
@@ -203,16 +228,7 @@ func (p jobPayload) write(w io.Writer) error {
 	} else {
 		bw.WriteByte('}')
 	}
-	bw.WriteByte('\n')
-	return bw.Flush()
-}
-
-// bytes renders the whole body in memory (webhook bodies are signed, so
-// they must be known before they are sent).
-func (p jobPayload) bytes() ([]byte, error) {
-	var b bytes.Buffer
-	err := p.write(&b)
-	return b.Bytes(), err
+	return bw.WriteByte('\n')
 }
 
 // resultJSON shapes one number for this payload.

@@ -19,8 +19,9 @@ const pgMe = "current_setting('bulkrestore.instance')"
 
 // pgClaimPairs is the numbers h of the [job, position] pairs of the JSON
 // array $1, each found through the primary key: the planner drives the
-// join from the array, whatever it knows of job_numbers.
-const pgClaimPairs = `json_array_elements($1::json) AS e
+// join from the array, whatever it knows of job_numbers. (jsonb: the
+// pair is parsed once, not once for each ->>.)
+const pgClaimPairs = `jsonb_array_elements($1::jsonb) AS e
 	JOIN job_numbers AS h ON h.job_id = (e->>0)::bigint AND h.position = (e->>1)::int`
 
 // The statements of PostgreSQL's claims.
