@@ -40,6 +40,9 @@ type Store struct {
 	rq *stmtCache
 	d  *dialect // the SQL text of the database underneath
 	pg *pgState // PostgreSQL's; nil for SQLite
+	// turns orders the request path's short statements on PostgreSQL (see
+	// turnGate); nil, which admits everyone at once, for SQLite.
+	turns *turnGate
 	// eng is how the queue and the outbox claim work in this database.
 	eng queueEngine
 	now func() time.Time

@@ -191,12 +191,18 @@ const inventoryRecordsSQL = `SELECT number, state, released_at, requires_identit
 var _ = pgText(inventoryRecordsSQL, `SELECT number, state, released_at, requires_identity_update, needs_registration
 	FROM inventory WHERE user_id = $1 AND number = ANY(ARRAY(SELECT json_array_elements_text($2::json)))`)
 
-// inventoryRecords reads a user's rows for the numbers, in one query.
+// inventoryRecords reads a user's rows for the numbers, in one query, in
+// its turn (see turnGate).
 func (s *Store) inventoryRecords(ctx context.Context, userID int64, numbers []string) (map[string]inventoryRecord, error) {
 	stmt, err := s.rq.get(inventoryRecordsSQL)
 	if err != nil {
 		return nil, err
 	}
+	give, err := s.turns.take(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer give()
 	rows, err := stmt.QueryContext(ctx, userID, jsonList(numbers))
 	if err != nil {
 		return nil, err

@@ -71,7 +71,8 @@ func openPGStore(ctx context.Context, url string, lease time.Duration) (*Store, 
 	db.SetMaxIdleConns(pgPoolSize)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	s := &Store{w: db, r: db, d: pgDialect, now: time.Now,
-		pg: &pgState{config: cfg, instance: instance, lease: lease}}
+		pg:    &pgState{config: cfg, instance: instance, lease: lease},
+		turns: newTurnGate(pgPoolSize/2, pgTurnPatience)}
 	s.write = s.pgWriteTx
 	s.eng = pgQueue{s}
 	if err := s.migratePG(ctx); err != nil {
@@ -189,8 +190,17 @@ func (s *Store) pgWriteTx(ctx context.Context, fn func(tx *sql.Tx) error) error 
 
 // pgWriteStatement runs fn, a write of a single statement on the pool, as
 // pgWriteTx runs a transaction: PostgreSQL commits the statement by itself.
+// Each try waits for its turn (the synchronous write is on the request
+// path), and hands it back before any backoff.
 func (s *Store) pgWriteStatement(ctx context.Context, fn func(ctx context.Context, db *sql.DB) error) error {
-	return s.pgRetryConflicts(ctx, func() error { return fn(ctx, s.w) })
+	return s.pgRetryConflicts(ctx, func() error {
+		give, err := s.turns.take(ctx)
+		if err != nil {
+			return err
+		}
+		defer give()
+		return fn(ctx, s.w)
+	})
 }
 
 // pgRetryConflicts runs write, and again, a few times, while it loses a

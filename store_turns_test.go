@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// state is the gate's free turns and waiting callers.
+func (g *turnGate) state() (free, waiting int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.free, len(g.queue)
+}
+
+// waitForGate polls g until it has free turns and waiting callers, or
+// fails t after five seconds.
+func waitForGate(t *testing.T, g *turnGate, free, waiting int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		f, w := g.state()
+		if f == free && w == waiting {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gate: %d free, %d waiting; want %d and %d", f, w, free, waiting)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestTurnGateHandsTurnsOutInArrivalOrder(t *testing.T) {
+	g := newTurnGate(1, time.Hour)
+	giveFirst, err := g.take(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const waiters = 5
+	order := make(chan int, waiters)
+	gives := make(chan func(), waiters)
+	for i := range waiters {
+		go func() {
+			give, err := g.take(context.Background())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			order <- i
+			gives <- give
+		}()
+		waitForGate(t, g, 0, i+1) // i+1 queued before the next arrives
+	}
+	giveFirst()
+	for want := range waiters {
+		select {
+		case got := <-order:
+			if got != want {
+				t.Fatalf("turn %d went to caller %d", want, got)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("turn %d never came", want)
+		}
+		(<-gives)()
+	}
+	waitForGate(t, g, 1, 0)
+}
+
+func TestTurnGateAdmitsItsSizeAtOnce(t *testing.T) {
+	g := newTurnGate(3, time.Hour)
+	var gives []func()
+	for range 3 {
+		give, err := g.take(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		gives = append(gives, give)
+	}
+	waitForGate(t, g, 0, 0)
+	for _, give := range gives {
+		give()
+	}
+	waitForGate(t, g, 3, 0)
+}
+
+func TestTurnGateWaiterWhoseContextEndsLeavesTheQueue(t *testing.T) {
+	g := newTurnGate(1, time.Hour)
+	give, err := g.take(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := g.take(ctx)
+		done <- err
+	}()
+	waitForGate(t, g, 0, 1)
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("take after cancel: %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a cancelled waiter kept waiting")
+	}
+	waitForGate(t, g, 0, 0)
+	give()
+	waitForGate(t, g, 1, 0) // the turn was not handed to the one who left
+}
+
+func TestTurnGateImpatientCallerGoesAheadWithoutATurn(t *testing.T) {
+	g := newTurnGate(1, 20*time.Millisecond)
+	give, err := g.take(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan func(), 1)
+	go func() {
+		giveLate, err := g.take(context.Background())
+		if err != nil {
+			t.Error(err)
+		}
+		done <- giveLate
+	}()
+	var giveLate func()
+	select {
+	case giveLate = <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a caller past its patience kept waiting for a turn")
+	}
+	waitForGate(t, g, 0, 0)
+	giveLate() // held no turn: hands nothing back
+	waitForGate(t, g, 0, 0)
+	give()
+	waitForGate(t, g, 1, 0)
+}
+
+func TestNilTurnGateAdmitsAtOnce(t *testing.T) {
+	var g *turnGate
+	give, err := g.take(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	give()
+}
