@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 )
@@ -111,7 +113,7 @@ func TestTurnGateWaiterWhoseContextEndsLeavesTheQueue(t *testing.T) {
 	waitForGate(t, g, 1, 0) // the turn was not handed to the one who left
 }
 
-func TestTurnGateImpatientCallerGoesAheadWithoutATurn(t *testing.T) {
+func TestTurnGateImpatientCallerGoesAhead(t *testing.T) {
 	g := newTurnGate(1, 20*time.Millisecond)
 	give, err := g.take(context.Background())
 	if err != nil {
@@ -125,17 +127,59 @@ func TestTurnGateImpatientCallerGoesAheadWithoutATurn(t *testing.T) {
 		}
 		done <- giveLate
 	}()
-	var giveLate func()
 	select {
-	case giveLate = <-done:
+	case giveLate := <-done: // without a turn, or with the one that lapsed
+		giveLate()
 	case <-time.After(5 * time.Second):
-		t.Fatal("a caller past its patience kept waiting for a turn")
+		t.Fatal("a caller past its patience kept waiting")
 	}
-	waitForGate(t, g, 0, 0)
-	giveLate() // held no turn: hands nothing back
-	waitForGate(t, g, 0, 0)
 	give()
 	waitForGate(t, g, 1, 0)
+}
+
+func TestTurnGateTurnHeldPastPatienceLapses(t *testing.T) {
+	g := newTurnGate(1, 20*time.Millisecond)
+	give, err := g.take(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForGate(t, g, 1, 0) // its holder never gave it back
+	give()                  // late: hands back nothing more
+	give()
+	waitForGate(t, g, 1, 0)
+}
+
+// TestTurnGateCountsEveryTurnUnderChurn: many callers taking turns at once,
+// some cancelled while they wait, some past their patience, some handing
+// back twice; at the end every turn is free and nobody waits.
+func TestTurnGateCountsEveryTurnUnderChurn(t *testing.T) {
+	const turns, callers, rounds = 3, 16, 200
+	g := newTurnGate(turns, 2*time.Millisecond)
+	var wg sync.WaitGroup
+	for c := range callers {
+		wg.Go(func() {
+			for r := range rounds {
+				ctx, cancel := context.WithCancel(context.Background())
+				switch (c + r) % 4 {
+				case 0:
+					cancel() // already gone
+				case 1:
+					go cancel() // gone while it waits, maybe
+				}
+				give, err := g.take(ctx)
+				if err == nil {
+					runtime.Gosched()
+					give()
+					if r%3 == 0 {
+						give()
+					}
+				}
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	waitForGate(t, g, turns, 0)
 }
 
 func TestNilTurnGateAdmitsAtOnce(t *testing.T) {

@@ -292,13 +292,15 @@ func (s *Store) authenticate(ctx context.Context, name, key string) (User, error
 	var u User
 	var hash, previous []byte
 	var previousUntil sql.NullInt64
-	give, err := s.turns.take(ctx)
-	if err != nil {
-		return User{}, fmt.Errorf("authenticate: %w", err)
-	}
-	err = s.rq.queryRow(ctx, `SELECT id, name, key_hash, webhook_secret, previous_key_hash, previous_key_until
-		FROM users WHERE name = ?`, name).Scan(&u.ID, &u.Name, &hash, &u.WebhookSecret, &previous, &previousUntil)
-	give()
+	err := func() error {
+		give, err := s.turns.take(ctx)
+		if err != nil {
+			return err
+		}
+		defer give()
+		return s.rq.queryRow(ctx, `SELECT id, name, key_hash, webhook_secret, previous_key_hash, previous_key_until
+			FROM users WHERE name = ?`, name).Scan(&u.ID, &u.Name, &hash, &u.WebhookSecret, &previous, &previousUntil)
+	}()
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return User{}, fmt.Errorf("authenticate: %w", err)
 	}
