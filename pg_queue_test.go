@@ -264,6 +264,62 @@ func TestPGWebhookDeliveriesAreClaimed(t *testing.T) {
 	}
 }
 
+// TestPGWebhookClaimRunsToItsEndOnceBegun: a sender stopped while its
+// claim statement runs still gets the deliveries that claim holds, to
+// deliver or give back. Cut short in the middle, the claim would return
+// nothing while the hold it wrote stayed, and no instance could deliver
+// the webhook until the hold ran out.
+func TestPGWebhookClaimRunsToItsEndOnceBegun(t *testing.T) {
+	stores, job := pgInstances(t, 1, 1, time.Minute)
+	s := stores[0]
+	now := time.Now()
+	for _, stmt := range []string{
+		"UPDATE jobs SET webhook_state = 'pending', webhook_next_at = 0 WHERE id = " + itoa(int(job.id)),
+		// Every later UPDATE of jobs (the claim) sleeps a second first.
+		`CREATE FUNCTION slow_update() RETURNS trigger LANGUAGE plpgsql AS $$
+			BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$`,
+		"CREATE TRIGGER slow_update BEFORE UPDATE ON jobs FOR EACH STATEMENT EXECUTE FUNCTION slow_update()",
+	} {
+		if _, err := s.w.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type taken struct {
+		ids []int64
+		err error
+	}
+	done := make(chan taken, 1)
+	go func() {
+		ids, _, err := s.eng.takeWebhooks(ctx, now, 10, 0, time.Minute)
+		done <- taken{ids, err}
+	}()
+	waitFor(t, 10*time.Second, "the claim to be running", func() bool {
+		var n int
+		err := s.w.QueryRow(`SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event = 'PgSleep'`).Scan(&n)
+		return err == nil && n == 1
+	})
+	cancel() // the sender stops while its claim runs
+	var got taken
+	select {
+	case got = <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("takeWebhooks did not return after its context ended")
+	}
+	if !slices.Equal(got.ids, []int64{job.id}) {
+		t.Fatalf("a claim whose context ended while it ran returned %v (%v); want the job it holds", got.ids, got.err)
+	}
+	var at int64
+	if err := s.w.QueryRow("SELECT webhook_next_at FROM jobs WHERE id = $1", job.id).Scan(&at); err != nil {
+		t.Fatal(err)
+	}
+	if at != ms(now)+time.Minute.Milliseconds() {
+		t.Fatalf("webhook_next_at = %d, want the claim's hold %d", at, ms(now)+time.Minute.Milliseconds())
+	}
+}
+
 func TestPGMigrationsRunOnceWhenInstancesStartTogether(t *testing.T) {
 	db := requirePG(t).newDatabase(t, true)
 	errs := make([]error, 3)
