@@ -166,7 +166,8 @@ func (p jobPayload) write(w io.Writer) error {
 // bytes renders the whole body in memory (webhook bodies are signed, so
 // they must be known before they are sent; a synchronous reply is sent
 // whole). It writes straight into the buffer: a 32 KiB bufio.Writer in
-// front of it was a third of a synchronous request's allocations.
+// front of it, new for every reply, was 2.4% of the process's CPU under
+// synchronous load.
 func (p jobPayload) bytes() ([]byte, error) {
 	var b bytes.Buffer
 	err := p.encode(&b)
