@@ -20,7 +20,7 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	from := fs.String("from", "", "the SQLite database file to copy (required)")
 	to := fs.String("to", "", "the PostgreSQL database to copy into, postgres://...; better given in BULKRESTORE_MIGRATE_TO")
-	resume := fs.Bool("resume", false, "the PostgreSQL database holds an earlier copy of this file that was cut short, and no server has run on the file since: copy what it lacks")
+	resume := fs.Bool("resume", false, "the PostgreSQL database holds an earlier copy of this file that was cut short: copy what it lacks, and bring up to date what changed in the file since")
 	toOnly := func(key string) string {
 		if key == envName("to") {
 			if v := getenv("BULKRESTORE_MIGRATE_TO"); v != "" {
@@ -63,11 +63,17 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 	start := time.Now()
 	err = src.copyInto(ctx, dst, *resume, func(c copyCount) {
 		line := fmt.Sprintf("%-16s %d copied", c.table, c.inserted)
-		if c.read != c.inserted {
-			line += fmt.Sprintf(" (%d there already)", c.read-c.inserted)
+		if c.updated > 0 {
+			line += fmt.Sprintf(", %d brought up to date", c.updated)
+		}
+		if same := c.read - c.inserted - c.updated; same > 0 {
+			line += fmt.Sprintf(" (%d there already)", same)
 		}
 		fmt.Fprintln(stdout, line)
 	})
+	if errors.Is(err, errNotThisFile) {
+		return fmt.Errorf("migrate: %w; empty the database and copy again without -resume", err)
+	}
 	if errors.Is(err, errTargetHoldsData) {
 		return fmt.Errorf("migrate: %w; give an empty database, or -resume to finish an earlier copy of this same file", err)
 	}

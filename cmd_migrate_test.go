@@ -64,19 +64,26 @@ func newMigrateFixture(t *testing.T) migrateFixture {
 	f.history = apiHistory(t, s.URL, "demo", "demo", "15551230117", "").Raw
 	s.stop()
 
-	// A job queued and never started: its server stopped before it ran.
-	store := openTestStore(t, f.db)
+	j := queueUnstartedJob(t, f.db, "00000000-0000-4000-8000-000000000001")
+	f.unfinished, f.maxJobID = j.UUID, j.ID
+	return f
+}
+
+// queueUnstartedJob writes into the file a job of demo's, 15 numbers from
+// 15551230130, queued and never started: its server stopped before it ran.
+func queueUnstartedJob(t *testing.T, db, uuid string) Job {
+	t.Helper()
+	store := openTestStore(t, db)
+	defer store.Close()
 	demo, err := store.userByName(context.Background(), "demo")
 	if err != nil {
 		t.Fatal(err)
 	}
-	j := Job{UUID: "00000000-0000-4000-8000-000000000001", UserID: demo.ID, CreatedAt: time.Now()}
+	j := Job{UUID: uuid, UserID: demo.ID, CreatedAt: time.Now()}
 	inTx(t, store, func(tx *sql.Tx) error {
 		return store.insertQueuedJob(tx, &j, packNumbers(seqNumbers(15551230130, 15)))
 	})
-	f.unfinished, f.maxJobID = j.UUID, j.ID
-	store.Close()
-	return f
+	return j
 }
 
 func TestMigrateCopiesAFileThatPostgreSQLServersThenServe(t *testing.T) {
@@ -187,4 +194,64 @@ func sameJSON(t *testing.T, a, b []byte) bool {
 		t.Fatal(err)
 	}
 	return reflect.DeepEqual(x, y)
+}
+
+// TestMigrateResumeBringsTheCopyUpToDate runs a server on the file between
+// a copy and its -resume, as an operator might by mistake: the numbers it
+// restored and the job it took are carried over, and once the file has
+// lost rows the database holds (a user deleted), -resume refuses.
+func TestMigrateResumeBringsTheCopyUpToDate(t *testing.T) {
+	pg := newPGDatabase(t)
+	db := newTestDB(t)
+	s := startServer(t, "-db", db, "-dev")
+	s.stop() // the demo user is there
+	queued := queueUnstartedJob(t, db, "00000000-0000-4000-8000-000000000002")
+	if out, _, err := runCLI(t, nil, "", "migrate", "-from", db, "-to", pg); err != nil {
+		t.Fatalf("migrate: %v\n%s", err, out)
+	}
+
+	s = startServer(t, "-db", db, "-dev")
+	waitJobDone(t, s, "demo", "demo", queued.UUID, 30*time.Second)
+	taken := apiBulk(t, s, "demo", "demo", map[string]any{"numbers": seqNumbers(15551230160, 3)}).Body["job_uuid"].(string)
+	fromFile := map[string][]byte{}
+	for _, id := range []string{queued.UUID, taken} {
+		fromFile[id] = call(t, http.MethodGet, s.URL+"/v3/bulk_restore_status?job_uuid="+id, "demo", "demo", nil).Raw
+	}
+	s.stop()
+
+	out, _, err := runCLI(t, nil, "", "migrate", "-from", db, "-to", pg, "-resume")
+	if err != nil {
+		t.Fatalf("migrate -resume: %v\n%s", err, out)
+	}
+	for _, want := range []string{"jobs             1 copied, 1 brought up to date", "job_numbers      3 copied, 15 brought up to date"} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("output lacks %q:\n%s", want, out)
+		}
+	}
+	s = startServer(t, "-db", pg, "-dev")
+	for id, before := range fromFile {
+		after := call(t, http.MethodGet, s.URL+"/v3/bulk_restore_status?job_uuid="+id, "demo", "demo", nil).Raw
+		if !sameJSON(t, before, after) {
+			t.Fatalf("job %s after -resume:\nfrom the file: %s\nfrom PostgreSQL: %s", id, before, after)
+		}
+	}
+	s.stop()
+
+	refused := func(after, want string) {
+		t.Helper()
+		_, _, err := runCLI(t, nil, "", "migrate", "-from", db, "-to", pg, "-resume")
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "copy again without -resume") {
+			t.Fatalf("migrate -resume after %s: %v, want a refusal naming %q", after, err, want)
+		}
+	}
+	store := openTestStore(t, db)
+	if _, err := store.w.Exec("DELETE FROM jobs WHERE uuid = ?", taken); err != nil { // as retention would
+		t.Fatal(err)
+	}
+	store.Close()
+	refused("a job was deleted from the file", "jobs has 2 rows there and 1 in the file")
+	if out, _, err := runCLI(t, nil, "", "user", "del", "-db", db, "demo"); err != nil {
+		t.Fatalf("user del: %v\n%s", err, out)
+	}
+	refused("its user was deleted from the file", `user 1 "demo"`)
 }

@@ -41,10 +41,12 @@ var copyTables = []copyTable{
 // one transaction of the target. A page is all the copy holds in memory.
 const copyBatch = 1000
 
-// copyCount is what the copy did with one table.
+// copyCount is what the copy did with one table: of the rows read, those
+// it inserted and those it brought up to date (a resumed copy finding
+// them changed in the file since the first run).
 type copyCount struct {
-	table          string
-	read, inserted int64
+	table                   string
+	read, inserted, updated int64
 }
 
 // errTargetHoldsData is the refusal to copy into a database that holds
@@ -53,9 +55,12 @@ var errTargetHoldsData = errors.New("the PostgreSQL database already holds users
 
 // copyInto copies every row of this SQLite store into the PostgreSQL store
 // to, keeping ids and uuids, a page at a time, each page in a transaction
-// of its own. Rows the target has already (by primary key) are left as
-// they are, so a copy cut short is resumed by running it again with
-// resume; without it, a target that holds any data is refused. The
+// of its own. A row the target has already (by primary key) is brought up
+// to date where it differs, so a copy cut short is resumed by running it
+// again with resume, even if a server ran on the file in between; a row
+// the file no longer has (a user deleted meanwhile, a job past retention)
+// cannot be told from the target's own, so then the resumed copy fails and
+// says so. Without resume, a target that holds any data is refused. The
 // sequences of the ids are then set past every id the SQLite file ever
 // handed out, so that none is handed out again. done is told each table's
 // count as it finishes.
@@ -83,6 +88,11 @@ func (s *Store) copyInto(ctx context.Context, to *Store, resume bool, done func(
 		}
 		done(n)
 	}
+	if holds {
+		if err := s.nothingBeyond(ctx, to); err != nil {
+			return err
+		}
+	}
 	for _, table := range []string{"users", "jobs"} {
 		if err := s.carrySequence(ctx, to, table); err != nil {
 			return fmt.Errorf("copy: id sequence of %s: %w", table, err)
@@ -107,11 +117,41 @@ func (s *Store) sameUsers(ctx context.Context, to *Store) error {
 			return fmt.Errorf("copy: %w", err)
 		}
 		err := s.r.QueryRowContext(ctx, "SELECT name FROM users WHERE id = ?", id).Scan(&here)
-		if err != nil || here != name {
-			return fmt.Errorf("copy: the PostgreSQL database's user %d %q is not this file's (%v): it holds another deployment's data", id, name, err)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("%w: user %d %q (deleted from the file since the first run, or another deployment's)", errNotThisFile, id, name)
+		case err != nil:
+			return fmt.Errorf("copy: %w", err)
+		case here != name:
+			return fmt.Errorf("%w: user %d is %q there and %q in the file (another deployment's data)", errNotThisFile, id, name, here)
 		}
 	}
 	return rows.Err()
+}
+
+// errNotThisFile is the refusal of a resumed copy whose target holds rows
+// the SQLite file does not have: deleted from the file since the first
+// run, written there by a server, or another deployment's.
+var errNotThisFile = errors.New("the PostgreSQL database holds rows this file does not have")
+
+// nothingBeyond checks, after a resumed copy, that the target holds no row
+// the file lacks: every row of the file is there (it was just copied), so
+// equal counts mean equal tables.
+func (s *Store) nothingBeyond(ctx context.Context, to *Store) error {
+	for _, t := range copyTables {
+		var here, there int64
+		if err := s.r.QueryRowContext(ctx, "SELECT count(*) FROM "+t.name).Scan(&here); err != nil {
+			return fmt.Errorf("copy: count %s: %w", t.name, err)
+		}
+		if err := to.r.QueryRowContext(ctx, "SELECT count(*) FROM "+t.name).Scan(&there); err != nil {
+			return fmt.Errorf("copy: count %s: %w", t.name, err)
+		}
+		if there > here {
+			return fmt.Errorf("%w: %s has %d rows there and %d in the file (deleted from the file since the first run, or written there by a server)",
+				errNotThisFile, t.name, there, here)
+		}
+	}
+	return nil
 }
 
 // copyTable copies one table a page at a time.
@@ -135,12 +175,13 @@ func (s *Store) copyTable(ctx context.Context, to *Store, t copyTable) (copyCoun
 		if len(page) == 0 {
 			return count, nil
 		}
-		n, err := to.insertPage(ctx, t, page)
+		inserted, updated, err := to.upsertPage(ctx, t, page)
 		if err != nil {
 			return count, err
 		}
 		count.read += int64(len(page))
-		count.inserted += n
+		count.inserted += inserted
+		count.updated += updated
 		last = append([]any(nil), page[len(page)-1][:t.keys]...)
 	}
 }
@@ -167,11 +208,13 @@ func (s *Store) readPage(ctx context.Context, query string, args []any, width in
 	return page, rows.Err()
 }
 
-// insertPage inserts a page of rows into PostgreSQL in one statement,
-// leaving the rows it has already; it returns how many it inserted.
-func (s *Store) insertPage(ctx context.Context, t copyTable, page [][]any) (int64, error) {
+// upsertPage writes a page of rows into PostgreSQL in one statement:
+// those it lacks are inserted, those that differ are updated, the others
+// are left alone. It returns how many it inserted and updated (xmax is 0
+// on a row version just inserted).
+func (s *Store) upsertPage(ctx context.Context, t copyTable, page [][]any) (inserted, updated int64, err error) {
 	var b strings.Builder
-	b.WriteString("INSERT INTO " + t.name + " (" + strings.Join(t.columns, ", ") + ") VALUES ")
+	b.WriteString("INSERT INTO " + t.name + " AS t (" + strings.Join(t.columns, ", ") + ") VALUES ")
 	args := make([]any, 0, len(page)*len(t.columns))
 	for i, row := range page {
 		if i > 0 {
@@ -187,12 +230,31 @@ func (s *Store) insertPage(ctx context.Context, t copyTable, page [][]any) (int6
 		}
 		b.WriteByte(')')
 	}
-	b.WriteString(" ON CONFLICT DO NOTHING")
-	res, err := s.w.ExecContext(ctx, b.String(), args...)
-	if err != nil {
-		return 0, err
+	values := t.columns[t.keys:]
+	set, mine, theirs := make([]string, len(values)), make([]string, len(values)), make([]string, len(values))
+	for i, c := range values {
+		set[i], mine[i], theirs[i] = c+" = EXCLUDED."+c, "t."+c, "EXCLUDED."+c
 	}
-	return res.RowsAffected()
+	b.WriteString(" ON CONFLICT (" + strings.Join(t.columns[:t.keys], ", ") + ") DO UPDATE SET " + strings.Join(set, ", ") +
+		" WHERE (" + strings.Join(mine, ", ") + ") IS DISTINCT FROM (" + strings.Join(theirs, ", ") + ")" +
+		" RETURNING xmax = 0")
+	rows, err := s.w.QueryContext(ctx, b.String(), args...)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var fresh bool
+		if err := rows.Scan(&fresh); err != nil {
+			return 0, 0, err
+		}
+		if fresh {
+			inserted++
+		} else {
+			updated++
+		}
+	}
+	return inserted, updated, rows.Err()
 }
 
 // carrySequence sets the PostgreSQL sequence of table's ids past the
