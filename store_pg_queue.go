@@ -32,14 +32,17 @@ const (
 	// waiting for a retry are claimed too, and kept until due (the
 	// dispatcher's retry queue), as SQLite's dispatcher does. The rows
 	// locked are updated where they are (ctid: a row this statement locked
-	// cannot move), without a second walk of the primary key.
-	claimNumbersSQL = `WITH c AS (SELECT ctid FROM job_numbers
-		WHERE job_id = $1 AND position > $2 AND status = 'pending'
-		AND (lease_until IS NULL OR lease_until < bulkrestore_now_ms())
-		ORDER BY position LIMIT $3 FOR UPDATE SKIP LOCKED)
-		UPDATE job_numbers AS n SET claimed_by = ` + pgMe + `, lease_until = bulkrestore_now_ms() + $4
-		FROM c WHERE n.ctid = c.ctid
-		RETURNING n.position, n.number, n.attempts, n.next_attempt_at`
+	// cannot move), without a second walk of the primary key. The ctids go
+	// as one array, which PostgreSQL reads as a TID scan whatever the size
+	// of the table; joined to the locked rows instead, a table of some
+	// 100,000 rows was read whole into a hash for every claim (37 ms for
+	// 4,096 numbers against 14, measured with EXPLAIN ANALYZE).
+	claimNumbersSQL = `UPDATE job_numbers SET claimed_by = ` + pgMe + `, lease_until = bulkrestore_now_ms() + $4
+		WHERE ctid = ANY(ARRAY(SELECT ctid FROM job_numbers
+			WHERE job_id = $1 AND position > $2 AND status = 'pending'
+			AND (lease_until IS NULL OR lease_until < bulkrestore_now_ms())
+			ORDER BY position LIMIT $3 FOR UPDATE SKIP LOCKED))
+		RETURNING position, number, attempts, next_attempt_at`
 	// renewClaimsSQL extends, to $2 ms from now, the leases of the
 	// [job, position] pairs of the JSON array $1 that this instance still
 	// holds; a row locked right now (its result being recorded) is passed
