@@ -98,6 +98,27 @@ func newMetrics(queued func() float64) *metrics {
 	return m
 }
 
+// watchTurns exports the state of PostgreSQL's turn gate (see turnGate):
+// statements of the request path queueing for the database, and those
+// that went ahead or were let go after its patience: what a database too
+// busy, or rows locked for long, show first.
+func (m *metrics) watchTurns(g *turnGate) {
+	m.registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "bulkrestore_postgres_turns_waiting",
+			Help: "Statements of the request path (authentication, inventory lookups, synchronous writes) waiting for a turn on PostgreSQL.",
+		}, func() float64 { return float64(g.waiting()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "bulkrestore_postgres_turns_skipped_total",
+			Help: "Statements that waited " + pgTurnPatience.String() + " for a turn and went ahead without one.",
+		}, func() float64 { return float64(g.skipped.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "bulkrestore_postgres_turns_lapsed_total",
+			Help: "Turns held over " + pgTurnPatience.String() + " and let go while their statement ran on (slow, or waiting on a row lock).",
+		}, func() float64 { return float64(g.lapsed.Load()) }),
+	)
+}
+
 // handler serves the registry in the Prometheus text format.
 func (m *metrics) handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})

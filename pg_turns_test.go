@@ -168,3 +168,22 @@ func TestPGAWriteStuckBehindALockHoldsNoOneBack(t *testing.T) {
 	}
 	waitForGate(t, store.turns, 2, 0)
 }
+
+// TestTurnMetricsAreExportedOnPostgreSQLOnly: the gate's series are on the
+// /metrics of a server on PostgreSQL, at 0 while nothing queues, and absent
+// on SQLite, which has no gate.
+func TestTurnMetricsAreExportedOnPostgreSQLOnly(t *testing.T) {
+	forEachStore(t, func(t *testing.T, db string) {
+		s := startServer(t, "-db", db, "-dev")
+		want := -1.0 // absent
+		if onPG(db) {
+			want = 0
+		}
+		for _, series := range []string{"bulkrestore_postgres_turns_waiting", "bulkrestore_postgres_turns_skipped_total",
+			"bulkrestore_postgres_turns_lapsed_total"} {
+			if got := metricValue(t, s.URL, series); got != want {
+				t.Fatalf("%s = %v, want %v (-1: absent)", series, got, want)
+			}
+		}
+	})
+}

@@ -38,6 +38,9 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serv
 		return nil, err
 	}
 	m := newMetrics(store.queuedNumbers)
+	if store.turns != nil {
+		m.watchTurns(store.turns)
+	}
 	w := newStoreWriter(store, log)
 	store.write = w.do // the admin API's writes join the group commits
 	w.onStoreError = func(c storeErrorClass) { m.storeErrors.WithLabelValues(c.String()).Inc() }

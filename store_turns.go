@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,6 +31,10 @@ type turnGate struct {
 	free     int             // turns nobody holds
 	queue    []chan struct{} // the waiting callers, first come first
 	patience time.Duration
+
+	// skipped counts the callers that went ahead without a turn, and
+	// lapsed the turns let go while their holder ran on (the metrics).
+	skipped, lapsed atomic.Int64
 }
 
 // pgTurnPatience is how long a statement of PostgreSQL's request path
@@ -68,6 +73,7 @@ func (g *turnGate) take(ctx context.Context) (give func(), err error) {
 		return g.held(), nil
 	case <-timer.C:
 		if g.leave(turn) {
+			g.skipped.Add(1)
 			return func() {}, nil
 		}
 		return g.held(), nil // the turn came as patience ran out
@@ -83,11 +89,23 @@ func (g *turnGate) take(ctx context.Context) (give func(), err error) {
 // function returned hands it back at most once, before or after that.
 func (g *turnGate) held() (give func()) {
 	var once sync.Once
-	lapse := time.AfterFunc(g.patience, func() { once.Do(g.give) })
+	lapse := time.AfterFunc(g.patience, func() {
+		once.Do(func() {
+			g.lapsed.Add(1)
+			g.give()
+		})
+	})
 	return func() {
 		lapse.Stop()
 		once.Do(g.give)
 	}
+}
+
+// waiting is how many callers wait for a turn now.
+func (g *turnGate) waiting() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.queue)
 }
 
 // leave takes a waiting caller's turn channel out of the queue, and says

@@ -149,6 +149,40 @@ func TestTurnGateTurnHeldPastPatienceLapses(t *testing.T) {
 	waitForGate(t, g, 1, 0)
 }
 
+// TestTurnGateCountsWhoWentAheadAndWhatLapsed: a turn whose holder never
+// gives it back lapses to the first of two waiters, who keeps it too; the
+// second goes ahead without one when its patience runs out.
+func TestTurnGateCountsWhoWentAheadAndWhatLapsed(t *testing.T) {
+	g := newTurnGate(1, 100*time.Millisecond)
+	if _, err := g.take(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	came := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := g.take(context.Background())
+			came <- err
+		}()
+	}
+	for range 2 {
+		select {
+		case err := <-came:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a waiter never came through")
+		}
+	}
+	if n := g.skipped.Load(); n != 1 {
+		t.Fatalf("%d callers went ahead without a turn, want 1", n)
+	}
+	waitForGate(t, g, 1, 0) // the second turn lapses too
+	if n := g.lapsed.Load(); n != 2 {
+		t.Fatalf("%d turns lapsed, want 2", n)
+	}
+}
+
 // TestTurnGateCountsEveryTurnUnderChurn: many callers taking turns at once,
 // some cancelled while they wait, some past their patience, some handing
 // back twice; at the end every turn is free and nobody waits.
