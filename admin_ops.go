@@ -28,10 +28,12 @@ type adminOps struct {
 	// it and writing it: the database's folder, which the service may write
 	// to and which is not memory (as /tmp may be).
 	spoolDir string
-	// stopJobs, in a server, stops jobs in the worker pool's registry at
-	// once; it is called inside the write that cancels them. Nil in the
-	// CLI: a running server's workers find out within liveCheckAge.
-	stopJobs func(jobIDs []int64)
+	// stopJobs, in a server, returns the function that stops jobs at
+	// once, called inside the write that cancels them, and the one that
+	// waits after for the other instances to confirm (see jobStopper).
+	// Nil in the CLI: a running server's workers find out within
+	// liveCheckAge.
+	stopJobs func() (stop func(tx *sql.Tx, jobIDs []int64) error, confirmed func(ctx context.Context))
 	// pace spreads a user's deletion over steps (serverPurgePace or
 	// cliPurgePace).
 	pace purgePace
@@ -43,11 +45,44 @@ type adminOps struct {
 // adminOps returns the admin operations of the running server.
 func (a *app) adminOps() adminOps {
 	return adminOps{store: a.store, now: a.now, spoolDir: spoolDir(a.cfg.db), pace: serverPurgePace,
-		progress: a.progress.progress, stopJobs: func(ids []int64) {
-			for _, id := range ids {
-				a.pool.registry.stop(id, stopGone)
+		progress: a.progress.progress, stopJobs: a.jobStopper}
+}
+
+// jobStopper returns, for one deletion, the function that stops jobs
+// inside its writes, in this process's registry and, on PostgreSQL, in
+// every instance holding numbers of them (announceCancel), and the one
+// that waits, once they are committed, for those instances to confirm
+// (cancelAckWait at most each), so that no restore of the user's begins
+// anywhere once the deletion has answered.
+func (a *app) jobStopper() (stop func(tx *sql.Tx, jobIDs []int64) error, confirmed func(ctx context.Context)) {
+	type awaited struct {
+		acks   <-chan string
+		others []string
+	}
+	waits := map[int64]awaited{} // a write run again replaces its job's
+	stop = func(tx *sql.Tx, ids []int64) error {
+		for _, id := range ids {
+			a.pool.registry.stop(id, stopGone)
+			others, err := a.store.announceCancel(tx, id)
+			if err != nil {
+				return err
 			}
-		}}
+			if len(others) > 0 {
+				waits[id] = awaited{a.pool.cancelAcks.expect(id), others}
+			}
+		}
+		return nil
+	}
+	confirmed = func(ctx context.Context) {
+		for id, w := range waits {
+			if late := a.pool.cancelAcks.await(ctx, w.acks, w.others, cancelAckWait); len(late) > 0 {
+				a.log.Warn("instances holding numbers of a deleted user's job did not confirm in time; their workers drop them when they next check the job",
+					"job_id", id, "instances", late)
+			}
+			a.pool.cancelAcks.forget(id)
+		}
+	}
+	return stop, confirmed
 }
 
 // userNamePattern is what a user name may be: it appears in logs and in
@@ -133,7 +168,14 @@ func (o adminOps) listUsers(ctx context.Context) ([]adminUserJSON, error) {
 // inventory. Its work stops at once, and the rows go in short steps
 // through the writer. It runs to its end even if the caller goes away.
 func (o adminOps) deleteUser(ctx context.Context, name string) error {
-	_, err := o.store.deleteUser(context.WithoutCancel(ctx), name, o.stopJobs, o.pace)
+	ctx = context.WithoutCancel(ctx)
+	var stop func(tx *sql.Tx, jobIDs []int64) error
+	confirmed := func(context.Context) {}
+	if o.stopJobs != nil {
+		stop, confirmed = o.stopJobs()
+	}
+	_, err := o.store.deleteUser(ctx, name, stop, o.pace)
+	confirmed(ctx)
 	if errors.Is(err, errNotFound) {
 		return userNotFound(name)
 	}

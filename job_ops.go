@@ -11,14 +11,23 @@ import (
 // speaks HTTP.
 
 // cancel cancels a job's numbers that have not started and returns the
-// job as it is after, with how many numbers were cancelled.
+// job as it is after, with how many numbers were cancelled. On PostgreSQL,
+// when other instances hold numbers of the job, it waits (cancelAckWait
+// at most) for them to cancel those their workers have not started, and
+// counts those too (see store_pg_cancel.go).
 func (a *app) cancel(ctx context.Context, job Job) (Job, int, error) {
 	var cancelled int
+	var others []string
+	acks := a.pool.cancelAcks.expect(job.ID)
+	defer a.pool.cancelAcks.forget(job.ID)
 	err := a.writer.do(ctx, func(tx *sql.Tx) (err error) {
 		// Taken inside the write, so no worker can start a number between
 		// the snapshot of started numbers and the cancellation.
 		started := a.pool.cancelJob(job.ID)
-		cancelled, err = a.store.cancelJobNumbers(tx, job.ID, started, a.now())
+		if cancelled, err = a.store.cancelJobNumbers(tx, job.ID, started, a.now()); err != nil {
+			return err
+		}
+		others, err = a.store.announceCancel(tx, job.ID)
 		return err
 	})
 	var finished *errJobFinished
@@ -33,8 +42,17 @@ func (a *app) cancel(ctx context.Context, job Job) (Job, int, error) {
 	}
 	a.metrics.jobsFinished.WithLabelValues(string(jobCancelled)).Inc()
 	a.webhooks.nudge()
-	a.log.Info("job cancelled", "job", job.UUID, "numbers_cancelled", cancelled)
+	if len(others) > 0 {
+		if late := a.pool.cancelAcks.await(ctx, acks, others, cancelAckWait); len(late) > 0 {
+			a.log.Warn("instances holding numbers of a cancelled job did not confirm in time; their workers skip the numbers not started when they next check the job",
+				"job", job.UUID, "instances", late)
+		}
+	}
 	job, err = a.store.jobByID(ctx, job.ID)
+	if len(others) > 0 {
+		cancelled = job.CancelledCount // theirs too: a job is cancelled once, so every cancelled number is this cancellation's
+	}
+	a.log.Info("job cancelled", "job", job.UUID, "numbers_cancelled", cancelled)
 	return job, cancelled, err
 }
 

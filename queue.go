@@ -32,6 +32,10 @@ type pool struct {
 	recorder *recorder
 	leases   *leaser // nil where claims never run out (SQLite)
 	log      *slog.Logger
+
+	// cancelAcks are the cancellations waiting for other instances
+	// (PostgreSQL; see store_pg_cancel.go).
+	cancelAcks cancelAcks
 }
 
 // claim is one number handed to a worker.

@@ -90,7 +90,7 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serv
 	listening := make(chan struct{})
 	go func() {
 		defer close(listening)
-		store.eng.listen(listenCtx, func(channel string) {
+		store.eng.listen(listenCtx, func(channel, payload string) {
 			switch channel {
 			case pgWorkChannel:
 				p.nudge()
@@ -98,6 +98,10 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serv
 				p.rescan()
 			case pgWebhookChannel:
 				sender.nudge()
+			case pgCancelChannel:
+				p.cancelledElsewhere(listenCtx, payload)
+			case pgCancelDoneChannel:
+				p.cancelAcks.deliver(payload)
 			}
 		}, log)
 	}()

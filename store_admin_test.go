@@ -71,12 +71,13 @@ func testDeleteUserStopsItsWorkInItsFirstWrite(t *testing.T, db string) {
 	store, ids := adminFixture(t, db, map[string][]int{"alice": {30, 0, 12}, "bob": {20, 0}}, nil)
 	var calls [][]int64
 	var stillThere int
-	_, err := store.deleteUser(context.Background(), "alice", func(jobIDs []int64) {
+	_, err := store.deleteUser(context.Background(), "alice", func(_ *sql.Tx, jobIDs []int64) error {
 		if len(calls) == 0 { // inside the first write, before any row goes
 			jobs, _, _ := userRows(t, store, "alice")
 			stillThere = jobs
 		}
 		calls = append(calls, slices.Clone(jobIDs))
+		return nil
 	}, serverPurgePace)
 	if err != nil {
 		t.Fatal(err)

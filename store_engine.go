@@ -41,10 +41,10 @@ type queueEngine interface {
 	// (another instance, a recorded attempt) has set its time since.
 	giveBackWebhook(ctx context.Context, jobID int64, heldUntil, now time.Time) error
 	// listen calls wake with the channel (pgWorkChannel and the others)
-	// of every notification other instances send, until ctx ends, and
-	// logs what keeps it from listening; it returns at once where there
-	// are no other instances.
-	listen(ctx context.Context, wake func(channel string), log *slog.Logger)
+	// and the payload of every notification other instances send, until
+	// ctx ends, and logs what keeps it from listening; it returns at once
+	// where there are no other instances.
+	listen(ctx context.Context, wake func(channel, payload string), log *slog.Logger)
 	// exclusively runs fn unless another instance runs work under the same
 	// lock now; it reports whether fn ran.
 	exclusively(ctx context.Context, lock int64, fn func() error) (bool, error)
@@ -55,12 +55,16 @@ type queueEngine interface {
 }
 
 // The channels of PostgreSQL's notifications: a job queued, claims given
-// back (their numbers lie behind the other instances' read cursors), and a
-// webhook falling due.
+// back (their numbers lie behind the other instances' read cursors), a
+// webhook falling due, a job cancelled (payload: its id) and an instance
+// having cancelled what it held of one (payload: "job instance"; see
+// store_pg_cancel.go).
 const (
-	pgWorkChannel     = "bulkrestore_work"
-	pgReleasedChannel = "bulkrestore_released"
-	pgWebhookChannel  = "bulkrestore_webhooks"
+	pgWorkChannel       = "bulkrestore_work"
+	pgReleasedChannel   = "bulkrestore_released"
+	pgWebhookChannel    = "bulkrestore_webhooks"
+	pgCancelChannel     = "bulkrestore_cancel"
+	pgCancelDoneChannel = "bulkrestore_cancel_done"
 )
 
 // sqliteQueue is the queue engine of a SQLite file, which one server holds.
@@ -88,7 +92,7 @@ func (q sqliteQueue) takeWebhooks(ctx context.Context, now time.Time, room, busy
 func (sqliteQueue) giveBackWebhook(context.Context, int64, time.Time, time.Time) error { return nil }
 
 // listen returns at once: no other process writes the file's queue.
-func (sqliteQueue) listen(context.Context, func(string), *slog.Logger) {}
+func (sqliteQueue) listen(context.Context, func(string, string), *slog.Logger) {}
 
 // exclusively runs fn: this server is the only one.
 func (sqliteQueue) exclusively(_ context.Context, _ int64, fn func() error) (bool, error) {

@@ -17,7 +17,7 @@ func (s *Store) dueWebhooks(ctx context.Context, now time.Time, limit int) ([]in
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("due webhooks: %w", err)
 	}
-	ids, err := scanIDs(rows)
+	ids, err := scanColumn[int64](rows)
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("due webhooks: %w", err)
 	}

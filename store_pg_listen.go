@@ -9,22 +9,22 @@ import (
 )
 
 // pgChannels are the channels an instance listens on.
-var pgChannels = []string{pgWorkChannel, pgReleasedChannel, pgWebhookChannel}
+var pgChannels = []string{pgWorkChannel, pgReleasedChannel, pgWebhookChannel, pgCancelChannel, pgCancelDoneChannel}
 
 // listen keeps a connection of its own (pgx's, as database/sql cannot wait
-// for a notification) listening on the work and webhook channels, and calls
-// wake for each notification. A broken connection is opened again with
-// backoff; after each (re)connection wake is called for both channels,
+// for a notification) listening on pgChannels, and calls wake for each
+// notification. A broken connection is opened again with backoff; after
+// each (re)connection wake is called for every channel with no payload,
 // since notifications sent while no one listened are lost. The callers
 // also poll at a bounded interval, so a notification lost any other way
 // delays work by that interval at most.
-func (q pgQueue) listen(ctx context.Context, wake func(channel string), log *slog.Logger) {
+func (q pgQueue) listen(ctx context.Context, wake func(channel, payload string), log *slog.Logger) {
 	for try := 1; ctx.Err() == nil; try++ {
 		conn, err := q.connectListener(ctx)
 		if err == nil {
 			try = 1
 			for _, ch := range pgChannels {
-				wake(ch)
+				wake(ch, "")
 			}
 			err = waitNotifications(ctx, conn, wake)
 			conn.Close(context.Background())
@@ -57,12 +57,12 @@ func (q pgQueue) connectListener(ctx context.Context) (*pgx.Conn, error) {
 
 // waitNotifications calls wake for each notification until the connection
 // breaks or ctx ends.
-func waitNotifications(ctx context.Context, conn *pgx.Conn, wake func(string)) error {
+func waitNotifications(ctx context.Context, conn *pgx.Conn, wake func(channel, payload string)) error {
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
 			return err
 		}
-		wake(n.Channel)
+		wake(n.Channel, n.Payload)
 	}
 }

@@ -151,7 +151,7 @@ func (q pgQueue) takeWebhooks(ctx context.Context, now time.Time, room, _ int, h
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("claim webhooks: %w", err)
 	}
-	ids, err := scanIDs(rows)
+	ids, err := scanColumn[int64](rows)
 	if err != nil {
 		return nil, time.Time{}, fmt.Errorf("claim webhooks: %w", err)
 	}

@@ -174,7 +174,7 @@ func (s *Store) recoverCancelled(tx *sql.Tx, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("recover cancelled jobs: %w", err)
 	}
-	ids, err := scanIDs(rows)
+	ids, err := scanColumn[int64](rows)
 	if err != nil {
 		return fmt.Errorf("recover cancelled jobs: %w", err)
 	}
@@ -194,18 +194,18 @@ func (s *Store) recoverCancelled(tx *sql.Tx, now time.Time) error {
 	return nil
 }
 
-// scanIDs reads a column of ids and closes rows.
-func scanIDs(rows *sql.Rows) ([]int64, error) {
+// scanColumn reads a column of values (ids, names) and closes rows.
+func scanColumn[T any](rows *sql.Rows) ([]T, error) {
 	defer rows.Close()
-	var ids []int64
+	var out []T
 	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
+		var v T
+		if err := rows.Scan(&v); err != nil {
 			return nil, err
 		}
-		ids = append(ids, id)
+		out = append(out, v)
 	}
-	return ids, rows.Err()
+	return out, rows.Err()
 }
 
 // markJobsStarted marks pending jobs as processing; a job that completed

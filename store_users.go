@@ -106,18 +106,19 @@ var (
 // A first write locks the user out and stops its work: its key stops
 // working, its unfinished jobs become cancelled and no webhook of its jobs
 // is sent any more; stop, when set, is called inside that write with the
-// jobs it stopped (the server stops them in its workers' registry there).
+// jobs it stopped (the server stops them in its workers' registry there,
+// and tells the other instances), and its error fails the write.
 // Then the rows go in steps, as pace says, the user row last. A deletion
 // cut short (the process stopped) leaves the user locked out; deleting it
 // again finishes the work.
-func (s *Store) deleteUser(ctx context.Context, name string, stop func(jobIDs []int64), pace purgePace) (int64, error) {
+func (s *Store) deleteUser(ctx context.Context, name string, stop func(tx *sql.Tx, jobIDs []int64) error, pace purgePace) (int64, error) {
 	var id int64
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		var stopped []int64
 		var err error
 		id, stopped, err = s.lockOutUser(tx, name, s.now())
 		if err == nil && stop != nil {
-			stop(stopped)
+			err = stop(tx, stopped)
 		}
 		return err
 	})
@@ -130,7 +131,7 @@ func (s *Store) deleteUser(ctx context.Context, name string, stop func(jobIDs []
 			// may have queued a job since: stop it too.
 			stopped, err := s.stopUserJobs(tx, id, s.now())
 			if err == nil && stop != nil {
-				stop(stopped)
+				err = stop(tx, stopped)
 			}
 			if err == nil {
 				done, err = s.purgeUserStep(tx, id, max(pace.step, 1))
@@ -194,7 +195,7 @@ func (s *Store) stopUserJobs(tx *sql.Tx, userID int64, now time.Time) ([]int64, 
 	if err != nil {
 		return nil, fmt.Errorf("stop jobs: %w", err)
 	}
-	return scanIDs(rows)
+	return scanColumn[int64](rows)
 }
 
 // purgeInventorySQL deletes the first ?2 numbers of user ?1's inventory.

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// notifications listens on channels with a connection of its own and
+// returns the function that reads the next notification (failing t after
+// five seconds), and one that reads what came before a marker it sends
+// itself, to show that nothing else was sent.
+func notifications(t *testing.T, s *Store, channels ...string) (next func() *pgNotice, before func() []*pgNotice) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.ConnectConfig(ctx, s.pg.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	for _, ch := range channels {
+		if _, err := conn.Exec(ctx, "LISTEN "+ch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	next = func() *pgNotice {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		n, err := conn.WaitForNotification(wctx)
+		if err != nil {
+			t.Fatalf("waiting for a notification: %v", err)
+		}
+		return &pgNotice{n.Channel, n.Payload}
+	}
+	before = func() []*pgNotice {
+		t.Helper()
+		if _, err := s.w.Exec("SELECT pg_notify($1, 'marker')", channels[0]); err != nil {
+			t.Fatal(err)
+		}
+		var got []*pgNotice
+		for range 100 {
+			n := next()
+			if n.payload == "marker" {
+				return got
+			}
+			got = append(got, n)
+		}
+		t.Fatal("no marker among 100 notifications")
+		return nil
+	}
+	return next, before
+}
+
+// pgNotice is a notification's channel and payload.
+type pgNotice struct{ channel, payload string }
+
+// TestPGCancelReachesTheInstancesHoldingNumbers: B cancels a job of which
+// A holds four numbers; B names A among the holders and tells every
+// instance; A, told, cancels what it holds but the number its worker
+// started, and answers; that number's result then completes the job.
+func TestPGCancelReachesTheInstancesHoldingNumbers(t *testing.T) {
+	ctx := context.Background()
+	stores, job := pgInstances(t, 2, 10, time.Minute)
+	a, b := stores[0], stores[1]
+	next, before := notifications(t, b, pgCancelChannel, pgCancelDoneChannel)
+	held, err := a.eng.takeNumbers(ctx, job, -1, 4)
+	if err != nil || len(held) != 4 {
+		t.Fatalf("a claimed %d (%v), want 4", len(held), err)
+	}
+	var cancelled int
+	var others []string
+	inTx(t, b, func(tx *sql.Tx) (err error) {
+		if cancelled, err = b.cancelJobNumbers(tx, job.id, nil, time.Now()); err != nil {
+			return err
+		}
+		others, err = b.announceCancel(tx, job.id)
+		return err
+	})
+	if cancelled != 6 || !slices.Equal(others, []string{a.pg.instance}) {
+		t.Fatalf("b cancelled %d and names %v as holders; want 6 and a (%s)", cancelled, others, a.pg.instance)
+	}
+	if n := next(); *n != (pgNotice{pgCancelChannel, strconv.FormatInt(job.id, 10)}) {
+		t.Fatalf("notification %+v, want the job on %s", *n, pgCancelChannel)
+	}
+	started := held[0]
+	inTx(t, a, func(tx *sql.Tx) error { return a.cancelHeld(tx, job.id, []int{started.Position}, time.Now()) })
+	if n := next(); *n != (pgNotice{pgCancelDoneChannel, fmt.Sprintf("%d %s", job.id, a.pg.instance)}) {
+		t.Fatalf("notification %+v, want a's answer on %s", *n, pgCancelDoneChannel)
+	}
+	j, err := b.jobByID(ctx, job.id)
+	if err != nil || j.Status != jobCancelled || j.CancelledCount != 9 {
+		t.Fatalf("job %s with %d cancelled (%v), want cancelled with 9: all but the started number", j.Status, j.CancelledCount, err)
+	}
+	if out := record(t, a, successes([]claim{started}, time.Now())); out.dropped != 0 || len(out.completedJobs) != 1 {
+		t.Fatalf("the started number's result: %d dropped, completed %v; want it recorded, the job final", out.dropped, out.completedJobs)
+	}
+
+	t.Run("a cancellation nobody else holds numbers of tells no one", func(t *testing.T) {
+		stores, job := pgInstances(t, 2, 3, time.Minute)
+		_, before := notifications(t, stores[1], pgCancelChannel)
+		inTx(t, stores[1], func(tx *sql.Tx) error {
+			if _, err := stores[1].cancelJobNumbers(tx, job.id, nil, time.Now()); err != nil {
+				return err
+			}
+			others, err := stores[1].announceCancel(tx, job.id)
+			if len(others) != 0 {
+				t.Errorf("holders %v, want none", others)
+			}
+			return err
+		})
+		if got := before(); len(got) != 0 {
+			t.Fatalf("notifications %v, want none", got)
+		}
+	})
+	t.Run("a job gone is answered all the same", func(t *testing.T) {
+		if _, err := a.w.Exec("DELETE FROM jobs WHERE id = $1", job.id); err != nil {
+			t.Fatal(err)
+		}
+		inTx(t, a, func(tx *sql.Tx) error { return a.cancelHeld(tx, job.id, nil, time.Now()) })
+		if got := before(); len(got) != 1 || got[0].channel != pgCancelDoneChannel {
+			t.Fatalf("notifications %v, want a's answer", got)
+		}
+	})
+}
+
+func TestCancelAcksWaitForEveryHolder(t *testing.T) {
+	var acks cancelAcks
+	acks.deliver("7 early") // nobody waits yet: dropped
+	ch := acks.expect(7)
+	for _, p := range []string{"7 a", "x b", "7", "8 b", "7 c"} { // malformed, or another job's, are ignored
+		acks.deliver(p)
+	}
+	ctx := context.Background()
+	if missing := acks.await(ctx, ch, []string{"a", "c"}, 5*time.Second); missing != nil {
+		t.Fatalf("missing %v, want none", missing)
+	}
+	acks.deliver("7 a")
+	if missing := acks.await(ctx, ch, []string{"early", "b", "a"}, 50*time.Millisecond); !slices.Equal(missing, []string{"early", "b"}) {
+		t.Fatalf("missing %v, want early and b", missing)
+	}
+	gone, cancel := context.WithCancel(ctx)
+	cancel()
+	if missing := acks.await(gone, ch, []string{"d"}, time.Hour); !slices.Equal(missing, []string{"d"}) {
+		t.Fatalf("missing %v after the caller left, want d", missing)
+	}
+	acks.forget(7)
+	acks.deliver("7 e") // nobody waits any more
+	select {
+	case id := <-ch:
+		t.Fatalf("answer %q delivered after forget", id)
+	default:
+	}
+}
