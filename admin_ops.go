@@ -33,7 +33,7 @@ type adminOps struct {
 	// waits after for the other instances to confirm (see jobStopper).
 	// Nil in the CLI: a running server's workers find out within
 	// liveCheckAge.
-	stopJobs func() (stop func(tx *sql.Tx, jobIDs []int64) error, confirmed func(ctx context.Context))
+	stopJobs func() (stop func(tx *sql.Tx, jobIDs []int64) error, confirmed func(ctx context.Context, err error))
 	// pace spreads a user's deletion over steps (serverPurgePace or
 	// cliPurgePace).
 	pace purgePace
@@ -52,14 +52,16 @@ func (a *app) adminOps() adminOps {
 // inside its writes, in this process's registry and, on PostgreSQL, in
 // every instance holding numbers of them (announceCancel), and the one
 // that waits, once they are committed, for those instances to confirm
-// (cancelAckWait at most each), so that no restore of the user's begins
-// anywhere once the deletion has answered.
-func (a *app) jobStopper() (stop func(tx *sql.Tx, jobIDs []int64) error, confirmed func(ctx context.Context)) {
+// (cancelAckWait at most, for all the jobs together), so that no restore
+// of the user's begins anywhere once the deletion has answered. A
+// deletion that failed waits for nothing: its announcements may not have
+// been committed.
+func (a *app) jobStopper() (stop func(tx *sql.Tx, jobIDs []int64) error, confirmed func(ctx context.Context, err error)) {
 	type awaited struct {
-		acks   <-chan string
+		acks   chan string
 		others []string
 	}
-	waits := map[int64]awaited{} // a write run again replaces its job's
+	waits := map[int64]awaited{}
 	stop = func(tx *sql.Tx, ids []int64) error {
 		for _, id := range ids {
 			a.pool.registry.stop(id, stopGone)
@@ -67,19 +69,28 @@ func (a *app) jobStopper() (stop func(tx *sql.Tx, jobIDs []int64) error, confirm
 			if err != nil {
 				return err
 			}
+			if w, ok := waits[id]; ok { // a write run again
+				a.pool.cancelAcks.forget(id, w.acks)
+				delete(waits, id)
+			}
 			if len(others) > 0 {
 				waits[id] = awaited{a.pool.cancelAcks.expect(id), others}
 			}
 		}
 		return nil
 	}
-	confirmed = func(ctx context.Context) {
+	confirmed = func(ctx context.Context, err error) {
+		deadline := time.Now().Add(cancelAckWait)
 		for id, w := range waits {
-			if late := a.pool.cancelAcks.await(ctx, w.acks, w.others, cancelAckWait); len(late) > 0 {
+			if err != nil {
+				a.pool.cancelAcks.forget(id, w.acks)
+				continue
+			}
+			if late := a.pool.cancelAcks.await(ctx, w.acks, w.others, deadline); len(late) > 0 {
 				a.log.Warn("instances holding numbers of a deleted user's job did not confirm in time; their workers drop them when they next check the job",
 					"job_id", id, "instances", late)
 			}
-			a.pool.cancelAcks.forget(id)
+			a.pool.cancelAcks.forget(id, w.acks)
 		}
 	}
 	return stop, confirmed
@@ -170,12 +181,12 @@ func (o adminOps) listUsers(ctx context.Context) ([]adminUserJSON, error) {
 func (o adminOps) deleteUser(ctx context.Context, name string) error {
 	ctx = context.WithoutCancel(ctx)
 	var stop func(tx *sql.Tx, jobIDs []int64) error
-	confirmed := func(context.Context) {}
+	confirmed := func(context.Context, error) {}
 	if o.stopJobs != nil {
 		stop, confirmed = o.stopJobs()
 	}
 	_, err := o.store.deleteUser(ctx, name, stop, o.pace)
-	confirmed(ctx)
+	confirmed(ctx, err)
 	if errors.Is(err, errNotFound) {
 		return userNotFound(name)
 	}

@@ -212,7 +212,8 @@ func TestMigrateResumeBringsTheCopyUpToDate(t *testing.T) {
 
 	s = startServer(t, "-db", db, "-dev")
 	waitJobDone(t, s, "demo", "demo", queued.UUID, 30*time.Second)
-	taken := apiBulk(t, s, "demo", "demo", map[string]any{"numbers": seqNumbers(15551230160, 3)}).Body["job_uuid"].(string)
+	taken := callKeyed(t, s.URL+"/v3/bulk_restore", "demo", "demo", "resume-key",
+		map[string]any{"numbers": seqNumbers(15551230160, 3)}).Body["job_uuid"].(string)
 	fromFile := map[string][]byte{}
 	for _, id := range []string{queued.UUID, taken} {
 		fromFile[id] = call(t, http.MethodGet, s.URL+"/v3/bulk_restore_status?job_uuid="+id, "demo", "demo", nil).Raw
@@ -245,6 +246,14 @@ func TestMigrateResumeBringsTheCopyUpToDate(t *testing.T) {
 		}
 	}
 	store := openTestStore(t, db)
+	if _, err := store.w.Exec("DELETE FROM idempotency_keys"); err != nil { // as the janitor does after a day
+		t.Fatal(err)
+	}
+	store.Close()
+	if out, _, err := runCLI(t, nil, "", "migrate", "-from", db, "-to", pg, "-resume"); err != nil {
+		t.Fatalf("migrate -resume after an idempotency key expired in the file: %v\n%s", err, out)
+	}
+	store = openTestStore(t, db)
 	if _, err := store.w.Exec("DELETE FROM jobs WHERE uuid = ?", taken); err != nil { // as retention would
 		t.Fatal(err)
 	}

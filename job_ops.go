@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"time"
 )
 
 // The operations on a job that the API and the console share: each
@@ -19,7 +20,7 @@ func (a *app) cancel(ctx context.Context, job Job) (Job, int, error) {
 	var cancelled int
 	var others []string
 	acks := a.pool.cancelAcks.expect(job.ID)
-	defer a.pool.cancelAcks.forget(job.ID)
+	defer a.pool.cancelAcks.forget(job.ID, acks)
 	err := a.writer.do(ctx, func(tx *sql.Tx) (err error) {
 		// Taken inside the write, so no worker can start a number between
 		// the snapshot of started numbers and the cancellation.
@@ -43,7 +44,7 @@ func (a *app) cancel(ctx context.Context, job Job) (Job, int, error) {
 	a.metrics.jobsFinished.WithLabelValues(string(jobCancelled)).Inc()
 	a.webhooks.nudge()
 	if len(others) > 0 {
-		if late := a.pool.cancelAcks.await(ctx, acks, others, cancelAckWait); len(late) > 0 {
+		if late := a.pool.cancelAcks.await(ctx, acks, others, time.Now().Add(cancelAckWait)); len(late) > 0 {
 			a.log.Warn("instances holding numbers of a cancelled job did not confirm in time; their workers skip the numbers not started when they next check the job",
 				"job", job.UUID, "instances", late)
 		}

@@ -86,8 +86,8 @@ func TestPGCancelReachesTheInstancesHoldingNumbers(t *testing.T) {
 	if cancelled != 6 || !slices.Equal(others, []string{a.pg.instance}) {
 		t.Fatalf("b cancelled %d and names %v as holders; want 6 and a (%s)", cancelled, others, a.pg.instance)
 	}
-	if n := next(); *n != (pgNotice{pgCancelChannel, strconv.FormatInt(job.id, 10)}) {
-		t.Fatalf("notification %+v, want the job on %s", *n, pgCancelChannel)
+	if n := next(); *n != (pgNotice{pgCancelChannel, strconv.FormatInt(job.id, 10) + " " + a.pg.instance}) {
+		t.Fatalf("notification %+v, want the job and its holder a on %s", *n, pgCancelChannel)
 	}
 	started := held[0]
 	inTx(t, a, func(tx *sql.Tx) error { return a.cancelHeld(tx, job.id, []int{started.Position}, time.Now()) })
@@ -132,29 +132,35 @@ func TestPGCancelReachesTheInstancesHoldingNumbers(t *testing.T) {
 
 func TestCancelAcksWaitForEveryHolder(t *testing.T) {
 	var acks cancelAcks
-	acks.deliver("7 early") // nobody waits yet: dropped
-	ch := acks.expect(7)
+	acks.deliver("7 early")                                       // nobody waits yet: dropped
+	first, second := acks.expect(7), acks.expect(7)               // a cancel and a deletion, say
 	for _, p := range []string{"7 a", "x b", "7", "8 b", "7 c"} { // malformed, or another job's, are ignored
 		acks.deliver(p)
 	}
 	ctx := context.Background()
-	if missing := acks.await(ctx, ch, []string{"a", "c"}, 5*time.Second); missing != nil {
-		t.Fatalf("missing %v, want none", missing)
+	soon := func(d time.Duration) time.Time { return time.Now().Add(d) }
+	for _, ch := range []chan string{first, second} {
+		if missing := acks.await(ctx, ch, []string{"a", "c"}, soon(5*time.Second)); missing != nil {
+			t.Fatalf("missing %v, want none", missing)
+		}
 	}
+	acks.forget(7, second) // the other waiter still hears
 	acks.deliver("7 a")
-	if missing := acks.await(ctx, ch, []string{"early", "b", "a"}, 50*time.Millisecond); !slices.Equal(missing, []string{"early", "b"}) {
+	if missing := acks.await(ctx, first, []string{"early", "b", "a"}, soon(50*time.Millisecond)); !slices.Equal(missing, []string{"early", "b"}) {
 		t.Fatalf("missing %v, want early and b", missing)
 	}
 	gone, cancel := context.WithCancel(ctx)
 	cancel()
-	if missing := acks.await(gone, ch, []string{"d"}, time.Hour); !slices.Equal(missing, []string{"d"}) {
+	if missing := acks.await(gone, first, []string{"d"}, soon(time.Hour)); !slices.Equal(missing, []string{"d"}) {
 		t.Fatalf("missing %v after the caller left, want d", missing)
 	}
-	acks.forget(7)
+	acks.forget(7, first)
 	acks.deliver("7 e") // nobody waits any more
-	select {
-	case id := <-ch:
-		t.Fatalf("answer %q delivered after forget", id)
-	default:
+	for _, ch := range []chan string{first, second} {
+		select {
+		case id := <-ch:
+			t.Fatalf("answer %q delivered after forget", id)
+		default:
+		}
 	}
 }

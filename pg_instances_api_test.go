@@ -23,19 +23,20 @@ import (
 // with the admin API on, restoring through one upstream that each calls
 // under a path of its own (/a/ or /b/), and one webhook receiver.
 type instancePair struct {
-	a, b  *testServer
-	up    *upstreamFake
-	hooks *apiHookReceiver
-	mu    sync.Mutex
-	held  map[string]chan struct{} // number -> closed on release
-	users int                      // tenants created so far
+	a, b    *testServer
+	up      *upstreamFake
+	hooks   *apiHookReceiver
+	mu      sync.Mutex
+	held    map[string]chan struct{} // number, or prefix of numbers -> closed on release
+	waiting map[string]int           // per hold, the calls waiting on it now
+	users   int                      // tenants created so far
 }
 
 // startInstancePair starts A, then B, on the same database, with two
 // workers each.
 func startInstancePair(t *testing.T) *instancePair {
 	db := newPGDatabase(t)
-	p := &instancePair{hooks: apiNewHookReceiver(t, http.StatusOK), held: map[string]chan struct{}{}}
+	p := &instancePair{hooks: apiNewHookReceiver(t, http.StatusOK), held: map[string]chan struct{}{}, waiting: map[string]int{}}
 	p.up = newUpstreamFake(t, p.answer)
 	flags := func(upstreamPath string) []string {
 		return []string{"-db", db, "-dev", "-backend", "upstream", "-upstream-url", p.up.URL + upstreamPath + "{number}",
@@ -50,11 +51,21 @@ func startInstancePair(t *testing.T) *instancePair {
 // call then takes 50 ms, and a number ending in 7 fails with 404.
 func (p *instancePair) answer(number string, _ int) upstreamAnswer {
 	p.mu.Lock()
-	gate := p.held[number]
+	var gate chan struct{}
+	var key string
+	for held, g := range p.held {
+		if strings.HasPrefix(number, held) {
+			gate, key = g, held
+		}
+	}
+	p.waiting[key]++
 	p.mu.Unlock()
 	if gate != nil {
 		<-gate // released at the end of the subtest at the latest
 	}
+	p.mu.Lock()
+	p.waiting[key]--
+	p.mu.Unlock()
 	time.Sleep(50 * time.Millisecond) // the upstream's latency
 	if strings.HasSuffix(number, "7") {
 		return upstreamAnswer{status: http.StatusNotFound, body: `{"message":"Error: 'number not found'"}`}
@@ -62,17 +73,25 @@ func (p *instancePair) answer(number string, _ int) upstreamAnswer {
 	return upstreamAnswer{body: `{"message":"Number restored"}`}
 }
 
-// hold makes the upstream's answer for number wait until release is
-// called (at the end of the test at the latest).
-func (p *instancePair) hold(t *testing.T, number string) (release func()) {
+// hold makes the upstream's answers for number, or for every number that
+// starts with it, wait until release is called (at the end of the test at
+// the latest).
+func (p *instancePair) hold(t *testing.T, numberOrPrefix string) (release func()) {
 	gate := make(chan struct{})
 	p.mu.Lock()
-	p.held[number] = gate
+	p.held[numberOrPrefix] = gate
 	p.mu.Unlock()
 	var once sync.Once
 	release = func() { once.Do(func() { close(gate) }) }
 	t.Cleanup(release)
 	return release
+}
+
+// waitingOn is how many calls wait on the hold of numberOrPrefix now.
+func (p *instancePair) waitingOn(numberOrPrefix string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.waiting[numberOrPrefix]
 }
 
 // calls counts the upstream calls for numbers starting with prefix begun at
@@ -95,8 +114,8 @@ func (p *instancePair) calls(prefix string, since time.Time) (byInstance map[str
 // instance (cancelled, or its user deleted) a restore of it may still reach
 // the upstream from the other: the other is told, and has confirmed, before
 // the answer, so only a call begun just before it can arrive after; the
-// bound is generous, for a loaded machine, and ten times the tenth of a
-// second the workers' own check of the job would take.
+// bound is generous, for a loaded machine (the test sets the workers' own
+// check of the job, liveCheckAge, to a minute).
 const crossInstanceStopWithin = time.Second
 
 // wantStoppedBy fails the test unless the upstream calls for numbers
@@ -283,6 +302,12 @@ func (c tenant) postKeyedAtOnce(t *testing.T, n int, target, idem string, body a
 // of instances, one after the other (each has a number range and a user of
 // its own).
 func TestTwoPostgreSQLInstancesKeepTheContract(t *testing.T) {
+	// The workers' own check of a job (liveCheckAge) would stop them
+	// within a tenth of a second; a minute leaves the instances' signals
+	// to each other as the only way a cancel or a deletion on B reaches A
+	// within crossInstanceStopWithin.
+	liveCheckAge = time.Minute
+	t.Cleanup(func() { liveCheckAge = 100 * time.Millisecond })
 	p := startInstancePair(t)
 	t.Run("a queued job submitted on A reads the same on B", p.queuedJobReadsTheSame)
 	t.Run("a cancel on B stops A's restores", p.cancelOnBStopsA)
@@ -455,16 +480,26 @@ func (p *instancePair) idempotencyAcrossInstances(t *testing.T) {
 }
 
 // deleteUserOnB: a user is deleted through B's admin API while both
-// instances restore its job: the restores stop, A stays up and serves
-// others, the job is gone on both, its key refused on both, and its
-// webhook never sent.
+// instances restore its job, every worker waiting in a call: no restore
+// begins after the answer, A stays up and serves others, the job is gone
+// on both, its key refused on both, and its webhook never sent.
 func (p *instancePair) deleteUserOnB(t *testing.T) {
 	c := p.newTenant(t, "leaver")
 	job := c.submit(t, p.a, map[string]any{"numbers": c.numbers(0, 2000), "webhook_url": p.hooks.URL})
 	p.waitBothRestoring(t, c.prefix)
+	release := p.hold(t, c.prefix)
+	waitFor(t, 10*time.Second, "the two workers of each instance to wait in held calls", func() bool {
+		return p.waitingOn(c.prefix) == 4
+	})
 	wantStatus(t, adminCall(t, p.b, http.MethodDelete, "/admin/v1/users/leaver", nil), http.StatusNoContent)
 	deletedAt := time.Now()
+	release()
 	p.wantStoppedBy(t, c.prefix, "the deletion was answered", deletedAt)
+	if late, _, _ := p.calls(c.prefix, deletedAt); len(late) > 0 {
+		// Every worker was in a held call when the deletion answered:
+		// a call after it is a restore begun after it.
+		t.Fatalf("restores begun after the deletion was answered, by instance: %v", late)
+	}
 	demo := c
 	demo.user, demo.key = "demo", "demo"
 	for name, s := range map[string]*testServer{"A": p.a, "B": p.b} {

@@ -18,30 +18,37 @@ import (
 const cancelAckWait = 2 * time.Second
 
 // cancelAcks are the cancellations this process waits on other instances
-// for: per job, a channel told the id of each instance that has cancelled
-// what it held.
+// for: per job, the channels of the requests waiting (a cancel and a
+// deletion, or a cancel sent twice, may wait at once), each told the id of
+// every instance that has cancelled what it held.
 type cancelAcks struct {
 	mu      sync.Mutex
-	waiting map[int64]chan string
+	waiting map[int64]map[chan string]bool
 }
 
-// expect starts listening for the answers about job; forget stops.
-func (c *cancelAcks) expect(job int64) <-chan string {
+// expect starts listening for the answers about job, for one request.
+func (c *cancelAcks) expect(job int64) chan string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.waiting == nil {
-		c.waiting = map[int64]chan string{}
+		c.waiting = map[int64]map[chan string]bool{}
+	}
+	if c.waiting[job] == nil {
+		c.waiting[job] = map[chan string]bool{}
 	}
 	ch := make(chan string, 64)
-	c.waiting[job] = ch
+	c.waiting[job][ch] = true
 	return ch
 }
 
-// forget stops listening for the answers about job.
-func (c *cancelAcks) forget(job int64) {
+// forget stops listening for the answers about job on ch.
+func (c *cancelAcks) forget(job int64, ch chan string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.waiting, job)
+	delete(c.waiting[job], ch)
+	if len(c.waiting[job]) == 0 {
+		delete(c.waiting, job)
+	}
 }
 
 // deliver hands an answer ("job instance") to whoever waits for it.
@@ -53,16 +60,18 @@ func (c *cancelAcks) deliver(payload string) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	select {
-	case c.waiting[id] <- instance:
-	default: // nobody waits (a nil channel), or more answers than instances
+	for ch := range c.waiting[id] {
+		select {
+		case ch <- instance:
+		default: // more answers than instances
+		}
 	}
 }
 
 // await waits until every instance of from has answered on acks, ctx ends
-// or within passes, and returns those that did not answer.
-func (c *cancelAcks) await(ctx context.Context, acks <-chan string, from []string, within time.Duration) []string {
-	timer := time.NewTimer(within)
+// or the deadline passes, and returns those that did not answer.
+func (c *cancelAcks) await(ctx context.Context, acks <-chan string, from []string, deadline time.Time) []string {
+	timer := time.NewTimer(time.Until(deadline))
 	defer timer.Stop()
 	missing := slices.Clone(from)
 	for len(missing) > 0 {
@@ -78,19 +87,25 @@ func (c *cancelAcks) await(ctx context.Context, acks <-chan string, from []strin
 	return nil
 }
 
-// cancelledElsewhere is told (payload: the job's id) that another instance
-// cancelled a job: no worker starts a number of it any more, and the
-// numbers this process holds and has not started are cancelled now, in a
-// transaction that answers the canceller. A notification without a job
-// (sent after the listener reconnects) changes nothing: the workers find
-// cancelled jobs when they check them.
+// cancelledElsewhere is told (payload: "job holder…") that another
+// instance cancelled a job: no worker of this process starts a number of it
+// any more, and, if this process is among the holders named, the numbers it
+// holds and has not started are cancelled now, in a write that answers the
+// canceller. A notification without a job (sent after the listener
+// reconnects) changes nothing: the workers find cancelled jobs when they
+// check them.
 func (p *pool) cancelledElsewhere(ctx context.Context, payload string) {
-	jobID, err := strconv.ParseInt(payload, 10, 64)
+	job, holders, _ := strings.Cut(payload, " ")
+	jobID, err := strconv.ParseInt(job, 10, 64)
 	if err != nil {
 		return
 	}
+	p.registry.stop(jobID, stopCancelled) // at once, before the write waits for a connection
+	if !slices.Contains(strings.Fields(holders), p.store.instance()) {
+		return
+	}
 	err = p.recorder.writer.do(ctx, func(tx *sql.Tx) error {
-		started := p.registry.stop(jobID, stopCancelled)
+		started := p.registry.stop(jobID, stopCancelled) // the snapshot, taken inside the write
 		return p.store.cancelHeld(tx, jobID, started, time.Now())
 	})
 	if err != nil && ctx.Err() == nil {

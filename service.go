@@ -134,9 +134,11 @@ func (s *service) stop() {
 // left for the next start (on PostgreSQL, given back to the other
 // instances within shutdownWriteGrace more).
 func (s *service) stopBy(ctx context.Context) {
+	// The pool stops first, still listening: while its restores finish
+	// it holds claims, and a cancellation elsewhere waits for its answer.
+	s.pool.stop(ctx)
 	s.stopListening()
 	<-s.listening
-	s.pool.stop(ctx)
 	s.webhooks.stop(ctx)
 	s.janitor.stop()
 	s.writer.stop()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -18,7 +19,8 @@ import (
 // pgCancelDoneChannel (cancelHeld). The first instance waits a bounded
 // time for the answers of those that held numbers, so that its reply
 // counts as cancelled every number no worker anywhere has started, as one
-// instance's does, and no restore of the job begins after it.
+// instance's does, and no restore of the job begins after it. The
+// instances not named stop the job in their registry and write nothing.
 
 // The statements of a cancellation across instances.
 const (
@@ -36,7 +38,8 @@ const (
 
 // announceCancel, in the transaction that cancels a job, returns the other
 // instances that still hold numbers of it and, if there are any, tells
-// every instance (at commit) that the job is cancelled. Nil on SQLite.
+// every instance (at commit) that the job is cancelled, naming those
+// (payload "job holder…"; ids have no spaces). Nil on SQLite.
 func (s *Store) announceCancel(tx *sql.Tx, jobID int64) ([]string, error) {
 	if s.pg == nil {
 		return nil, nil
@@ -49,19 +52,30 @@ func (s *Store) announceCancel(tx *sql.Tx, jobID int64) ([]string, error) {
 	if err != nil || len(others) == 0 {
 		return nil, err
 	}
-	_, err = tx.Exec("SELECT pg_notify($1, $2)", pgCancelChannel, strconv.FormatInt(jobID, 10))
+	payload := strconv.FormatInt(jobID, 10) + " " + strings.Join(others, " ")
+	_, err = tx.Exec("SELECT pg_notify($1, $2)", pgCancelChannel, payload)
 	return others, err
+}
+
+// instance is this process's id among the instances of a PostgreSQL
+// database; empty on SQLite.
+func (s *Store) instance() string {
+	if s.pg == nil {
+		return ""
+	}
+	return s.pg.instance
 }
 
 // cancelHeld cancels the numbers of a job another instance cancelled that
 // this one holds and whose restore has not started, settles the job, and
 // answers on pgCancelDoneChannel (at commit) with "job instance". A job
-// gone meanwhile (its user deleted) is answered all the same.
+// gone meanwhile (its user deleted) is answered all the same; one not
+// cancelled (which no notification names) is left alone.
 func (s *Store) cancelHeld(tx *sql.Tx, jobID int64, started []int, now time.Time) error {
 	var status jobStatus
 	err := tx.QueryRow(s.q(cancelStatusSQL), jobID).Scan(&status) // the job row first, as every cancellation
 	switch {
-	case errors.Is(err, sql.ErrNoRows):
+	case errors.Is(err, sql.ErrNoRows), err == nil && status != jobCancelled:
 	case err != nil:
 		return fmt.Errorf("cancel held numbers: %w", err)
 	default:

@@ -151,18 +151,24 @@ func TestTurnGateTurnHeldPastPatienceLapses(t *testing.T) {
 
 // TestTurnGateCountsWhoWentAheadAndWhatLapsed: a turn whose holder never
 // gives it back lapses to the first of two waiters, who keeps it too; the
-// second goes ahead without one when its patience runs out.
+// second goes ahead without one when its patience runs out. The waiters
+// come half a patience after the holder, so that each timer has that much
+// margin over the one it races (the holder's lapse before the first
+// waiter's patience, the second's patience before the first's lapse).
 func TestTurnGateCountsWhoWentAheadAndWhatLapsed(t *testing.T) {
-	g := newTurnGate(1, 100*time.Millisecond)
+	const patience = 200 * time.Millisecond
+	g := newTurnGate(1, patience)
 	if _, err := g.take(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	<-time.After(patience / 2) // the spacing itself, not a wait for an event
 	came := make(chan error, 2)
-	for range 2 {
+	for i := range 2 {
 		go func() {
 			_, err := g.take(context.Background())
 			came <- err
 		}()
+		waitForGate(t, g, 0, i+1) // the first waiter queues before the second
 	}
 	for range 2 {
 		select {
