@@ -145,28 +145,28 @@ func TestPGAWriteStuckBehindALockHoldsNoOneBack(t *testing.T) {
 		_, err := store.authenticate(ctx, "bob", "k-bob")
 		authenticated <- err
 	}()
-	select {
-	case err := <-authenticated:
-		if err != nil {
-			t.Fatalf("bob's authentication: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("bob's authentication waited for alice's locked row")
-	}
+	wantDone(t, authenticated, "bob's authentication", "waited for alice's locked row")
 	if err := lock.Rollback(); err != nil {
 		t.Fatal(err)
 	}
 	for range 2 {
-		select {
-		case err := <-written:
-			if err != nil {
-				t.Fatalf("alice's write: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("alice's write never finished after the lock was released")
-		}
+		wantDone(t, written, "alice's write", "never finished after the lock was released")
 	}
 	waitForGate(t, store.turns, 2, 0)
+}
+
+// wantDone fails t unless what reports success on done within ten
+// seconds; late says what a timeout means.
+func wantDone(t *testing.T, done <-chan error, what, late string) {
+	t.Helper()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s %s", what, late)
+	}
 }
 
 // TestTurnMetricsAreExportedOnPostgreSQLOnly: the gate's series are on the
