@@ -84,11 +84,7 @@ func (s *Store) cancelHeld(tx *sql.Tx, jobID int64, started []int, now time.Time
 			return fmt.Errorf("cancel held numbers: %w", err)
 		}
 		if n > 0 {
-			settled, err := s.settleJob(tx, jobID, jobSettlement{cancelled: n, now: now, webhookDue: now})
-			if err == nil && settled.final {
-				err = s.notify(tx, pgWebhookChannel)
-			}
-			if err != nil {
+			if err := s.settleCancelled(tx, jobID, jobSettlement{cancelled: n, now: now, webhookDue: now}); err != nil {
 				return err
 			}
 		}

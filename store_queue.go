@@ -158,11 +158,18 @@ func (s *Store) cancelJobNumbers(tx *sql.Tx, jobID int64, started []int, now tim
 	if err != nil {
 		return 0, fmt.Errorf("cancel numbers: %w", err)
 	}
-	settled, err := s.settleJob(tx, jobID, jobSettlement{cancelled: cancelled, cancel: true, firstStart: now, now: now, webhookDue: now})
+	return cancelled, s.settleCancelled(tx, jobID, jobSettlement{cancelled: cancelled, cancel: true, firstStart: now, now: now, webhookDue: now})
+}
+
+// settleCancelled settles a job after a cancellation's write and, if that
+// made it final, wakes the webhook senders of every instance: its webhook
+// is due.
+func (s *Store) settleCancelled(tx *sql.Tx, jobID int64, js jobSettlement) error {
+	settled, err := s.settleJob(tx, jobID, js)
 	if err == nil && settled.final {
-		err = s.notify(tx, pgWebhookChannel) // its webhook is due: wake the senders of every instance
+		err = s.notify(tx, pgWebhookChannel)
 	}
-	return cancelled, err
+	return err
 }
 
 // recoverCancelled cancels the numbers still pending in jobs that were
@@ -183,11 +190,7 @@ func (s *Store) recoverCancelled(tx *sql.Tx, now time.Time) error {
 		if err != nil {
 			return fmt.Errorf("recover cancelled job %d: %w", id, err)
 		}
-		settled, err := s.settleJob(tx, id, jobSettlement{cancelled: n, now: now, webhookDue: now})
-		if err == nil && settled.final {
-			err = s.notify(tx, pgWebhookChannel)
-		}
-		if err != nil {
+		if err := s.settleCancelled(tx, id, jobSettlement{cancelled: n, now: now, webhookDue: now}); err != nil {
 			return err
 		}
 	}
