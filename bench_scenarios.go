@@ -137,16 +137,11 @@ func (b *bench) runUpstream(ctx context.Context) (benchFigures, error) {
 // runSync has concurrent clients post small synchronous requests for the
 // -duration and reports the request rate and latencies.
 func (b *bench) runSync(ctx context.Context) (benchFigures, error) {
-	pool := benchNumbers(benchFirstNumber, b.count(100000, benchSyncClients*benchSyncNumbers))
-	s, err := b.startServer(ctx, pool)
+	s, bodies, err := b.startSyncServer(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer s.stop()
-	bodies := make([][]byte, 0, len(pool)/benchSyncNumbers)
-	for i := 0; i+benchSyncNumbers <= len(pool); i += benchSyncNumbers {
-		bodies = append(bodies, benchBody(pool[i:i+benchSyncNumbers], ""))
-	}
 	var next atomic.Int64
 	var firstErr error
 	var mu sync.Mutex
@@ -189,6 +184,22 @@ func (b *bench) runSync(ctx context.Context) (benchFigures, error) {
 	return benchFigures{"requests_per_s": float64(len(latencies)) / elapsed.Seconds(),
 		"p50_ms": benchPercentile(latencies, 50), "p99_ms": benchPercentile(latencies, 99),
 		"requests": float64(len(latencies))}, nil
+}
+
+// startSyncServer starts a server whose inventory holds the numbers of the
+// synchronous scenarios and returns it with their request bodies, each of
+// benchSyncNumbers numbers; the bodies are sent in turn, again and again.
+func (b *bench) startSyncServer(ctx context.Context) (*benchServer, [][]byte, error) {
+	pool := benchNumbers(benchFirstNumber, b.count(100000, benchSyncClients*benchSyncNumbers))
+	s, err := b.startServer(ctx, pool)
+	if err != nil {
+		return nil, nil, err
+	}
+	bodies := make([][]byte, 0, len(pool)/benchSyncNumbers)
+	for i := 0; i+benchSyncNumbers <= len(pool); i += benchSyncNumbers {
+		bodies = append(bodies, benchBody(pool[i:i+benchSyncNumbers], ""))
+	}
+	return s, bodies, nil
 }
 
 // runSubmit times queued submissions, one after another, to their 202,

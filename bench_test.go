@@ -55,8 +55,8 @@ func checkBenchRows(t *testing.T, report benchReport, want []string) {
 // a tiny scale so that its code cannot rot, and checks the table and the
 // JSON report it writes.
 func TestBenchRunsEveryScenarioAtTinyScale(t *testing.T) {
-	if all := benchScenarioNames(); len(all) != 14 {
-		t.Fatalf("%d scenarios, want 14", len(all))
+	if all := benchScenarioNames(); len(all) != 15 {
+		t.Fatalf("%d scenarios, want 15", len(all))
 	}
 	forEachStore(t, func(t *testing.T, db string) {
 		var cfg benchConfig
