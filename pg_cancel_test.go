@@ -58,6 +58,24 @@ func notifications(t *testing.T, s *Store, channels ...string) (next func() *pgN
 	return next, before
 }
 
+// seemAlive holds, on a connection of its own, the lock by which s's
+// listener says that s is connected (a test's bare store has no
+// listener), and returns the function that closes it, as a kill would.
+func seemAlive(t *testing.T, s *Store) (closeIt func()) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.ConnectConfig(ctx, s.pg.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeIt = func() { conn.Close(context.Background()) }
+	t.Cleanup(closeIt)
+	if err := holdLiveLock(ctx, conn, s.pg.instance); err != nil {
+		t.Fatal(err)
+	}
+	return closeIt
+}
+
 // pgNotice is a notification's channel and payload.
 type pgNotice struct{ channel, payload string }
 
@@ -70,6 +88,7 @@ func TestPGCancelReachesTheInstancesHoldingNumbers(t *testing.T) {
 	stores, job := pgInstances(t, 2, 10, time.Minute)
 	a, b := stores[0], stores[1]
 	next, before := notifications(t, b, pgCancelChannel, pgCancelDoneChannel)
+	seemAlive(t, a)
 	held, err := a.eng.takeNumbers(ctx, job, -1, 4)
 	if err != nil || len(held) != 4 {
 		t.Fatalf("a claimed %d (%v), want 4", len(held), err)
@@ -118,6 +137,37 @@ func TestPGCancelReachesTheInstancesHoldingNumbers(t *testing.T) {
 		if got := before(); len(got) != 0 {
 			t.Fatalf("notifications %v, want none", got)
 		}
+	})
+	t.Run("a holder no longer connected is not waited for", func(t *testing.T) {
+		stores, job := pgInstances(t, 3, 10, time.Minute)
+		dead, alive, canceller := stores[0], stores[1], stores[2]
+		closeLive := seemAlive(t, dead)
+		seemAlive(t, alive)
+		for _, s := range []*Store{dead, alive} {
+			if held, err := s.eng.takeNumbers(ctx, job, -1, 2); err != nil || len(held) != 2 {
+				t.Fatalf("claimed %d (%v), want 2", len(held), err)
+			}
+		}
+		closeLive() // killed: its leases live on, its connection does not
+		// Its backend lets go of the lock as it exits, just after.
+		deadline := time.Now().Add(5 * time.Second)
+		for held := 1; held > 0; {
+			if err := canceller.w.QueryRow(`SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
+				AND classid = $1::oid AND objid = hashtext($2)::oid AND objsubid = 2`, pgLiveLockSpace, dead.pg.instance).Scan(&held); err != nil {
+				t.Fatal(err)
+			}
+			if held > 0 && time.Now().After(deadline) {
+				t.Fatal("the closed connection's lock is still held after 5 s")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		inTx(t, canceller, func(tx *sql.Tx) error {
+			others, err := canceller.announceCancel(tx, job.id)
+			if err == nil && !slices.Equal(others, []string{alive.pg.instance}) {
+				t.Errorf("holders %v, want only the one connected (%s), not %s", others, alive.pg.instance, dead.pg.instance)
+			}
+			return err
+		})
 	})
 	t.Run("a job gone is answered all the same", func(t *testing.T) {
 		if _, err := a.w.Exec("DELETE FROM jobs WHERE id = $1", job.id); err != nil {

@@ -49,9 +49,14 @@ const pgPoolSize = 16
 
 // Advisory lock keys (pg_advisory_lock takes a bigint): the schema
 // migration, and the retention sweep (see queueEngine.exclusively).
+// pgLiveLockSpace is the first of two int keys (a space of its own in
+// pg_locks): the instances connected now, one lock each, the second key the
+// hash of its id, held shared by its listening connection for as long as it
+// lives (holdLiveLock; othersHoldingSQL reads them).
 const (
 	pgMigrationLock = 0x62756c6b7265_01 // "bulkre" 01
 	retentionLock   = 0x62756c6b7265_02
+	pgLiveLockSpace = 0x62726c76 // "brlv"
 )
 
 // openPGStore connects to the PostgreSQL database at url and brings its

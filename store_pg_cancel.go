@@ -25,9 +25,17 @@ import (
 // The statements of a cancellation across instances.
 const (
 	// othersHoldingSQL lists the other instances holding pending numbers
-	// of job $1 under a live lease: restoring them, or about to.
-	othersHoldingSQL = `SELECT DISTINCT claimed_by FROM job_numbers
-		WHERE job_id = $1 AND status = 'pending' AND claimed_by <> ` + pgMe + ` AND ` + pgProcessing
+	// of job $1 under a live lease (restoring them, or about to) that are
+	// connected now: each holds the shared advisory lock ($2, hashtext of
+	// its id) on its listening connection. An instance killed keeps its
+	// leases until they lapse (-lease), but its lock goes with its
+	// connection, so a cancellation does not wait for an answer that
+	// cannot come. (Two ids of one hash make a dead instance look alive:
+	// a wait of cancelAckWait, as before.)
+	othersHoldingSQL = `SELECT h.claimed_by FROM (SELECT DISTINCT claimed_by FROM job_numbers
+			WHERE job_id = $1 AND status = 'pending' AND claimed_by <> ` + pgMe + ` AND ` + pgProcessing + `) AS h
+		WHERE hashtext(h.claimed_by)::oid IN
+			(SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND classid = $2::oid AND objsubid = 2 AND granted)`
 	// cancelHeldSQL cancels the pending numbers of job $3 this instance
 	// holds, but for those at the positions of the JSON array $4 (started).
 	cancelHeldSQL = `UPDATE job_numbers SET status = 'cancelled', message = $1, status_code = NULL,
@@ -44,7 +52,7 @@ func (s *Store) announceCancel(tx *sql.Tx, jobID int64) ([]string, error) {
 	if s.pg == nil {
 		return nil, nil
 	}
-	rows, err := tx.Query(othersHoldingSQL, jobID)
+	rows, err := tx.Query(othersHoldingSQL, jobID, pgLiveLockSpace)
 	if err != nil {
 		return nil, fmt.Errorf("cancel: other instances' numbers: %w", err)
 	}

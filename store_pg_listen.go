@@ -38,7 +38,8 @@ func (q pgQueue) listen(ctx context.Context, wake func(channel, payload string),
 	}
 }
 
-// connectListener opens the listening connection.
+// connectListener opens the listening connection, which also says that
+// this instance is alive (pgLiveLockSpace).
 func (q pgQueue) connectListener(ctx context.Context) (*pgx.Conn, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -52,7 +53,18 @@ func (q pgQueue) connectListener(ctx context.Context) (*pgx.Conn, error) {
 			return nil, err
 		}
 	}
+	if err := holdLiveLock(cctx, conn, q.s.pg.instance); err != nil {
+		conn.Close(context.Background())
+		return nil, err
+	}
 	return conn, nil
+}
+
+// holdLiveLock takes, on conn and for as long as it lives, the advisory
+// lock that says instance is connected.
+func holdLiveLock(ctx context.Context, conn *pgx.Conn, instance string) error {
+	_, err := conn.Exec(ctx, "SELECT pg_advisory_lock_shared($1, hashtext($2))", int32(pgLiveLockSpace), instance)
+	return err
 }
 
 // waitNotifications calls wake for each notification until the connection
