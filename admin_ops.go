@@ -58,14 +58,14 @@ func (a *app) adminOps() adminOps {
 // been committed.
 func (a *app) jobStopper() (stop func(tx *sql.Tx, jobIDs []int64) error, confirmed func(ctx context.Context, err error)) {
 	type awaited struct {
-		acks   chan string
-		others []string
+		acks    chan string
+		holders cancelHolders
 	}
 	waits := map[int64]awaited{}
 	stop = func(tx *sql.Tx, ids []int64) error {
 		for _, id := range ids {
 			a.pool.registry.stop(id, stopGone)
-			others, err := a.store.announceCancel(tx, id)
+			holders, err := a.store.announceCancel(tx, id)
 			if err != nil {
 				return err
 			}
@@ -73,20 +73,21 @@ func (a *app) jobStopper() (stop func(tx *sql.Tx, jobIDs []int64) error, confirm
 				a.pool.cancelAcks.forget(id, w.acks)
 				delete(waits, id)
 			}
-			if len(others) > 0 {
-				waits[id] = awaited{a.pool.cancelAcks.expect(id), others}
+			if holders.any() {
+				waits[id] = awaited{a.pool.cancelAcks.expect(id), holders}
 			}
 		}
 		return nil
 	}
 	confirmed = func(ctx context.Context, err error) {
-		deadline := time.Now().Add(cancelAckWait)
+		now := time.Now()
+		quiet, deadline := now.Add(unconnectedHolderWait), now.Add(cancelAckWait)
 		for id, w := range waits {
 			if err != nil {
 				a.pool.cancelAcks.forget(id, w.acks)
 				continue
 			}
-			if late := a.pool.cancelAcks.await(ctx, w.acks, w.others, deadline); len(late) > 0 {
+			if late := a.pool.cancelAcks.awaitHolders(ctx, w.acks, w.holders, quiet, deadline); len(late) > 0 {
 				a.log.Warn("instances holding numbers of a deleted user's job did not confirm in time; their workers drop them when they next check the job",
 					"job_id", id, "instances", late)
 			}

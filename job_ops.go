@@ -18,7 +18,7 @@ import (
 // counts those too (see store_pg_cancel.go).
 func (a *app) cancel(ctx context.Context, job Job) (Job, int, error) {
 	var cancelled int
-	var others []string
+	var holders cancelHolders
 	acks := a.pool.cancelAcks.expect(job.ID)
 	defer a.pool.cancelAcks.forget(job.ID, acks)
 	err := a.writer.do(ctx, func(tx *sql.Tx) (err error) {
@@ -28,7 +28,7 @@ func (a *app) cancel(ctx context.Context, job Job) (Job, int, error) {
 		if cancelled, err = a.store.cancelJobNumbers(tx, job.ID, started, a.now()); err != nil {
 			return err
 		}
-		others, err = a.store.announceCancel(tx, job.ID)
+		holders, err = a.store.announceCancel(tx, job.ID)
 		return err
 	})
 	var finished *errJobFinished
@@ -43,14 +43,15 @@ func (a *app) cancel(ctx context.Context, job Job) (Job, int, error) {
 	}
 	a.metrics.jobsFinished.WithLabelValues(string(jobCancelled)).Inc()
 	a.webhooks.nudge()
-	if len(others) > 0 {
-		if late := a.pool.cancelAcks.await(ctx, acks, others, time.Now().Add(cancelAckWait)); len(late) > 0 {
+	if holders.any() {
+		now := time.Now()
+		if late := a.pool.cancelAcks.awaitHolders(ctx, acks, holders, now.Add(unconnectedHolderWait), now.Add(cancelAckWait)); len(late) > 0 {
 			a.log.Warn("instances holding numbers of a cancelled job did not confirm in time; their workers skip the numbers not started when they next check the job",
 				"job", job.UUID, "instances", late)
 		}
 	}
 	job, err = a.store.jobByID(ctx, job.ID)
-	if len(others) > 0 {
+	if holders.any() {
 		cancelled = job.CancelledCount // theirs too: a job is cancelled once, so every cancelled number is this cancellation's
 	}
 	a.log.Info("job cancelled", "job", job.UUID, "numbers_cancelled", cancelled)

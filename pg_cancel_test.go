@@ -94,16 +94,16 @@ func TestPGCancelReachesTheInstancesHoldingNumbers(t *testing.T) {
 		t.Fatalf("a claimed %d (%v), want 4", len(held), err)
 	}
 	var cancelled int
-	var others []string
+	var holders cancelHolders
 	inTx(t, b, func(tx *sql.Tx) (err error) {
 		if cancelled, err = b.cancelJobNumbers(tx, job.id, nil, time.Now()); err != nil {
 			return err
 		}
-		others, err = b.announceCancel(tx, job.id)
+		holders, err = b.announceCancel(tx, job.id)
 		return err
 	})
-	if cancelled != 6 || !slices.Equal(others, []string{a.pg.instance}) {
-		t.Fatalf("b cancelled %d and names %v as holders; want 6 and a (%s)", cancelled, others, a.pg.instance)
+	if cancelled != 6 || !slices.Equal(holders.connected, []string{a.pg.instance}) || holders.unconnected != 0 {
+		t.Fatalf("b cancelled %d and finds holders %+v; want 6 and a (%s), connected", cancelled, holders, a.pg.instance)
 	}
 	if n := next(); *n != (pgNotice{pgCancelChannel, strconv.FormatInt(job.id, 10) + " " + a.pg.instance}) {
 		t.Fatalf("notification %+v, want the job and its holder a on %s", *n, pgCancelChannel)
@@ -128,9 +128,9 @@ func TestPGCancelReachesTheInstancesHoldingNumbers(t *testing.T) {
 			if _, err := stores[1].cancelJobNumbers(tx, job.id, nil, time.Now()); err != nil {
 				return err
 			}
-			others, err := stores[1].announceCancel(tx, job.id)
-			if len(others) != 0 {
-				t.Errorf("holders %v, want none", others)
+			holders, err := stores[1].announceCancel(tx, job.id)
+			if holders.any() {
+				t.Errorf("holders %+v, want none", holders)
 			}
 			return err
 		})
@@ -138,9 +138,10 @@ func TestPGCancelReachesTheInstancesHoldingNumbers(t *testing.T) {
 			t.Fatalf("notifications %v, want none", got)
 		}
 	})
-	t.Run("a holder no longer connected is not waited for", func(t *testing.T) {
+	t.Run("a holder no longer connected is counted, not named", func(t *testing.T) {
 		stores, job := pgInstances(t, 3, 10, time.Minute)
 		dead, alive, canceller := stores[0], stores[1], stores[2]
+		next, _ := notifications(t, canceller, pgCancelChannel)
 		closeLive := seemAlive(t, dead)
 		seemAlive(t, alive)
 		for _, s := range []*Store{dead, alive} {
@@ -156,18 +157,23 @@ func TestPGCancelReachesTheInstancesHoldingNumbers(t *testing.T) {
 				AND classid = $1::oid AND objid = hashtext($2)::oid AND objsubid = 2`, pgLiveLockSpace, dead.pg.instance).Scan(&held); err != nil {
 				t.Fatal(err)
 			}
-			if held > 0 && time.Now().After(deadline) {
-				t.Fatal("the closed connection's lock is still held after 5 s")
+			if held > 0 {
+				if time.Now().After(deadline) {
+					t.Fatal("the closed connection's lock is still held after 5 s")
+				}
+				time.Sleep(10 * time.Millisecond)
 			}
-			time.Sleep(10 * time.Millisecond)
 		}
 		inTx(t, canceller, func(tx *sql.Tx) error {
-			others, err := canceller.announceCancel(tx, job.id)
-			if err == nil && !slices.Equal(others, []string{alive.pg.instance}) {
-				t.Errorf("holders %v, want only the one connected (%s), not %s", others, alive.pg.instance, dead.pg.instance)
+			holders, err := canceller.announceCancel(tx, job.id)
+			if err == nil && (!slices.Equal(holders.connected, []string{alive.pg.instance}) || holders.unconnected != 1) {
+				t.Errorf("holders %+v, want the one connected (%s) named and one (%s) unconnected", holders, alive.pg.instance, dead.pg.instance)
 			}
 			return err
 		})
+		if n := next(); *n != (pgNotice{pgCancelChannel, strconv.FormatInt(job.id, 10) + " " + alive.pg.instance}) {
+			t.Fatalf("notification %+v, want the job and only its connected holder", *n)
+		}
 	})
 	t.Run("a job gone is answered all the same", func(t *testing.T) {
 		if _, err := a.w.Exec("DELETE FROM jobs WHERE id = $1", job.id); err != nil {
@@ -178,6 +184,33 @@ func TestPGCancelReachesTheInstancesHoldingNumbers(t *testing.T) {
 			t.Fatalf("notifications %v, want a's answer", got)
 		}
 	})
+}
+
+// TestAwaitHoldersWaitsBrieflyForTheUnconnected: a holder that cannot be
+// told is given the quiet, never past the deadline; connected holders that
+// have answered are not waited for.
+func TestAwaitHoldersWaitsBrieflyForTheUnconnected(t *testing.T) {
+	var acks cancelAcks
+	ch := acks.expect(7)
+	defer acks.forget(7, ch)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // instead of an hour
+	defer cancel()
+	start := time.Now()
+	if late := acks.awaitHolders(ctx, ch, cancelHolders{unconnected: 1}, start.Add(150*time.Millisecond), start.Add(time.Hour)); late != nil {
+		t.Fatalf("late %v, want none: only an unconnected holder", late)
+	}
+	if took := time.Since(start); took < 150*time.Millisecond || ctx.Err() != nil {
+		t.Fatalf("returned after %s, want the quiet of 150ms and not the hour's deadline", took)
+	}
+	start = time.Now()
+	acks.awaitHolders(ctx, ch, cancelHolders{unconnected: 1}, start.Add(time.Hour), start.Add(100*time.Millisecond))
+	if ctx.Err() != nil {
+		t.Fatal("waited past the deadline for the quiet")
+	}
+	acks.deliver("7 a")
+	if late := acks.awaitHolders(ctx, ch, cancelHolders{connected: []string{"a"}}, time.Now().Add(time.Hour), time.Now().Add(time.Hour)); late != nil || ctx.Err() != nil {
+		t.Fatalf("late %v (%v), want a's answer taken at once and no quiet kept", late, ctx.Err())
+	}
 }
 
 func TestCancelAcksWaitForEveryHolder(t *testing.T) {

@@ -17,6 +17,15 @@ import (
 // job (liveCheckAge).
 const cancelAckWait = 2 * time.Second
 
+// unconnectedHolderWait is how long a cancellation waits, at least, when
+// an instance holding numbers of the job is not connected to hear of it.
+// A dead one will never answer; a live one whose listening connection is
+// down (PostgreSQL restarting, say) still restores, and its workers find
+// the cancellation by their own check of the job (liveCheckAge, 100 ms)
+// and record the numbers they skip as cancelled: this leaves time for
+// that, without the whole cancelAckWait for an answer that cannot come.
+const unconnectedHolderWait = 300 * time.Millisecond
+
 // cancelAcks are the cancellations this process waits on other instances
 // for: per job, the channels of the requests waiting (a cancel and a
 // deletion, or a cancel sent twice, may wait at once), each told the id of
@@ -85,6 +94,21 @@ func (c *cancelAcks) await(ctx context.Context, acks <-chan string, from []strin
 		}
 	}
 	return nil
+}
+
+// awaitHolders waits for a cancelled job's holders: for the connected
+// ones to answer on acks, until deadline at most, and, if some are not
+// connected, until quiet too (but never past deadline). It returns the
+// connected holders that did not answer.
+func (c *cancelAcks) awaitHolders(ctx context.Context, acks <-chan string, h cancelHolders, quiet, deadline time.Time) []string {
+	late := c.await(ctx, acks, h.connected, deadline)
+	if h.unconnected > 0 {
+		if quiet.After(deadline) {
+			quiet = deadline
+		}
+		sleepUntil(ctx, nil, quiet)
+	}
+	return late
 }
 
 // cancelledElsewhere is told (payload: "job holder…") that another

@@ -25,17 +25,17 @@ import (
 // The statements of a cancellation across instances.
 const (
 	// othersHoldingSQL lists the other instances holding pending numbers
-	// of job $1 under a live lease (restoring them, or about to) that are
-	// connected now: each holds the shared advisory lock ($2, hashtext of
-	// its id) on its listening connection. An instance killed keeps its
-	// leases until they lapse (-lease), but its lock goes with its
-	// connection, so a cancellation does not wait for an answer that
-	// cannot come. (Two ids of one hash make a dead instance look alive:
-	// a wait of cancelAckWait, as before.)
-	othersHoldingSQL = `SELECT h.claimed_by FROM (SELECT DISTINCT claimed_by FROM job_numbers
-			WHERE job_id = $1 AND status = 'pending' AND claimed_by <> ` + pgMe + ` AND ` + pgProcessing + `) AS h
-		WHERE hashtext(h.claimed_by)::oid IN
-			(SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND classid = $2::oid AND objsubid = 2 AND granted)`
+	// of job $1 under a live lease (restoring them, or about to), each
+	// with whether it is connected now: whether it holds, on its listening
+	// connection, the shared advisory lock ($2, hashtext of its id) of
+	// this database. An instance killed keeps its leases until they lapse
+	// (-lease), but its lock goes with its connection. (Two ids of one
+	// hash make a dead instance look connected: a wait of cancelAckWait.)
+	othersHoldingSQL = `SELECT h.claimed_by, hashtext(h.claimed_by)::oid IN
+			(SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND classid = $2::oid AND objsubid = 2 AND granted
+				AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+		FROM (SELECT DISTINCT claimed_by FROM job_numbers
+			WHERE job_id = $1 AND status = 'pending' AND claimed_by <> ` + pgMe + ` AND ` + pgProcessing + `) AS h`
 	// cancelHeldSQL cancels the pending numbers of job $3 this instance
 	// holds, but for those at the positions of the JSON array $4 (started).
 	cancelHeldSQL = `UPDATE job_numbers SET status = 'cancelled', message = $1, status_code = NULL,
@@ -44,25 +44,51 @@ const (
 		AND position <> ALL(ARRAY(SELECT json_array_elements_text($4::json)::int))`
 )
 
+// cancelHolders are the other instances holding numbers of a job being
+// cancelled: those connected now, by id, which are told and answer, and
+// how many are not (killed, or with their listening connection down),
+// which cannot be told.
+type cancelHolders struct {
+	connected   []string
+	unconnected int
+}
+
+// any reports whether another instance holds numbers of the job.
+func (h cancelHolders) any() bool { return len(h.connected) > 0 || h.unconnected > 0 }
+
 // announceCancel, in the transaction that cancels a job, returns the other
-// instances that still hold numbers of it and, if there are any, tells
-// every instance (at commit) that the job is cancelled, naming those
-// (payload "job holder…"; ids have no spaces). Nil on SQLite.
-func (s *Store) announceCancel(tx *sql.Tx, jobID int64) ([]string, error) {
+// instances that still hold numbers of it and, if some of them are
+// connected, tells every instance (at commit) that the job is cancelled,
+// naming those (payload "job holder…"; ids have no spaces). None on
+// SQLite.
+func (s *Store) announceCancel(tx *sql.Tx, jobID int64) (cancelHolders, error) {
+	var h cancelHolders
 	if s.pg == nil {
-		return nil, nil
+		return h, nil
 	}
 	rows, err := tx.Query(othersHoldingSQL, jobID, pgLiveLockSpace)
 	if err != nil {
-		return nil, fmt.Errorf("cancel: other instances' numbers: %w", err)
+		return h, fmt.Errorf("cancel: other instances' numbers: %w", err)
 	}
-	others, err := scanColumn[string](rows)
-	if err != nil || len(others) == 0 {
-		return nil, err
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var connected bool
+		if err := rows.Scan(&id, &connected); err != nil {
+			return h, err
+		}
+		if connected {
+			h.connected = append(h.connected, id)
+		} else {
+			h.unconnected++
+		}
 	}
-	payload := strconv.FormatInt(jobID, 10) + " " + strings.Join(others, " ")
+	if err := rows.Err(); err != nil || len(h.connected) == 0 {
+		return h, err
+	}
+	payload := strconv.FormatInt(jobID, 10) + " " + strings.Join(h.connected, " ")
 	_, err = tx.Exec("SELECT pg_notify($1, $2)", pgCancelChannel, payload)
-	return others, err
+	return h, err
 }
 
 // instance is this process's id among the instances of a PostgreSQL

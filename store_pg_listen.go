@@ -47,15 +47,18 @@ func (q pgQueue) connectListener(ctx context.Context) (*pgx.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The lock first, so that an instance listening is always seen
+	// connected (the other way round, seen connected a moment before it
+	// listens, costs a canceller at most cancelAckWait).
+	if err := holdLiveLock(cctx, conn, q.s.pg.instance); err != nil {
+		conn.Close(context.Background())
+		return nil, err
+	}
 	for _, ch := range pgChannels {
 		if _, err := conn.Exec(cctx, "LISTEN "+ch); err != nil {
 			conn.Close(context.Background())
 			return nil, err
 		}
-	}
-	if err := holdLiveLock(cctx, conn, q.s.pg.instance); err != nil {
-		conn.Close(context.Background())
-		return nil, err
 	}
 	return conn, nil
 }
