@@ -18,7 +18,10 @@ type inflight struct {
 	perJob  map[int64]int        // held claims per job
 	stopped map[int64]jobStop    // jobs whose claims must not be restored
 	checked map[int64]time.Time  // when a job was last seen live in the database
-	count   atomic.Int64         // len(held), read without the lock
+	// checking are the checks under way, closed when each is done: a
+	// worker that finds one waits for it rather than trusting it.
+	checking map[int64]chan struct{}
+	count    atomic.Int64 // len(held), read without the lock
 }
 
 // inflightKey names one number of one job.
@@ -44,10 +47,11 @@ const (
 // newInflight builds an empty registry.
 func newInflight() *inflight {
 	return &inflight{
-		held:    map[inflightKey]bool{},
-		perJob:  map[int64]int{},
-		stopped: map[int64]jobStop{},
-		checked: map[int64]time.Time{},
+		held:     map[inflightKey]bool{},
+		perJob:   map[int64]int{},
+		stopped:  map[int64]jobStop{},
+		checked:  map[int64]time.Time{},
+		checking: map[int64]chan struct{}{},
 	}
 }
 
@@ -173,21 +177,45 @@ func (f *inflight) forget(active func(job int64) bool) {
 }
 
 // needsCheck returns the jobs among claims that have not been seen live in
-// the database within maxAge, and marks them checked as of now (the caller
-// checks them, and stops those it finds gone).
-func (f *inflight) needsCheck(claims []claim, now time.Time, maxAge time.Duration) []int64 {
+// the database within maxAge, marked checked as of now (the caller checks
+// them, stops those it finds gone, then calls checkDone), and the checks
+// of other jobs among claims that another caller is making now, to wait
+// for before restoring. Trusting a check under way as if it were done let
+// other workers restore numbers of a job deleted a moment before, while
+// the first worker's query was still on its way (four restores of a
+// deleted user's numbers under CI's load).
+func (f *inflight) needsCheck(claims []claim, now time.Time, maxAge time.Duration) (jobs []int64, underWay []<-chan struct{}) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var jobs []int64
+	seen := map[int64]bool{}
 	for _, c := range claims {
-		if f.stopped[c.JobID] != stopNone {
+		if seen[c.JobID] || f.stopped[c.JobID] != stopNone {
+			continue
+		}
+		seen[c.JobID] = true
+		if ch, ok := f.checking[c.JobID]; ok {
+			underWay = append(underWay, ch)
 			continue
 		}
 		if t, ok := f.checked[c.JobID]; ok && now.Sub(t) < maxAge {
 			continue
 		}
 		f.checked[c.JobID] = now
+		f.checking[c.JobID] = make(chan struct{})
 		jobs = append(jobs, c.JobID)
 	}
-	return jobs
+	return jobs, underWay
+}
+
+// checkDone ends the checks of jobs that needsCheck handed out: those who
+// wait for them go on, and find the jobs stopped if the check stopped them.
+func (f *inflight) checkDone(jobs []int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, job := range jobs {
+		if ch, ok := f.checking[job]; ok {
+			close(ch)
+			delete(f.checking, job)
+		}
+	}
 }

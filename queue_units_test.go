@@ -73,14 +73,45 @@ func TestInflightRegistry(t *testing.T) {
 		f := newInflight()
 		now := time.Unix(1000, 0)
 		claims := []claim{c(1, 0), c(1, 1), c(2, 0)}
-		if got := f.needsCheck(claims, now, time.Second); !slices.Equal(got, []int64{1, 2}) {
-			t.Fatalf("first check=%v, want [1 2]", got)
+		got, underWay := f.needsCheck(claims, now, time.Second)
+		if !slices.Equal(got, []int64{1, 2}) || len(underWay) != 0 {
+			t.Fatalf("first check=%v (%d under way), want [1 2] and none under way", got, len(underWay))
 		}
-		if got := f.needsCheck(claims, now.Add(500*time.Millisecond), time.Second); len(got) != 0 {
-			t.Fatalf("check within the interval=%v, want none", got)
+		f.checkDone(got)
+		if got, underWay := f.needsCheck(claims, now.Add(500*time.Millisecond), time.Second); len(got) != 0 || len(underWay) != 0 {
+			t.Fatalf("check within the interval=%v (%d under way), want none", got, len(underWay))
 		}
-		if got := f.needsCheck(claims, now.Add(2*time.Second), time.Second); len(got) != 2 {
+		got, _ = f.needsCheck(claims, now.Add(2*time.Second), time.Second)
+		if len(got) != 2 {
 			t.Fatalf("check after the interval=%v, want both jobs", got)
+		}
+		f.checkDone(got)
+	})
+	t.Run("a check under way is waited for, not trusted", func(t *testing.T) {
+		f := newInflight()
+		now := time.Unix(1000, 0)
+		mine, _ := f.needsCheck([]claim{c(1, 0)}, now, time.Second) // a worker's query on its way
+		got, underWay := f.needsCheck([]claim{c(1, 1), c(1, 2), c(2, 0)}, now.Add(time.Millisecond), time.Second)
+		if !slices.Equal(mine, []int64{1}) || !slices.Equal(got, []int64{2}) || len(underWay) != 1 {
+			t.Fatalf("checks %v then %v with %d under way; want [1], then [2] with job 1's under way", mine, got, len(underWay))
+		}
+		select {
+		case <-underWay[0]:
+			t.Fatal("the check under way was done before it was")
+		default:
+		}
+		f.stop(1, stopGone) // what the first worker's query found
+		f.checkDone(mine)
+		select {
+		case <-underWay[0]:
+		default:
+			t.Fatal("the check done was still under way")
+		}
+		if run, _, _ := f.begin([]claim{c(1, 1)}); len(run) != 0 {
+			t.Fatalf("began %v of a job found gone", run)
+		}
+		if got, underWay := f.needsCheck([]claim{c(1, 3)}, now.Add(2*time.Millisecond), time.Second); len(got) != 0 || len(underWay) != 0 {
+			t.Fatalf("a stopped job: check %v with %d under way, want neither", got, len(underWay))
 		}
 	})
 }

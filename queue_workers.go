@@ -111,13 +111,29 @@ func (s *workerSet) takeMore(c claim) []claim {
 
 // checkLive asks the database about the jobs of claims not seen live
 // lately, and stops in the registry those that were cancelled or deleted
-// meanwhile (by another process, say). A failed check changes nothing:
-// the results are then filtered when recorded.
+// meanwhile (by another process, say); it waits for the checks another
+// worker is making of the others. A failed check changes nothing: the
+// results are then filtered when recorded.
 func (s *workerSet) checkLive(claims []claim) {
-	jobs := s.registry.needsCheck(claims, s.now(), liveCheckAge)
-	if len(jobs) == 0 {
-		return
+	jobs, underWay := s.registry.needsCheck(claims, s.now(), liveCheckAge)
+	if len(jobs) > 0 {
+		func() {
+			defer s.registry.checkDone(jobs) // whatever happens, nobody waits for ever
+			s.checkJobs(jobs)
+		}()
 	}
+	for _, done := range underWay {
+		select {
+		case <-done:
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// checkJobs reads the statuses of jobs and stops in the registry those
+// cancelled or gone.
+func (s *workerSet) checkJobs(jobs []int64) {
 	statuses, err := s.store.jobStatuses(s.ctx, jobs)
 	if err != nil {
 		s.log.Warn("check jobs before restoring", "err", err)
