@@ -67,7 +67,7 @@ func (b *bench) runSyncPaced(ctx context.Context) (benchFigures, error) {
 	end := start.Add(b.cfg.duration)
 	for i := 0; ctx.Err() == nil; i++ {
 		due := begin.Add(time.Duration(i) * interval)
-		if !due.Before(end) || !benchSleepUntil(ctx, due) {
+		if !due.Before(end) || !sleepUntil(ctx, nil, due) {
 			break
 		}
 		select {
@@ -107,23 +107,6 @@ func (b *bench) runSyncPaced(ctx context.Context) (benchFigures, error) {
 	return benchFigures{"offered_per_s": offered, "requests_per_s": float64(len(latencies)) / elapsed.Seconds(),
 		"p50_ms": benchPercentile(latencies, 50), "p99_ms": benchPercentile(latencies, 99),
 		"max_ms": benchPercentile(latencies, 100), "requests": float64(len(latencies))}, nil
-}
-
-// benchSleepUntil waits until t, or until ctx ends; it reports whether t
-// came.
-func benchSleepUntil(ctx context.Context, t time.Time) bool {
-	wait := time.Until(t)
-	if wait <= 0 {
-		return true
-	}
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // syncMet judges a synchronous scenario against its target: p99 at most
