@@ -203,6 +203,83 @@ func testSmallJobNotStuckBehindBigJob(t *testing.T, db string) {
 	t.Logf("small job finished after %d of %d upstream answers", lastSmall+1, len(order))
 }
 
+// TestSmallJobWaitsBehindFewOfABigJobsNumbers holds a server of two
+// workers restoring one number at a time, each when the test says, while a
+// 100-number job runs, and then submits an 11-number job: the small job's
+// numbers all start within the first 60 restores (the two jobs take turns;
+// about 33 here), not after the big job's hundred. The numbers a server
+// takes ahead of its workers are numbers a new job waits behind, so it
+// takes only a few (two per worker).
+func TestSmallJobWaitsBehindFewOfABigJobsNumbers(t *testing.T) {
+	forEachStore(t, testSmallJobWaitsBehindFewOfABigJobsNumbers)
+}
+
+// testSmallJobWaitsBehindFewOfABigJobsNumbers runs
+// TestSmallJobWaitsBehindFewOfABigJobsNumbers on one database.
+func testSmallJobWaitsBehindFewOfABigJobsNumbers(t *testing.T, db string) {
+	r := steppedRestorer{started: make(chan string), step: make(chan struct{}), done: make(chan struct{})}
+	_, srv := startServiceWith(t, r, "-dev", "-workers", "2", "-db", db)
+	t.Cleanup(func() { close(r.done) }) // runs before the service stops
+	submit := func(numbers []string) {
+		if resp := call(t, http.MethodPost, srv.URL+"/v3/bulk_restore", "demo", "demo", map[string]any{"numbers": numbers}); resp.Status != http.StatusAccepted {
+			t.Fatalf("submit: status=%d, want 202: %s", resp.Status, resp.Raw)
+		}
+	}
+	submit(seqNumbers(15580000000, 100))
+	var order []string
+	next := func() {
+		select {
+		case n := <-r.started:
+			order = append(order, n)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no restore started in 10s; started so far: %v", order)
+		}
+	}
+	next()
+	next() // both workers hold a number of the big job
+	submit(seqNumbers(15590000000, 11))
+	smallStarted := 0
+	for len(order) < 111 && smallStarted < 11 {
+		r.step <- struct{}{}
+		next()
+		if strings.HasPrefix(order[len(order)-1], "1559") {
+			smallStarted++
+		}
+	}
+	if smallStarted < 11 || len(order) > 60 {
+		t.Fatalf("the small job's 11 numbers had %d started after %d restores, want all within 60: %v",
+			smallStarted, len(order), order)
+	}
+}
+
+// steppedRestorer restores a number each time the test sends on step,
+// having told the test on started that the number began; once done is
+// closed it restores at once.
+type steppedRestorer struct {
+	started chan string
+	step    chan struct{}
+	done    chan struct{}
+}
+
+// Restore implements Restorer.
+func (r steppedRestorer) Restore(ctx context.Context, _ int64, number string) Outcome {
+	restored := Outcome{Success: true, StatusCode: http.StatusOK, Message: msgRestored}
+	select {
+	case r.started <- number:
+	case <-r.done:
+		return restored
+	case <-ctx.Done():
+		return Outcome{StatusCode: http.StatusServiceUnavailable, Message: "cut short", Transient: true}
+	}
+	select {
+	case <-r.step:
+	case <-r.done:
+	case <-ctx.Done():
+		return Outcome{StatusCode: http.StatusServiceUnavailable, Message: "cut short", Transient: true}
+	}
+	return restored
+}
+
 // TestWriterIsolatesFailingWrites queues many writes while the writer is busy,
 // so that they share one transaction; one returns an error and one panics:
 // only their changes are undone, the rest commit, and each caller gets its

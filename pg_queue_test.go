@@ -204,18 +204,25 @@ func TestPGClaimsAreOneInstancesAtATime(t *testing.T) {
 			t.Fatalf("b took %d after the release, want 5", len(got))
 		}
 	})
-	t.Run("a live claim shows as processing, a waiting retry as pending", func(t *testing.T) {
-		stores, job := pgInstances(t, 1, 3, time.Minute)
-		s := stores[0]
-		s.eng.takeNumbers(ctx, job, -1, 3)
-		if _, err := s.w.Exec("UPDATE job_numbers SET next_attempt_at = $1 WHERE job_id = $2 AND position = 2",
+	t.Run("another instance's live claim shows as processing, a waiting retry as pending", func(t *testing.T) {
+		stores, job := pgInstances(t, 2, 3, time.Minute)
+		holder, reader := stores[0], stores[1]
+		holder.eng.takeNumbers(ctx, job, -1, 3)
+		if _, err := holder.w.Exec("UPDATE job_numbers SET next_attempt_at = $1 WHERE job_id = $2 AND position = 2",
 			ms(time.Now().Add(time.Hour)), job.id); err != nil {
 			t.Fatal(err)
 		}
-		var got []numberStatus
-		s.readResults(ctx, job.id, resultRead{limit: -1}, func(n NumberResult) error { got = append(got, n.Status); return nil })
-		if !slices.Equal(got, []numberStatus{numberProcessing, numberProcessing, numberPending}) {
-			t.Fatalf("statuses %v, want processing, processing, pending", got)
+		read := func(s *Store) (got []numberStatus) {
+			s.readResults(ctx, job.id, resultRead{limit: -1}, func(n NumberResult) error { got = append(got, n.Status); return nil })
+			return got
+		}
+		if got := read(reader); !slices.Equal(got, []numberStatus{numberProcessing, numberProcessing, numberPending}) {
+			t.Fatalf("another instance reads %v, want processing, processing, pending", got)
+		}
+		// The holder's own claims are for its registry to tell apart:
+		// started by a worker, or still waiting for one.
+		if got := read(holder); !slices.Equal(got, []numberStatus{numberPending, numberPending, numberPending}) {
+			t.Fatalf("the holder reads %v, want its claims pending", got)
 		}
 	})
 }

@@ -59,13 +59,20 @@ type workResult struct {
 
 // newPool builds a pool; start runs it.
 func newPool(store *Store, w *writer, backend Restorer, policy retryPolicy, workers int, log *slog.Logger) *pool {
-	// A batch backend answers in microseconds: a larger window means larger
-	// groups per commit, and twice the largest group lets the next group be
-	// read and restored while one commits, so the writer never waits; still
-	// well under a second of queue ahead of a new job.
-	maxInFlight := max(1024, 4*workers)
+	// The window of numbers claimed and not yet recorded. A backend that
+	// answers one number at a time gets two per worker: the one it restores
+	// and the next, ready when it finishes, while results wait for their
+	// commit. More would only queue a big job's numbers ahead of a new small
+	// one (the work channel is first come, first served) and keep them from
+	// other instances: 1,024 at 64 workers and a 20 ms upstream kept a small
+	// job waiting 0.34 s, two per worker 0.05 s, at the same rate
+	// (BENCHMARKS.md). A batch backend answers in microseconds: a larger
+	// window means larger groups per commit, and twice the largest group lets
+	// the next group be read and restored while one commits, so the writer
+	// never waits; still well under a second of queue ahead of a new job.
+	maxInFlight := 2 * workers
 	if _, ok := backend.(batchRestorer); ok {
-		maxInFlight = max(8192, maxInFlight)
+		maxInFlight = max(8192, 4*workers)
 	}
 	registry := newInflight()
 	work := make(chan claim, maxInFlight)
@@ -111,8 +118,9 @@ func (p *pool) cancelJob(jobID int64) (started []int) {
 	return p.registry.stop(jobID, stopCancelled)
 }
 
-// isProcessing reports whether a number is with the workers right now.
-func (p *pool) isProcessing(jobID int64, pos int) bool { return p.registry.isHeld(jobID, pos) }
+// isProcessing reports whether one of this process's workers has started a
+// number and its result is not recorded yet.
+func (p *pool) isProcessing(jobID int64, pos int) bool { return p.registry.isStarted(jobID, pos) }
 
 // stop stops claiming, lets the restores under way finish and records
 // their results, all before ctx's deadline: restores still running a

@@ -132,13 +132,14 @@ func (f *inflight) stoppedWhy(job int64) jobStop {
 	return f.stopped[job]
 }
 
-// isHeld reports whether a number is with the workers right now, for the
-// status endpoint to show it as 'processing'.
-func (f *inflight) isHeld(job int64, pos int) bool {
+// isStarted reports whether a worker has started a number and its result
+// is not recorded yet, for the status endpoint to show it as 'processing'
+// (a number handed out and waiting for a free worker is still pending: a
+// cancellation now would cancel it).
+func (f *inflight) isStarted(job int64, pos int) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	_, ok := f.held[inflightKey{job, pos}]
-	return ok
+	return f.held[inflightKey{job, pos}]
 }
 
 // release forgets recorded (or abandoned) claims.

@@ -21,8 +21,20 @@ func TestInflightRegistry(t *testing.T) {
 		if got := f.size(); got != 2 {
 			t.Fatalf("size=%d after release, want 2", got)
 		}
-		if !f.isHeld(1, 1) || f.isHeld(1, 0) {
-			t.Fatal("isHeld disagrees with what was released")
+		f.begin([]claim{c(1, 1)})
+		if !f.isStarted(1, 1) || f.isStarted(1, 0) {
+			t.Fatal("isStarted disagrees with what was released")
+		}
+	})
+	t.Run("a claim is started only once a worker begins it", func(t *testing.T) {
+		f := newInflight()
+		f.hold([]claim{c(1, 0), c(1, 1)})
+		if f.isStarted(1, 0) || f.isStarted(1, 1) {
+			t.Fatal("a claim waiting for a worker reads as started")
+		}
+		f.begin([]claim{c(1, 1)})
+		if f.isStarted(1, 0) || !f.isStarted(1, 1) {
+			t.Fatal("isStarted disagrees with what a worker began")
 		}
 	})
 	t.Run("a stopped job's claims are skipped with the reason, others begin", func(t *testing.T) {

@@ -63,8 +63,10 @@ func statusNumbers(t testing.TB, body map[string]any) []string {
 
 // liveJobFixture is a queued job caught while it runs, through a server
 // whose backend the test controls: positions 0-3 restored, 4-6 failed, 7-8
-// waiting for a retry an hour away (pending), 9-15 with the workers (9 and
-// 10 being restored and held there, 11-15 handed out behind them).
+// waiting for a retry an hour away (pending), 9 and 10 being restored and
+// held there by the two workers (processing), 11 and 12 handed out behind
+// them (a window of two per worker) and 13-15 not read yet: 11-15 pending,
+// since no worker has started them.
 type liveJobFixture struct {
 	url     string
 	id      string
@@ -90,7 +92,7 @@ func startLiveJob(t *testing.T, db string) liveJobFixture {
 	waitFor(t, 10*time.Second, "the job to reach its live state", func() bool {
 		body := f.status(t, "").Body
 		return b.started.Load() == 2 && body["success_count"] == float64(4) && body["failure_count"] == float64(3) &&
-			svc.pool.registry.size() == 7
+			svc.pool.registry.size() == 4
 	})
 	return f
 }
@@ -126,18 +128,21 @@ func testResultStatusNarrowsTheResultsOfALiveJob(t *testing.T, db string) {
 	}{
 		{"success gives the restored numbers", "&result_status=success", f.at(0, 1, 2, 3)},
 		{"failed gives the failed ones", "&result_status=failed", f.at(4, 5, 6)},
-		{"pending gives the numbers waiting, not those the workers hold", "&result_status=pending", f.at(7, 8)},
-		{"processing gives the numbers the workers hold", "&result_status=processing", f.at(9, 10, 11, 12, 13, 14, 15)},
+		{"pending gives the numbers no worker has started, handed out or not", "&result_status=pending", f.at(7, 8, 11, 12, 13, 14, 15)},
+		{"processing gives the numbers the workers hold", "&result_status=processing", f.at(9, 10)},
 		{"pending,processing gives both, in input order", "&result_status=pending,processing", f.at(7, 8, 9, 10, 11, 12, 13, 14, 15)},
 		{"two final states give both", "&result_status=failed,success", f.at(0, 1, 2, 3, 4, 5, 6)},
 		{"a state no number is in gives none", "&result_status=cancelled", f.at()},
 		{"a state named twice counts once", "&result_status=failed,failed", f.at(4, 5, 6)},
-		{"the parameter repeated is read as one list", "&result_status=failed&result_status=pending", f.at(4, 5, 6, 7, 8)},
+		{"the parameter repeated is read as one list", "&result_status=failed&result_status=pending",
+			f.at(4, 5, 6, 7, 8, 11, 12, 13, 14, 15)},
 		{"offset and limit count the failures, not the positions", "&result_status=failed&offset=1&limit=1", f.at(5)},
-		{"offset and limit count the processing numbers", "&result_status=processing&offset=2&limit=3", f.at(11, 12, 13)},
-		{"offset past the matches gives none", "&result_status=pending&offset=2", f.at()},
+		{"offset and limit count the processing numbers", "&result_status=processing&offset=1&limit=1", f.at(10)},
+		{"offset and limit count the pending numbers", "&result_status=pending&offset=2&limit=3", f.at(11, 12, 13)},
+		{"offset past the matches gives none", "&result_status=pending&offset=7", f.at()},
 		{"limit=0 gives none", "&result_status=success&limit=0", f.at()},
 		{"a number in one of the states is the one result", "&result_status=pending&number=" + f.numbers[7], f.at(7)},
+		{"a number handed out but not started is pending", "&result_status=pending&number=" + f.numbers[11], f.at(11)},
 		{"a number in another state gives none", "&result_status=failed&number=" + f.numbers[7], f.at()},
 		{"without a filter offset seeks by position", "&offset=14", f.at(14, 15)},
 		{"without a filter offset and limit page", "&offset=3&limit=2", f.at(3, 4)},

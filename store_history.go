@@ -27,8 +27,7 @@ var numberHistorySQL = `SELECT n.job_id, j.uuid, j.status, ` + resultColumnsOf("
 // numberHistoryPG is numberHistorySQL in PostgreSQL, whose planner walks
 // job_numbers_number for the number by its own choice.
 var _ = pgText(numberHistorySQL, `SELECT n.job_id, j.uuid, j.status, n.position, n.number,
-	CASE WHEN n.status = 'pending' AND n.lease_until >= bulkrestore_now_ms() AND n.next_attempt_at <= bulkrestore_now_ms()
-		THEN 'processing' ELSE n.status END,
+	CASE WHEN n.status = 'pending' AND `+pgOthersProcessing+` THEN 'processing' ELSE n.status END,
 	n.message, n.status_code, n.requires_identity_update, n.needs_registration, n.attempts, n.started_at, n.completed_at
 	FROM job_numbers AS n JOIN jobs AS j ON j.id = n.job_id
 	WHERE n.number = $1 AND n.job_id < $2 AND j.user_id = $3

@@ -196,10 +196,10 @@ const resultColumns = `position, number, status, message, status_code, requires_
 	needs_registration, attempts, started_at, completed_at`
 
 // resultColumnsPG is resultColumns in PostgreSQL's dialect, where a number
-// claimed by a live instance is told apart from a pending one as it is
-// read: its lease has not run out, and it is not waiting for a retry.
-const resultColumnsPG = `position, number, CASE WHEN status = 'pending' AND lease_until >= bulkrestore_now_ms()
-	AND next_attempt_at <= bulkrestore_now_ms() THEN 'processing' ELSE status END, message, status_code,
+// another live instance holds for its workers is told apart from a pending
+// one as it is read (pgOthersProcessing).
+const resultColumnsPG = `position, number, CASE WHEN status = 'pending' AND ` + pgOthersProcessing + `
+	THEN 'processing' ELSE status END, message, status_code,
 	requires_identity_update, needs_registration, attempts, started_at, completed_at`
 
 // scanResult reads one row of resultColumns, after columns of its own

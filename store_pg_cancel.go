@@ -35,7 +35,7 @@ const (
 			(SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND classid = $2::oid AND objsubid = 2 AND granted
 				AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))
 		FROM (SELECT DISTINCT claimed_by FROM job_numbers
-			WHERE job_id = $1 AND status = 'pending' AND claimed_by <> ` + pgMe + ` AND ` + pgProcessing + `) AS h`
+			WHERE job_id = $1 AND status = 'pending' AND ` + pgOthersProcessing + `) AS h`
 	// cancelHeldSQL cancels the pending numbers of job $3 this instance
 	// holds, but for those at the positions of the JSON array $4 (started).
 	cancelHeldSQL = `UPDATE job_numbers SET status = 'cancelled', message = $1, status_code = NULL,

@@ -79,6 +79,12 @@ const (
 // other pending number may be cancelled at once.
 const pgProcessing = `(lease_until >= bulkrestore_now_ms() AND next_attempt_at <= bulkrestore_now_ms())`
 
+// pgOthersProcessing is a pending number another live instance holds for
+// its workers (pgProcessing, claimed by someone else). A read shows it as
+// processing; this instance's own claims it leaves pending, for its
+// registry to say which of them a worker has started (app.currentResult).
+const pgOthersProcessing = `(claimed_by <> ` + pgMe + ` AND ` + pgProcessing + `)`
+
 // The queue's statements in PostgreSQL. A cancellation, and the sweep of
 // cancelled jobs that still have numbers, lock the job row first (as every
 // write of a job's numbers does, in the order of the job ids); it cancels this instance's numbers that no worker has started, as
