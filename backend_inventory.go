@@ -64,25 +64,45 @@ func (b *inventoryBackend) decideBatch(ctx context.Context, userID int64, number
 
 // decide applies the result table to one number's row.
 func (b *inventoryBackend) decide(number string, row inventoryRecord, found bool, now time.Time) Outcome {
-	if !found {
-		return Outcome{StatusCode: 404, Message: msgNotFound}
-	}
-	flags := Outcome{Success: true, StatusCode: 200, RequiresIdentityUpdate: row.riu, NeedsRegistration: row.nr}
-	switch row.state {
-	case "active":
-		flags.Message = msgAlreadyActive
-		return flags
-	case "released":
+	if found && row.state == "released" {
 		if now.Sub(time.UnixMilli(row.releasedAt)) > b.window {
 			return Outcome{StatusCode: 410, Message: msgWindowExpired}
 		}
-		flags.Message = msgRestored
-		flags.Activate = true
-		return flags
-	case "unavailable":
-		return Outcome{StatusCode: 409, Message: msgNoLongerAvail}
-	default:
-		b.log.Error("inventory row has unknown state", "number", number, "state", row.state)
-		return internalFailure()
+		return Outcome{Success: true, StatusCode: 200, Message: msgRestored, Activate: true,
+			RequiresIdentityUpdate: row.riu, NeedsRegistration: row.nr}
 	}
+	o, known := settledRowOutcome(row, found)
+	if !known {
+		b.log.Error("inventory row has unknown state", "number", number, "state", row.state)
+	}
+	return o
+}
+
+// settledRowOutcome is the result table for a row that no restore
+// changes: none, active or unavailable. Any other row (released, or a
+// state no restore knows) is not known here and answers an internal
+// failure.
+func settledRowOutcome(row inventoryRecord, found bool) (o Outcome, known bool) {
+	switch {
+	case !found:
+		return Outcome{StatusCode: 404, Message: msgNotFound}, true
+	case row.state == "active":
+		return Outcome{Success: true, StatusCode: 200, Message: msgAlreadyActive,
+			RequiresIdentityUpdate: row.riu, NeedsRegistration: row.nr}, true
+	case row.state == "unavailable":
+		return Outcome{StatusCode: 409, Message: msgNoLongerAvail}, true
+	default:
+		return internalFailure(), false
+	}
+}
+
+// lostActivation decides again, by its row as it is now, a number whose
+// restore read it released but could not make it active when the result
+// was written: another restore made it active first (it answers Number
+// already active), or an operator changed or removed the row meanwhile.
+// A row released again by then answers an internal failure: this restore
+// did not restore it, and trying again will.
+func lostActivation(row inventoryRecord, found bool) Outcome {
+	o, _ := settledRowOutcome(row, found)
+	return o
 }

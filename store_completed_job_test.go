@@ -19,13 +19,7 @@ func TestStoreCompletedJobWritesTheWholeJobFinal(t *testing.T) {
 // the inventory it restored, its retry link and its Idempotency-Key.
 func testStoreCompletedJobWritesTheWholeJobFinal(t *testing.T, db string) {
 	ctx := context.Background()
-	store, earlier := settleFixture(t, db, 1, "")
-	w := newStoreWriter(store, slog.New(slog.DiscardHandler))
-	t.Cleanup(w.stop)
-	user, err := store.userByName(ctx, "alice")
-	if err != nil {
-		t.Fatal(err)
-	}
+	store, w, user, earlier := completedJobFixture(t, db)
 	now := time.Now().Truncate(time.Millisecond)
 	if err := store.importInventory(ctx, user.ID, []InventoryRow{
 		{Number: "+15550000001", State: "released", ReleasedAt: now.Add(-time.Hour)},
@@ -160,4 +154,18 @@ func TestDoStatementNeedsADirectWriter(t *testing.T) {
 	if err == nil || ran {
 		t.Fatalf("doStatement on SQLite's writer: err=%v, ran=%v; want an error and nothing run", err, ran)
 	}
+}
+
+// completedJobFixture is settleFixture's store (user alice, one queued
+// job: earlier) with a writer for storeCompletedJob, stopped at cleanup.
+func completedJobFixture(t *testing.T, db string) (store *Store, w *writer, alice User, earlier int64) {
+	t.Helper()
+	store, earlier = settleFixture(t, db, 1, "")
+	w = newStoreWriter(store, slog.New(slog.DiscardHandler))
+	t.Cleanup(w.stop)
+	alice, err := store.userByName(context.Background(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store, w, alice, earlier
 }

@@ -207,8 +207,14 @@ func (s *Store) inventoryRecords(ctx context.Context, userID int64, numbers []st
 	if err != nil {
 		return nil, err
 	}
+	return scanInventoryRecords(rows, len(numbers))
+}
+
+// scanInventoryRecords reads the rows of inventoryRecordsSQL, by number,
+// and closes them.
+func scanInventoryRecords(rows *sql.Rows, size int) (map[string]inventoryRecord, error) {
 	defer rows.Close()
-	found := make(map[string]inventoryRecord, len(numbers))
+	found := make(map[string]inventoryRecord, size)
 	for rows.Next() {
 		var n string
 		var r inventoryRecord

@@ -39,9 +39,12 @@ func (c completedNumber) storedAttempts() []attemptRecord {
 	return c.Attempts
 }
 
-// completedTotals are what a synchronous job's numbers add up to: their
-// successes and failures, the first attempt's start, the last one's end.
-func completedTotals(numbers []completedNumber) (success, failure int, first, last time.Time) {
+// setCompletedTotals sets a synchronous job's counts and times from its
+// numbers: their successes and failures, the first attempt's start, the
+// last one's end.
+func (j *Job) setCompletedTotals(numbers []completedNumber) {
+	var success, failure int
+	var first, last time.Time
 	for pos, n := range numbers {
 		if n.outcome().Success {
 			success++
@@ -53,7 +56,28 @@ func completedTotals(numbers []completedNumber) (success, failure int, first, la
 		}
 		last = maxTime(last, n.Attempts[len(n.Attempts)-1].Finished)
 	}
-	return success, failure, first, last
+	j.SuccessCount, j.FailureCount, j.StartedAt, j.CompletedAt = success, failure, first, last
+}
+
+// completedActivations are the activations of a synchronous job's numbers
+// restored from released.
+func completedActivations(user int64, numbers []completedNumber) []activation {
+	var acts []activation
+	for pos, n := range numbers {
+		if o := n.outcome(); o.Activate {
+			acts = append(acts, activation{user: user, position: pos, attempt: len(n.Attempts), number: n.Number, recorded: o})
+		}
+	}
+	return acts
+}
+
+// settleLostActivations gives each number of a lost activation its new
+// outcome, in place of its last attempt's.
+func settleLostActivations(numbers []completedNumber, lost []lostActivationResult) {
+	for _, l := range lost {
+		attempts := numbers[l.position].Attempts
+		attempts[len(attempts)-1].Outcome = l.outcome
+	}
 }
 
 // storeCompletedJob stores, through w, a job whose numbers all have their
@@ -63,9 +87,13 @@ func completedTotals(numbers []completedNumber) (success, failure int, first, la
 // completed, as the settle rule would leave it; its webhook, if any, falls
 // due at webhookDue, so that the caller makes the first attempt before the
 // sender does.
+//
+// A number whose activation was lost (another restore made it active
+// first, or its row changed meanwhile) is stored with the outcome its row
+// gives now, and that outcome is written into numbers, for the caller's
+// reply, as are the job's counts into j.
 func (s *Store) storeCompletedJob(ctx context.Context, w *writer, j *Job, numbers []completedNumber, webhookDue time.Time, idemKey string) error {
 	j.Status, j.Total = jobCompleted, len(numbers)
-	j.SuccessCount, j.FailureCount, j.StartedAt, j.CompletedAt = completedTotals(numbers)
 	j.WebhookState = webhookNone
 	if j.WebhookURL != "" {
 		j.WebhookState = webhookPending
@@ -94,9 +122,16 @@ func (s *Store) storeCompletedJob(ctx context.Context, w *writer, j *Job, number
 }
 
 // insertCompletedJob writes storeCompletedJob's job and its numbers in
-// SQLite: a statement for each group of numbers or attempts that share an
-// outcome.
+// SQLite: the activations first, so that the numbers are written with
+// their outcome, then a statement for each group of numbers or attempts
+// that share an outcome.
 func (s *Store) insertCompletedJob(tx *sql.Tx, j *Job, numbers []completedNumber, webhookDue time.Time) error {
+	lost, err := s.activate(tx, completedActivations(j.UserID, numbers))
+	if err != nil {
+		return err
+	}
+	settleLostActivations(numbers, lost)
+	j.setCompletedTotals(numbers)
 	if err := s.insertJobRow(tx, j, webhookDue); err != nil {
 		return err
 	}
@@ -111,11 +146,6 @@ func (s *Store) insertCompletedJob(tx *sql.Tx, j *Job, numbers []completedNumber
 		if _, err := s.wq.exec(tx, insertAttemptGroupSQL, j.ID, jsonList(g.attempts.m[k]), k.attempt, k.started, k.finished,
 			k.code, k.message); err != nil {
 			return fmt.Errorf("insert attempts: %w", err)
-		}
-	}
-	if len(g.activate) > 0 {
-		if _, err := s.wq.exec(tx, activateManySQL, j.UserID, jsonList(g.activate)); err != nil {
-			return fmt.Errorf("activate inventory: %w", err)
 		}
 	}
 	return nil
@@ -144,7 +174,6 @@ type completedAttemptKey struct {
 type completedGroups struct {
 	numbers  ordered[completedNumberKey, [2]any] // [position, number]
 	attempts ordered[completedAttemptKey, int]   // positions
-	activate []string                            // numbers restored from released
 }
 
 // groupCompleted groups a synchronous job's numbers and attempts.
@@ -159,9 +188,6 @@ func groupCompleted(numbers []completedNumber) completedGroups {
 		for i, a := range n.storedAttempts() {
 			g.attempts.add(completedAttemptKey{attempt: i + 1, code: a.Outcome.StatusCode, message: a.Outcome.Message,
 				started: ms(a.Started), finished: ms(a.Finished)}, pos)
-		}
-		if o.Activate {
-			g.activate = append(g.activate, n.Number)
 		}
 	}
 	return g

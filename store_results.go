@@ -27,7 +27,7 @@ const (
 		requires_identity_update = ?6, needs_registration = ?7, attempts = ?8,
 		started_at = coalesce(started_at, ?9), completed_at = ?10
 		WHERE job_id = ?1 AND status = 'pending' AND position IN (SELECT value FROM json_each(?2))
-		RETURNING number`
+		RETURNING position, number`
 	// cancelGroupSQL: ?1 job, ?2 JSON array of positions not tried because
 	// the job was cancelled; those the cancellation marked already are left.
 	cancelGroupSQL = `UPDATE job_numbers SET status = 'cancelled', message = ?3, status_code = NULL, completed_at = ?4
@@ -36,9 +36,6 @@ const (
 		VALUES (?, ?, ?, ?, ?, ?, ?)`
 	retryResultSQL = `UPDATE job_numbers SET attempts = ?, next_attempt_at = ?, started_at = coalesce(started_at, ?)
 		WHERE job_id = ? AND position = ? AND status = 'pending'`
-	// activateManySQL activates a user's numbers given as a JSON array.
-	activateManySQL = `UPDATE inventory SET state = 'active'
-		WHERE user_id = ?1 AND state = 'released' AND number IN (SELECT value FROM json_each(?2))`
 )
 
 // The recorder's statements in PostgreSQL. The job rows of a batch are
@@ -64,15 +61,11 @@ var (
 		requires_identity_update = $6, needs_registration = $7, attempts = $8,
 		started_at = coalesce(started_at, $9), completed_at = $10, claimed_by = NULL, lease_until = NULL
 		WHERE job_id = $1 AND status = 'pending' AND position = ANY(ARRAY(SELECT json_array_elements_text($2::json)::int))
-		AND claimed_by = `+pgMe+` RETURNING number`)
+		AND claimed_by = `+pgMe+` RETURNING position, number`)
 	_ = pgText(cancelGroupSQL, `UPDATE job_numbers SET status = 'cancelled', message = $3, status_code = NULL, completed_at = $4,
 		claimed_by = NULL, lease_until = NULL
 		WHERE job_id = $1 AND status = 'pending' AND position = ANY(ARRAY(SELECT json_array_elements_text($2::json)::int))
 		AND claimed_by = `+pgMe)
-	// The index scan takes the array's numbers in their order (btree sorts
-	// an = ANY array), so two writes lock a user's rows in one order.
-	_ = pgText(activateManySQL, `UPDATE inventory SET state = 'active' WHERE user_id = $1 AND state = 'released'
-		AND number = ANY(ARRAY(SELECT json_array_elements_text($2::json)))`)
 )
 
 // recordOutcome is what recordResults learned while writing.
@@ -150,6 +143,36 @@ func planResults(results []workResult, policy retryPolicy, now time.Time) result
 // jobDelta is what a batch adds to one job's counts.
 type jobDelta struct{ success, failure, cancelled int }
 
+// add counts n numbers that ended as o, here and in finals (by status
+// and code); a negative n takes them back.
+func (d *jobDelta) add(o Outcome, n int, finals map[Outcome]int) {
+	finals[Outcome{Success: o.Success, StatusCode: o.StatusCode}] += n
+	if o.Success {
+		d.success += n
+	} else {
+		d.failure += n
+	}
+}
+
+// settleActivations activates the rows of the numbers a batch restored
+// from released and writes, over the results just recorded, the outcome
+// of each whose activation was lost, moving its count where it now
+// belongs.
+func (s *Store) settleActivations(tx *sql.Tx, acts []activation, deltas map[int64]*jobDelta, finals map[Outcome]int) error {
+	lost, err := s.activate(tx, acts)
+	if err != nil || len(lost) == 0 {
+		return err
+	}
+	if err := s.rewriteLost(tx, lost); err != nil {
+		return err
+	}
+	for _, l := range lost {
+		deltas[l.job].add(l.recorded, -1, finals)
+		deltas[l.job].add(l.outcome, 1, finals)
+	}
+	return nil
+}
+
 // recordResults writes a batch of worker results: an attempt row each, the
 // number's new state (final, or pending with its next try), inventory
 // activations, and per job the counts and, when its last number became
@@ -178,27 +201,24 @@ func (s *Store) recordResults(tx *sql.Tx, results []workResult, policy retryPoli
 		return out, err
 	}
 	out.dropped += len(plan.retries) - len(out.retries)
-	activate := map[int64][]string{} // user -> numbers restored from released
+	var acts []activation // numbers restored from released
 	for _, g := range plan.groups.order {
-		numbers, err := s.recordGroup(tx, g, plan.groups.m[g])
+		finalised, err := s.recordGroup(tx, g, plan.groups.m[g])
 		if err != nil {
 			return out, err
 		}
-		out.dropped += len(plan.groups.m[g]) - len(numbers)
-		out.finals[Outcome{Success: g.status == numberSuccess, StatusCode: g.code}] += len(numbers)
-		if g.status == numberSuccess {
-			deltas[g.job].success += len(numbers)
-		} else {
-			deltas[g.job].failure += len(numbers)
-		}
+		out.dropped += len(plan.groups.m[g]) - len(finalised)
+		counted := Outcome{Success: g.status == numberSuccess, StatusCode: g.code}
+		deltas[g.job].add(counted, len(finalised), out.finals)
 		if g.activate {
-			activate[g.user] = append(activate[g.user], numbers...)
+			for _, f := range finalised {
+				acts = append(acts, activation{user: g.user, job: g.job, position: f.position, attempt: g.attempt,
+					number: f.number, recorded: counted})
+			}
 		}
 	}
-	for userID, numbers := range activate {
-		if _, err := s.wq.exec(tx, activateManySQL, userID, jsonList(numbers)); err != nil {
-			return out, fmt.Errorf("activate inventory: %w", err)
-		}
+	if err := s.settleActivations(tx, acts, deltas, out.finals); err != nil {
+		return out, err
 	}
 	for _, id := range plan.jobs {
 		d := deltas[id]
@@ -268,10 +288,16 @@ func (s *Store) keepLiveJobs(tx *sql.Tx, results []workResult) ([]workResult, []
 	return kept, gone, nil
 }
 
+// finalisedNumber is a number whose result recordGroup wrote.
+type finalisedNumber struct {
+	position int
+	number   string
+}
+
 // recordGroup writes the attempt rows and final states of one group and
 // returns the numbers it finalised (those cancelled meanwhile are left as
 // they are).
-func (s *Store) recordGroup(tx *sql.Tx, g outcomeGroup, positions []int) ([]string, error) {
+func (s *Store) recordGroup(tx *sql.Tx, g outcomeGroup, positions []int) ([]finalisedNumber, error) {
 	list := jsonList(positions)
 	if g.attempt > 1 { // a first try is recorded by its number's row alone (see number_attempts)
 		if _, err := s.wq.exec(tx, insertAttemptGroupSQL, g.job, list, g.attempt, g.started, g.finished, g.code, g.message); err != nil {
@@ -284,15 +310,15 @@ func (s *Store) recordGroup(tx *sql.Tx, g outcomeGroup, positions []int) ([]stri
 		return nil, fmt.Errorf("record results: %w", err)
 	}
 	defer rows.Close()
-	var numbers []string
+	var finalised []finalisedNumber
 	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
+		var f finalisedNumber
+		if err := rows.Scan(&f.position, &f.number); err != nil {
 			return nil, fmt.Errorf("record results: %w", err)
 		}
-		numbers = append(numbers, n)
+		finalised = append(finalised, f)
 	}
-	return numbers, rows.Err()
+	return finalised, rows.Err()
 }
 
 // recordRetries writes each transient failure's attempt and when its
