@@ -310,7 +310,7 @@ type stmtCache struct {
 // settle rule: preparing settleJobSQL alone once took a quarter of the
 // writer's time.
 var writeStatements = []string{insertJobSQL, insertQueuedNumbersSQL, insertCompletedNumbersSQL,
-	insertAttemptGroupSQL, activateManySQL, settleJobSQL, liveJobsSQL, finalGroupSQL}
+	insertAttemptGroupSQL, activateManySQL, savepointActivationSQL, releaseActivationSQL, settleJobSQL, liveJobsSQL, finalGroupSQL}
 
 // newStmtCache builds a cache for db that prepares statements as they are
 // first asked for.

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"cmp"
 	"database/sql"
 	"fmt"
+	"slices"
 )
 
 // Activations: a restore of a released number reads its inventory row and
@@ -13,19 +15,30 @@ import (
 // it did not change is decided again by the row as it is now
 // (lostActivation), almost always "Number already active".
 
-// activateManySQL activates a user's numbers given as a JSON array and
-// returns those it activated.
-const activateManySQL = `UPDATE inventory SET state = 'active'
-	WHERE user_id = ?1 AND state = 'released' AND number IN (SELECT value FROM json_each(?2))
-	RETURNING number`
+// activateManySQL activates a user's numbers given as a JSON array. On
+// SQLite it runs inside savepointActivationSQL: if it changes fewer rows
+// than it was given numbers (rare: some are not released any more), the
+// savepoint is rolled back and activateReturningSQL says which it changes.
+// Returning every row it changes cost the recorder 12% of its time.
+const (
+	activateManySQL = `UPDATE inventory SET state = 'active'
+		WHERE user_id = ?1 AND state = 'released' AND number IN (SELECT value FROM json_each(?2))`
+	activateReturningSQL   = activateManySQL + ` RETURNING number`
+	savepointActivationSQL = `SAVEPOINT activation`
+	releaseActivationSQL   = `RELEASE activation`
+)
 
-// The index scan takes the array's numbers in their order (btree sorts an
-// = ANY array), so two writes lock a user's rows in one order. Under READ
-// COMMITTED a row another transaction is activating is waited for and then
-// checked again: once that one commits, it is no longer released here.
-var _ = pgText(activateManySQL, `UPDATE inventory SET state = 'active' WHERE user_id = $1 AND state = 'released'
-	AND number = ANY(ARRAY(SELECT json_array_elements_text($2::json)))
-	RETURNING number`)
+// activateLostPGSQL is activateManySQL on PostgreSQL, returning the numbers
+// it did not activate (mostly none). The index scan takes the array's
+// numbers in their order (btree sorts an = ANY array), so two writes lock a
+// user's rows in one order. Under READ COMMITTED a row another transaction
+// is activating is waited for and then checked again: once that one
+// commits, it is no longer released here.
+const activateLostPGSQL = `WITH activated AS (
+		UPDATE inventory SET state = 'active' WHERE user_id = $1 AND state = 'released'
+		AND number = ANY(ARRAY(SELECT json_array_elements_text($2::json)))
+		RETURNING number)
+	SELECT n FROM json_array_elements_text($2::json) AS n WHERE n NOT IN (SELECT number FROM activated)`
 
 // Statements that rewrite a result whose activation was lost, by the
 // outcome lostActivation gave it (rare: only a race writes them).
@@ -38,7 +51,8 @@ const (
 )
 
 // activation is a result that restored a number from released: its row is
-// made active in the write that records it.
+// made active in the write that records it. The recorder fills position in
+// only for an activation lost (see settleActivations).
 type activation struct {
 	user, job         int64
 	position, attempt int
@@ -58,31 +72,43 @@ type lostActivationResult struct {
 // Of several activations of one number (two jobs of a user restoring it in
 // one batch), the first restores it and the others find it active.
 func (s *Store) activate(tx *sql.Tx, acts []activation) ([]lostActivationResult, error) {
-	var byUser ordered[int64, activation]
-	for _, a := range acts {
-		byUser.add(a.user, a)
-	}
 	var lost []lostActivationResult
-	for _, user := range byUser.order {
-		userActs := byUser.m[user]
-		numbers := make([]string, len(userActs))
-		for i, a := range userActs {
-			numbers[i] = a.number
+	users := activationUsers(acts)
+	for _, user := range users {
+		mine := acts
+		if len(users) > 1 {
+			mine = nil
+			for _, a := range acts {
+				if a.user == user {
+					mine = append(mine, a)
+				}
+			}
 		}
-		won, err := s.activateNumbers(tx, user, numbers)
+		first := make(map[string]bool, len(mine)) // number -> its first activation is not lost
+		distinct := make([]string, 0, len(mine))
+		for _, a := range mine {
+			if _, seen := first[a.number]; !seen {
+				first[a.number] = true
+				distinct = append(distinct, a.number)
+			}
+		}
+		notActivated, err := s.activateNumbers(tx, user, distinct)
 		if err != nil {
 			return nil, err
 		}
+		if len(notActivated) == 0 && len(distinct) == len(mine) {
+			continue
+		}
+		for _, n := range notActivated {
+			first[n] = false
+		}
 		var userLost []activation
-		for _, a := range userActs {
-			if won[a.number] {
-				delete(won, a.number) // the first activation of a number takes it
+		for _, a := range mine {
+			if first[a.number] {
+				first[a.number] = false // any later activation of it finds it active
 				continue
 			}
 			userLost = append(userLost, a)
-		}
-		if len(userLost) == 0 {
-			continue
 		}
 		decided, err := s.redecide(tx, user, userLost)
 		if err != nil {
@@ -93,26 +119,77 @@ func (s *Store) activate(tx *sql.Tx, acts []activation) ([]lostActivationResult,
 	return lost, nil
 }
 
-// activateNumbers runs activateManySQL for one user's numbers and returns
-// the numbers it activated.
-func (s *Store) activateNumbers(tx *sql.Tx, user int64, numbers []string) (map[string]bool, error) {
-	rows, err := s.wq.queryTx(tx, activateManySQL, user, jsonList(numbers))
+// activationUsers lists the users of acts, in the order they first come.
+func activationUsers(acts []activation) []int64 {
+	var users []int64
+	for _, a := range acts {
+		if !slices.Contains(users, a.user) {
+			users = append(users, a.user)
+		}
+	}
+	return users
+}
+
+// activateNumbers activates a user's numbers (each once in numbers) and
+// returns those it did not.
+func (s *Store) activateNumbers(tx *sql.Tx, user int64, numbers []string) ([]string, error) {
+	list := jsonList(numbers)
+	if s.pg != nil {
+		rows, err := tx.Query(activateLostPGSQL, user, list)
+		if err != nil {
+			return nil, fmt.Errorf("activate inventory: %w", err)
+		}
+		lost, err := scanStrings(rows)
+		if err != nil {
+			return nil, fmt.Errorf("activate inventory: %w", err)
+		}
+		return lost, nil
+	}
+	if _, err := s.wq.exec(tx, savepointActivationSQL); err != nil {
+		return nil, fmt.Errorf("activate inventory: %w", err)
+	}
+	res, err := s.wq.exec(tx, activateManySQL, user, list)
+	var changed int64
+	if err == nil {
+		changed, err = res.RowsAffected()
+	}
+	if err == nil && changed == int64(len(numbers)) {
+		_, err = s.wq.exec(tx, releaseActivationSQL)
+		return nil, err
+	}
+	if _, rbErr := tx.Exec("ROLLBACK TO activation"); rbErr != nil {
+		return nil, fmt.Errorf("activate inventory: %w (after %v)", rbErr, err)
+	}
+	if _, relErr := s.wq.exec(tx, releaseActivationSQL); relErr != nil || err != nil {
+		return nil, fmt.Errorf("activate inventory: %w", cmp.Or(err, relErr))
+	}
+	rows, err := tx.Query(activateReturningSQL, user, list)
 	if err != nil {
 		return nil, fmt.Errorf("activate inventory: %w", err)
 	}
-	defer rows.Close()
-	won := make(map[string]bool, len(numbers))
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, fmt.Errorf("activate inventory: %w", err)
-		}
-		won[n] = true
-	}
-	if err := rows.Err(); err != nil {
+	activated, err := scanStrings(rows)
+	if err != nil {
 		return nil, fmt.Errorf("activate inventory: %w", err)
 	}
-	return won, nil
+	won := make(map[string]bool, len(activated))
+	for _, n := range activated {
+		won[n] = true
+	}
+	return slices.DeleteFunc(slices.Clone(numbers), func(n string) bool { return won[n] }), nil
+}
+
+// scanStrings reads a one-column result of text and closes it.
+func scanStrings(rows *sql.Rows) ([]string, error) {
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
 }
 
 // redecide reads the rows of one user's lost activations, inside tx, and

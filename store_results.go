@@ -27,7 +27,7 @@ const (
 		requires_identity_update = ?6, needs_registration = ?7, attempts = ?8,
 		started_at = coalesce(started_at, ?9), completed_at = ?10
 		WHERE job_id = ?1 AND status = 'pending' AND position IN (SELECT value FROM json_each(?2))
-		RETURNING position, number`
+		RETURNING number`
 	// cancelGroupSQL: ?1 job, ?2 JSON array of positions not tried because
 	// the job was cancelled; those the cancellation marked already are left.
 	cancelGroupSQL = `UPDATE job_numbers SET status = 'cancelled', message = ?3, status_code = NULL, completed_at = ?4
@@ -61,7 +61,7 @@ var (
 		requires_identity_update = $6, needs_registration = $7, attempts = $8,
 		started_at = coalesce(started_at, $9), completed_at = $10, claimed_by = NULL, lease_until = NULL
 		WHERE job_id = $1 AND status = 'pending' AND position = ANY(ARRAY(SELECT json_array_elements_text($2::json)::int))
-		AND claimed_by = `+pgMe+` RETURNING position, number`)
+		AND claimed_by = `+pgMe+` RETURNING number`)
 	_ = pgText(cancelGroupSQL, `UPDATE job_numbers SET status = 'cancelled', message = $3, status_code = NULL, completed_at = $4,
 		claimed_by = NULL, lease_until = NULL
 		WHERE job_id = $1 AND status = 'pending' AND position = ANY(ARRAY(SELECT json_array_elements_text($2::json)::int))
@@ -157,11 +157,22 @@ func (d *jobDelta) add(o Outcome, n int, finals map[Outcome]int) {
 // settleActivations activates the rows of the numbers a batch restored
 // from released and writes, over the results just recorded, the outcome
 // of each whose activation was lost, moving its count where it now
-// belongs.
-func (s *Store) settleActivations(tx *sql.Tx, acts []activation, deltas map[int64]*jobDelta, finals map[Outcome]int) error {
+// belongs. The lost ones' positions are found in the batch's results.
+func (s *Store) settleActivations(tx *sql.Tx, acts []activation, results []workResult, deltas map[int64]*jobDelta, finals map[Outcome]int) error {
 	lost, err := s.activate(tx, acts)
 	if err != nil || len(lost) == 0 {
 		return err
+	}
+	type jobNumber struct {
+		job    int64
+		number string
+	}
+	positions := make(map[jobNumber]int, len(results))
+	for _, r := range results {
+		positions[jobNumber{r.JobID, r.Number}] = r.Position
+	}
+	for i := range lost {
+		lost[i].position = positions[jobNumber{lost[i].job, lost[i].number}]
 	}
 	if err := s.rewriteLost(tx, lost); err != nil {
 		return err
@@ -211,13 +222,12 @@ func (s *Store) recordResults(tx *sql.Tx, results []workResult, policy retryPoli
 		counted := Outcome{Success: g.status == numberSuccess, StatusCode: g.code}
 		deltas[g.job].add(counted, len(finalised), out.finals)
 		if g.activate {
-			for _, f := range finalised {
-				acts = append(acts, activation{user: g.user, job: g.job, position: f.position, attempt: g.attempt,
-					number: f.number, recorded: counted})
+			for _, n := range finalised {
+				acts = append(acts, activation{user: g.user, job: g.job, attempt: g.attempt, number: n, recorded: counted})
 			}
 		}
 	}
-	if err := s.settleActivations(tx, acts, deltas, out.finals); err != nil {
+	if err := s.settleActivations(tx, acts, results, deltas, out.finals); err != nil {
 		return out, err
 	}
 	for _, id := range plan.jobs {
@@ -288,16 +298,10 @@ func (s *Store) keepLiveJobs(tx *sql.Tx, results []workResult) ([]workResult, []
 	return kept, gone, nil
 }
 
-// finalisedNumber is a number whose result recordGroup wrote.
-type finalisedNumber struct {
-	position int
-	number   string
-}
-
 // recordGroup writes the attempt rows and final states of one group and
 // returns the numbers it finalised (those cancelled meanwhile are left as
 // they are).
-func (s *Store) recordGroup(tx *sql.Tx, g outcomeGroup, positions []int) ([]finalisedNumber, error) {
+func (s *Store) recordGroup(tx *sql.Tx, g outcomeGroup, positions []int) ([]string, error) {
 	list := jsonList(positions)
 	if g.attempt > 1 { // a first try is recorded by its number's row alone (see number_attempts)
 		if _, err := s.wq.exec(tx, insertAttemptGroupSQL, g.job, list, g.attempt, g.started, g.finished, g.code, g.message); err != nil {
@@ -309,16 +313,11 @@ func (s *Store) recordGroup(tx *sql.Tx, g outcomeGroup, positions []int) ([]fina
 	if err != nil {
 		return nil, fmt.Errorf("record results: %w", err)
 	}
-	defer rows.Close()
-	var finalised []finalisedNumber
-	for rows.Next() {
-		var f finalisedNumber
-		if err := rows.Scan(&f.position, &f.number); err != nil {
-			return nil, fmt.Errorf("record results: %w", err)
-		}
-		finalised = append(finalised, f)
+	numbers, err := scanStrings(rows)
+	if err != nil {
+		return nil, fmt.Errorf("record results: %w", err)
 	}
-	return finalised, rows.Err()
+	return numbers, nil
 }
 
 // recordRetries writes each transient failure's attempt and when its
