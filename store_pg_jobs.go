@@ -32,7 +32,7 @@ import (
 const insertCompletedJobPGSQL = `WITH locked AS (
 		SELECT number, state, requires_identity_update AS riu, needs_registration AS nr FROM inventory
 		WHERE user_id = $2 AND number = ANY(ARRAY(SELECT jsonb_array_elements_text($15::jsonb)))
-		FOR UPDATE),
+		FOR NO KEY UPDATE),
 	lost AS (
 		SELECT a.number, l.state, l.riu, l.nr FROM jsonb_array_elements_text($15::jsonb) AS a(number)
 		LEFT JOIN locked AS l USING (number) WHERE l.state IS DISTINCT FROM 'released'),
