@@ -11,8 +11,8 @@ import (
 // decides "Number restored" (see inventoryBackend); the row is made active
 // in the write that records the result. Two restores of one number under
 // way at once both read it released, so the write says which one restored
-// it: each activation returns the rows it changed, and a result whose row
-// it did not change is decided again by the row as it is now
+// it: each activation finds out which rows it did not change, and a result
+// whose row it did not change is decided again by the row as it is now
 // (lostActivation), almost always "Number already active".
 
 // activateManySQL activates a user's numbers given as a JSON array. On
