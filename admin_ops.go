@@ -247,11 +247,15 @@ func (o adminOps) importInventory(ctx context.Context, name string, csvFile io.R
 	if err := copied.Flush(); err != nil {
 		return inventoryImport{}, fmt.Errorf("import: %w", err)
 	}
-	if _, err := spool.Seek(0, io.SeekStart); err != nil {
-		return inventoryImport{}, fmt.Errorf("import: %w", err)
-	}
 	var done inventoryImport
 	err = o.store.write(ctx, func(tx *sql.Tx) error {
+		// From the copy's start on every try: PostgreSQL runs a write
+		// that lost a deadlock again, and an import competes for the
+		// rows with the restores' activations.
+		done = inventoryImport{}
+		if _, err := spool.Seek(0, io.SeekStart); err != nil {
+			return fmt.Errorf("import: %w", err)
+		}
 		id, err := o.store.userIDInTx(tx, name)
 		if err != nil {
 			return err

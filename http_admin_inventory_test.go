@@ -279,3 +279,47 @@ func testAdminExportInventoryRoundTrips(t *testing.T, db string) {
 		}
 	})
 }
+
+// TestAnImportRunAgainAfterADeadlockReadsItsCopyFromTheStart: PostgreSQL
+// runs a write that lost a deadlock again (an import competes with the
+// restores' activations for the rows), and the import's second try reads
+// the whole file again, not on from where the first stopped. A trigger
+// makes the first INSERT of the first try lose, as a deadlock would.
+func TestAnImportRunAgainAfterADeadlockReadsItsCopyFromTheStart(t *testing.T) {
+	db := newPGDatabase(t)
+	openTestStore(t, db) // the schema, for the trigger
+	addUser(t, db, "bob")
+	raw := rawSQL(t, db)
+	for _, stmt := range []string{
+		`CREATE SEQUENCE import_tries`,
+		`CREATE FUNCTION lose_first_try() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF nextval('import_tries') = 1 THEN
+				RAISE EXCEPTION 'the first try loses' USING ERRCODE = '40P01';
+			END IF;
+			RETURN NULL;
+		END $$`,
+		`CREATE TRIGGER lose_first_try AFTER INSERT ON inventory FOR EACH STATEMENT EXECUTE FUNCTION lose_first_try()`,
+	} {
+		if _, err := raw.DB.Exec(stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var csv strings.Builder
+	csv.WriteString("number,state\n")
+	const rows = 1000
+	for _, n := range seqNumbers(15556660000, rows) {
+		csv.WriteString(n + ",released\n")
+	}
+	importCSV(t, db, "bob", csv.String())
+	var tries, stored int
+	if err := raw.QueryRow("SELECT last_value FROM import_tries").Scan(&tries); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.QueryRow("SELECT count(*) FROM inventory").Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if tries < 2 || stored != rows {
+		t.Fatalf("%d rows stored after %d INSERT statements, want all %d after a second try", stored, tries, rows)
+	}
+}
