@@ -503,3 +503,41 @@ func TestUpstreamPreviewURLIsValidated(t *testing.T) {
 		}
 	})
 }
+
+// TestAQueryStringThatDoesNotParseIsRefused: Go's URL.Query drops a pair
+// holding a ';' without a word, so "?dry_run=1;" read that way restored
+// the number for real and "status_code=409;" retried every failure. Every
+// /v3 and admin endpoint answers such a query 400 and changes nothing.
+func TestAQueryStringThatDoesNotParseIsRefused(t *testing.T) {
+	s := startAdminServer(t)
+	key, _ := addUser(t, s.DB, "acme")
+	importCSV(t, s.DB, "acme", dryInventory(time.Now()))
+	db := dryDB(t, s.DB)
+	before := dryFootprint(t, db)
+	for _, query := range []string{"?dry_run=1;", "?dry_run=1;x=2", "?dry_run=%zz"} {
+		resp := callRaw(t, http.MethodPost, s.URL+"/v3/bulk_restore"+query, "text/plain", strings.NewReader("15552000002\n"), "acme", key)
+		if resp.Status != http.StatusBadRequest || !strings.Contains(resp.Body["message"].(string), "malformed query string") {
+			t.Errorf("POST /v3/bulk_restore%s: %d %s, want 400 malformed query string", query, resp.Status, resp.Raw)
+		}
+	}
+	if after := dryFootprint(t, db); after != before {
+		t.Fatalf("the database changed:\nbefore %s\nafter  %s", before, after)
+	}
+	for _, path := range []string{
+		"/v3/bulk_restore_retry?job_uuid=8f6c1f0e-23d2-4717-8c8e-1a518e5738f0&status_code=409;",
+		"/v3/bulk_restore_jobs?limit=5;",
+	} {
+		method := map[bool]string{true: http.MethodPost, false: http.MethodGet}[strings.Contains(path, "retry")]
+		if resp := call(t, method, s.URL+path, "acme", key, nil); resp.Status != http.StatusBadRequest {
+			t.Errorf("%s %s: %d %s, want 400", method, path, resp.Status, resp.Raw)
+		}
+	}
+	resp, raw := adminRequest(t, http.MethodPut, s.URL+"/admin/v1/users/acme/inventory?replace=1;",
+		"Bearer "+testAdminToken, "text/csv", strings.NewReader("number,state\n15559990000,released\n"))
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("PUT inventory?replace=1;: %d %s, want 400", resp.StatusCode, raw)
+	}
+	if after := dryFootprint(t, db); after != before {
+		t.Fatalf("the database changed:\nbefore %s\nafter  %s", before, after)
+	}
+}

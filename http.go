@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -52,7 +53,7 @@ func (a *app) routes() http.Handler {
 		r.Handle("/metrics", a.metrics.handler()).Methods(http.MethodGet)
 	}
 	api := func(path string, h http.HandlerFunc, methods ...string) {
-		r.Handle(path, a.authenticate(h)).Methods(methods...)
+		r.Handle(path, a.authenticate(a.wellFormedQuery(h))).Methods(methods...)
 	}
 	api("/v3/bulk_restore", a.budgeted(a.bulkRestore), http.MethodPost)
 	api("/v3/bulk_restore_status", a.bulkRestoreStatus, http.MethodGet, http.MethodHead)
@@ -72,6 +73,20 @@ func (a *app) routes() http.Handler {
 		writeError(w, r, a.log, newAPIError(codeMethodNotAllowed, "method "+r.Method+" is not allowed on "+r.URL.Path))
 	}))
 	return a.observeRequests(a.recoverPanics(r))
+}
+
+// wellFormedQuery answers 400 for a query string that does not parse (a
+// pair holding a ';', a bad %-escape). Go's URL.Query drops such a pair
+// without a word, and a dry_run or a status_code filter dropped so would
+// change what the request does: a dry run would restore.
+func (a *app) wellFormedQuery(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if _, err := url.ParseQuery(r.URL.RawQuery); err != nil {
+			writeError(w, r, a.log, newAPIError(codeInvalid, "malformed query string: "+err.Error()))
+			return
+		}
+		next(w, r)
+	}
 }
 
 // recoverPanics turns a handler panic into a logged 500.

@@ -46,7 +46,7 @@ func (a *app) adminRoutes(r *mux.Router) {
 		return
 	}
 	admin := func(path, action string, h http.HandlerFunc, method string) {
-		r.Handle(path, a.adminAuth(action, h)).Methods(method)
+		r.Handle(path, a.adminAuth(action, a.wellFormedQuery(h))).Methods(method)
 	}
 	admin("/admin/v1/users", actionUserList, a.adminListUsers, http.MethodGet)
 	admin("/admin/v1/users", actionUserCreate, a.adminCreateUser, http.MethodPost)
