@@ -44,16 +44,18 @@ func (a *app) adminImportInventory(w http.ResponseWriter, r *http.Request) {
 		replace = b
 	}
 	extendTransfer(w)
-	body := http.MaxBytesReader(w, r.Body, a.cfg.maxImportBody)
+	body := &readTracker{r: http.MaxBytesReader(w, r.Body, a.cfg.maxImportBody)}
 	done, err := a.adminOps().importInventory(r.Context(), name, body, replace)
 	var line *csvLineError
 	var tooBig *http.MaxBytesError
 	switch {
-	case errors.As(err, &line):
-		writeJSON(w, http.StatusBadRequest, csvErrorBody{Status: "error", Message: line.Error(), Line: line.Line})
 	case errors.As(err, &tooBig):
 		writeError(w, r, a.log, newAPIError(codeTooLarge,
 			fmt.Sprintf("the inventory CSV is larger than -max-import-body (%d bytes); nothing was written", a.cfg.maxImportBody)))
+	case err != nil && body.err != nil: // the upload broke off: the client's doing, not the store's
+		writeError(w, r, a.log, newAPIError(codeInvalid, "could not read the inventory CSV: "+body.err.Error()+"; nothing was written"))
+	case errors.As(err, &line):
+		writeJSON(w, http.StatusBadRequest, csvErrorBody{Status: "error", Message: line.Error(), Line: line.Line})
 	case err != nil:
 		writeError(w, r, a.log, err)
 	default:

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The admin API's inventory endpoints: PUT (one transaction, the failing
@@ -321,5 +325,42 @@ func TestAnImportRunAgainAfterADeadlockReadsItsCopyFromTheStart(t *testing.T) {
 	}
 	if tries < 2 || stored != rows {
 		t.Fatalf("%d rows stored after %d INSERT statements, want all %d after a second try", stored, tries, rows)
+	}
+}
+
+// TestAnInventoryUploadCutShortIsTheClientsError: an upload that breaks off
+// before its Content-Length is a 400 that says so, writes nothing, and is
+// no store error (it was answered 503, "storage is unavailable").
+func TestAnInventoryUploadCutShortIsTheClientsError(t *testing.T) {
+	s := startAdminServer(t)
+	addUser(t, s.DB, "acme")
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	part := "number,state\n15559990001,released\n1555999"
+	fmt.Fprintf(conn, "PUT /admin/v1/users/acme/inventory HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"+
+		"Content-Type: text/csv\r\nContent-Length: %d\r\n\r\n%s", testAdminToken, len(part)+1000, part)
+	if err := conn.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(raw), "could not read the inventory CSV") {
+		t.Fatalf("a cut-short upload: %d %s, want 400 could not read the inventory CSV", resp.StatusCode, raw)
+	}
+	if n := countRows(t, openTestStore(t, s.DB), "SELECT count(*) FROM inventory"); n != 0 {
+		t.Fatalf("%d inventory rows written, want none", n)
+	}
+	if strings.Contains(s.Logs.String(), "level=ERROR") {
+		t.Fatalf("the cut-short upload was logged as an error:\n%s", s.Logs.String())
 	}
 }
