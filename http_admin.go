@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -123,12 +126,20 @@ type newUserJSON struct {
 // new user's key and webhook secret, shown this once.
 func (a *app) adminCreateUser(w http.ResponseWriter, r *http.Request) {
 	var body newUserJSON
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, adminBodyMax))
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, adminBodyMax))
+	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
-	err := dec.Decode(&body)
+	if err == nil {
+		err = dec.Decode(&body)
+	}
+	if k := repeatedJSONKey(raw); err == nil && k != "" {
+		err = newAPIError(codeInvalid, strconv.Quote(clipQuote(k))+` is given twice; send {"username":"NAME"}`)
+	}
 	var tooBig *http.MaxBytesError
+	var given *apiError
 	var wrongType *json.UnmarshalTypeError
 	switch {
+	case errors.As(err, &given):
 	case errors.As(err, &tooBig):
 		err = newAPIError(codeInvalid, fmt.Sprintf("body is larger than %d bytes; send {\"username\":\"NAME\"}", adminBodyMax))
 	case errors.As(err, &wrongType):

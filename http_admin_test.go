@@ -249,6 +249,8 @@ func testAdminCreateUser(t *testing.T, db string) {
 		{"an unknown field is a 400", `{"username":"x","admin":true}`, http.StatusBadRequest},
 		{"malformed JSON is a 400", `{"username":`, http.StatusBadRequest},
 		{"two objects are a 400", `{"username":"x"}{"username":"y"}`, http.StatusBadRequest},
+		{"a username given twice is a 400", `{"username":"x","username":"y"}`, http.StatusBadRequest},
+		{"a username given twice in two cases is a 400", `{"username":"x","USERNAME":"y"}`, http.StatusBadRequest},
 		{"an array is a 400", `["x"]`, http.StatusBadRequest},
 		{"an empty body is a 400", ``, http.StatusBadRequest},
 		{"a huge body is a 400", `{"username":"` + strings.Repeat("a", adminBodyMax) + `"}`, http.StatusBadRequest},

@@ -230,6 +230,34 @@ func jsonError(err error) error {
 	}
 }
 
+// repeatedJSONKey returns the first key at the top of a JSON object that
+// repeats an earlier one in any case, or "" if none does (or if body is no
+// object: that is the decoder's error to give). encoding/json keeps the
+// last of the two without a word, and matches names in any case.
+func repeatedJSONKey(body []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return ""
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		key, isKey := t.(string)
+		if err != nil || !isKey {
+			return ""
+		}
+		if seen[strings.ToLower(key)] {
+			return key
+		}
+		seen[strings.ToLower(key)] = true
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return ""
+		}
+	}
+	return ""
+}
+
 // decodeForm decodes an application/x-www-form-urlencoded body one
 // name=value pair at a time; numbers may repeat (also as numbers[]). When
 // no field of a request is found, it says what the body looks like

@@ -128,6 +128,9 @@ func decodeRetryJSON(body []byte) (*string, error) {
 	if err := json.Unmarshal(body, &fields); err != nil {
 		return nil, jsonError(err)
 	}
+	if k := repeatedJSONKey(body); k != "" {
+		return nil, newAPIError(codeInvalid, strconv.Quote(clipQuote(k))+" is given twice in the JSON body")
+	}
 	if len(fields) > 1 {
 		return nil, newAPIError(codeInvalid, "the JSON body may hold one field, webhook_url")
 	}

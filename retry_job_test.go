@@ -251,6 +251,8 @@ func TestRetryRefusals(t *testing.T) {
 		{"an unknown field is a 400", retryRequest{query: q, contentType: "application/json", body: `{"numbers":["15551230111"]}`}, 400, `unknown field "numbers"`},
 		{"a body that is no JSON object is a 400", retryRequest{query: q, contentType: "application/json", body: `["x"]`}, 400, "JSON object"},
 		{"malformed JSON is a 400", retryRequest{query: q, contentType: "application/json", body: `{"webhook_url":`}, 400, "malformed JSON"},
+		{"webhook_url given twice is a 400", retryRequest{query: q, contentType: "application/json",
+			body: `{"webhook_url":"https://a.example/h","webhook_url":"https://b.example/h"}`}, 400, "given twice"},
 		{"a malformed Idempotency-Key is a 400", retryRequest{query: q, header: map[string]string{"Idempotency-Key": "no good"}}, 400, "Idempotency-Key"},
 		{"a plain-text body is a 415", retryRequest{query: q, contentType: "text/plain", body: "hello"}, 415, "Content-Type"},
 		{"a body over 64KiB is a 413", retryRequest{query: q, contentType: "application/json", body: `{"webhook_url":"` + strings.Repeat("a", 64<<10) + `"}`}, 413, "larger than"},
