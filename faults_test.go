@@ -23,11 +23,18 @@ import (
 // cleanup.
 func startServiceWith(t *testing.T, restorer Restorer, args ...string) (*service, *httptest.Server) {
 	t.Helper()
+	return startServiceConfigured(t, func(cfg *serveConfig) { cfg.restorer = restorer }, args...)
+}
+
+// startServiceConfigured is startServiceWith for a test that sets more of
+// the configuration than the flags can (configure runs after them).
+func startServiceConfigured(t *testing.T, configure func(*serveConfig), args ...string) (*service, *httptest.Server) {
+	t.Helper()
 	cfg, err := parseServeFlags(append([]string{"-db", newTestDB(t), "-shutdown-timeout", "5s"}, args...), mapEnv(nil), io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.restorer = restorer
+	configure(&cfg)
 	svc, err := startService(context.Background(), cfg, slog.New(slog.NewTextHandler(&testLogWriter{t: t}, nil)))
 	if err != nil {
 		t.Fatal(err)

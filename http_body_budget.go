@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 )
@@ -22,11 +23,24 @@ const (
 	// smallBody is the largest reservation that counts as small: small
 	// bodies may use the headroom that large ones must leave.
 	smallBody = 64 << 10
+	// bodyMinRate is the slowest a body may arrive, on average, once
+	// bodyGrace has passed since it began: a slower one is cut off (408).
+	// A client trickling a byte now and then would otherwise hold its share
+	// of the budget (its declared length, up to -max-body) for the
+	// server's two-minute ReadTimeout, and a dozen such clients every large
+	// request's share. 16KiB a second is a slow mobile uplink; a
+	// 10,000-number JSON body (about 160KB) takes 10 s at that rate.
+	bodyMinRate = 16 << 10
+	bodyGrace   = 10 * time.Second
 )
 
 // errBodyMemory is the read error of a body that could not get more of
 // the budget.
 var errBodyMemory = errors.New("request bodies are using all the memory set aside for them")
+
+// errBodyTooSlow is the read error of a body that came slower than
+// bodyMinRate.
+var errBodyTooSlow = errors.New("the request body arrived too slowly")
 
 // bodyBudget bounds the bytes that request bodies hold across all requests
 // at once (-max-body-memory). A body reserves its declared length before
@@ -39,15 +53,19 @@ type bodyBudget struct {
 	limit    int64
 	headroom int64 // what large bodies leave to small ones
 	wait     time.Duration
+	grace    time.Duration // bodyGrace, but in tests
+	minRate  float64       // bodyMinRate, bytes a second
 
 	mu       sync.Mutex
 	used     int64
 	released chan struct{} // closed, and replaced, whenever bytes are given back
 }
 
-// newBodyBudget is a budget of limit bytes.
-func newBodyBudget(limit int64) *bodyBudget {
-	return &bodyBudget{limit: limit, headroom: limit / 8, wait: bodyBudgetWait, released: make(chan struct{})}
+// newBodyBudget is a budget of limit bytes, whose bodies must arrive at
+// bodyMinRate once grace has passed.
+func newBodyBudget(limit int64, grace time.Duration) *bodyBudget {
+	return &bodyBudget{limit: limit, headroom: limit / 8, wait: bodyBudgetWait, grace: grace, minRate: bodyMinRate,
+		released: make(chan struct{})}
 }
 
 // fits reports whether n more bytes fit now, for a body that would then
@@ -113,9 +131,11 @@ func (b *bodyBudget) inUse() int64 {
 
 // hold gives a request body its share of the budget: its declared length
 // now, or nothing yet when the length is unknown (length < 0); false when
-// the share could not be had.
-func (b *bodyBudget) hold(ctx context.Context, body io.ReadCloser, length int64) (*heldBody, bool) {
-	h := &heldBody{body: body, ctx: ctx, budget: b, grow: length < 0}
+// the share could not be had. setDeadline sets the connection's read
+// deadline (nil: none is kept), by which the body's next bytes must come
+// (see bodyMinRate).
+func (b *bodyBudget) hold(ctx context.Context, body io.ReadCloser, length int64, setDeadline func(time.Time) error) (*heldBody, bool) {
+	h := &heldBody{body: body, ctx: ctx, budget: b, grow: length < 0, setDeadline: setDeadline, start: time.Now()}
 	if length > 0 {
 		if !b.reserve(ctx, length, length) {
 			return nil, false
@@ -129,10 +149,12 @@ func (b *bodyBudget) hold(ctx context.Context, body io.ReadCloser, length int64)
 // Close. A body of unknown length reads no further than it holds, and
 // reserves bodyGrowStep more each time it gets there.
 type heldBody struct {
-	body   io.ReadCloser
-	ctx    context.Context
-	budget *bodyBudget
-	grow   bool
+	body        io.ReadCloser
+	ctx         context.Context
+	budget      *bodyBudget
+	grow        bool
+	setDeadline func(time.Time) error
+	start       time.Time
 
 	mu     sync.Mutex
 	held   int64
@@ -157,22 +179,46 @@ func (h *heldBody) Read(p []byte) (int, error) {
 		}
 		p = p[:min(int64(len(p)), h.held-h.read)]
 	}
+	if h.setDeadline != nil && !h.done {
+		h.setDeadline(h.start.Add(h.budget.grace + time.Duration(float64(h.read)/h.budget.minRate*float64(time.Second))))
+	}
 	n, err := h.body.Read(p)
 	h.read += int64(n)
 	if err == io.EOF {
 		h.done = true
+		h.clearDeadline()
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = errBodyTooSlow
 	}
 	return n, err
 }
 
-// Close gives the body's share back (once) and closes the body.
+// clearDeadline lifts the read deadline once the body is read: the server
+// reads on in the background while the handler works, and a deadline that
+// passed then would cancel the request's context.
+func (h *heldBody) clearDeadline() {
+	if h.setDeadline != nil {
+		h.setDeadline(time.Time{})
+		h.setDeadline = nil
+	}
+}
+
+// Close gives the body's share back (once) and closes the body. Closing a
+// body not read to its end reads on (net/http drains it), still under the
+// deadline, so that a trickling client cannot hold the handler; the
+// deadline is lifted after.
 func (h *heldBody) Close() error {
 	h.mu.Lock()
 	held := h.held
 	h.held, h.closed = 0, true
 	h.mu.Unlock()
 	h.budget.release(held)
-	return h.body.Close()
+	err := h.body.Close()
+	h.mu.Lock()
+	h.clearDeadline()
+	h.mu.Unlock()
+	return err
 }
 
 // refuseBodyMemory is the 503 of a request whose body could not get its
@@ -191,7 +237,7 @@ func (a *app) budgeted(h http.HandlerFunc) http.HandlerFunc {
 			h(w, r)
 			return
 		}
-		body, ok := a.bodies.hold(r.Context(), r.Body, r.ContentLength)
+		body, ok := a.bodies.hold(r.Context(), r.Body, r.ContentLength, http.NewResponseController(w).SetReadDeadline)
 		if !ok {
 			writeError(w, r, a.log, refuseBodyMemory(w))
 			return

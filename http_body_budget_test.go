@@ -17,7 +17,7 @@ import (
 
 // testBudget is a budget of limit bytes whose refusals come after wait.
 func testBudget(limit int64, wait time.Duration) *bodyBudget {
-	b := newBodyBudget(limit)
+	b := newBodyBudget(limit, bodyGrace)
 	b.wait = wait
 	return b
 }
@@ -122,7 +122,7 @@ func TestHeldBodyOfUnknownLength(t *testing.T) {
 	t.Run("it reads no further than it holds and gives everything back on close", func(t *testing.T) {
 		b := testBudget(1<<20, 20*time.Millisecond)
 		src := &countingReader{left: 300 << 10}
-		h, ok := b.hold(context.Background(), src, -1)
+		h, ok := b.hold(context.Background(), src, -1, nil)
 		if !ok || b.inUse() != 0 {
 			t.Fatalf("hold=%v in use %d, want held with nothing reserved yet", ok, b.inUse())
 		}
@@ -147,7 +147,7 @@ func TestHeldBodyOfUnknownLength(t *testing.T) {
 	t.Run("it fails with errBodyMemory when it cannot grow", func(t *testing.T) {
 		b := testBudget(1<<20, 20*time.Millisecond)
 		b.reserve(context.Background(), 896<<10, 896<<10)
-		h, _ := b.hold(context.Background(), &countingReader{left: 1 << 20}, -1)
+		h, _ := b.hold(context.Background(), &countingReader{left: 1 << 20}, -1, nil)
 		_, err := io.Copy(io.Discard, h)
 		if !errors.Is(err, errBodyMemory) {
 			t.Fatalf("err=%v, want errBodyMemory", err)
@@ -350,5 +350,42 @@ func TestMaxBodyMemoryFlag(t *testing.T) {
 				t.Fatalf("maxBodyMemory=%d err=%v, want %d", cfg.maxBodyMemory, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestABodyThatTricklesIsCutOff: a client that sends a few bytes of a large
+// declared body and then next to nothing held that body's share of the
+// budget for the server's two-minute ReadTimeout (a dozen such clients
+// held every large request's). Once the grace has passed, a body slower
+// than bodyMinRate is answered 408 and its share given back; a body sent
+// at once still passes.
+func TestABodyThatTricklesIsCutOff(t *testing.T) {
+	const grace = 300 * time.Millisecond
+	svc, srv := startServiceConfigured(t, func(cfg *serveConfig) { cfg.bodyGrace = grace }, "-dev", "-rate-limit", "0")
+	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(30 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	fmt.Fprintf(conn, "POST /v3/bulk_restore HTTP/1.1\r\nHost: x\r\nAuthorization: Basic ZGVtbzpkZW1v\r\n"+
+		"Content-Type: application/json\r\nContent-Length: 200000\r\n\r\n"+`{"numbers":["1555`)
+	waitFor(t, 5*time.Second, "the body's share to be held", func() bool { return svc.app.bodies.inUse() == 200000 })
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer to the trickling body: %v", err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if waited := time.Since(start); resp.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(raw), "arrived slower") || waited < grace {
+		t.Fatalf("after %s: %d %s, want 408 (arrived slower) after the %s grace", waited, resp.StatusCode, raw, grace)
+	}
+	waitFor(t, 5*time.Second, "the body's share to be given back", func() bool { return svc.app.bodies.inUse() == 0 })
+	numbers := seqNumbers(15551230200, 5)
+	if got := call(t, http.MethodPost, srv.URL+"/v3/bulk_restore", "demo", "demo", map[string]any{"numbers": numbers}); got.Status != http.StatusOK {
+		t.Fatalf("a body sent at once: %d %s, want 200", got.Status, got.Raw)
 	}
 }

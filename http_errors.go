@@ -25,6 +25,7 @@ const (
 	codeUnprocessable
 	codeRateLimited
 	codeUnavailable
+	codeTooSlow
 )
 
 // httpStatus is the one table from error code to HTTP status.
@@ -40,6 +41,7 @@ var httpStatus = map[errorCode]int{
 	codeUnprocessable:    http.StatusUnprocessableEntity,
 	codeRateLimited:      http.StatusTooManyRequests,
 	codeUnavailable:      http.StatusServiceUnavailable,
+	codeTooSlow:          http.StatusRequestTimeout,
 }
 
 // apiError is an error meant for the client: a code and a message, plus the

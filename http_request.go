@@ -148,6 +148,9 @@ func readError(w http.ResponseWriter, err error, maxBody int64) error {
 		return bodyTooLarge(maxBody)
 	case errors.Is(err, errBodyMemory):
 		return refuseBodyMemory(w)
+	case errors.Is(err, errBodyTooSlow):
+		return newAPIError(codeTooSlow, fmt.Sprintf("the request body arrived slower than %dKiB a second after its first %s; nothing was done",
+			bodyMinRate>>10, bodyGrace))
 	default:
 		return newAPIError(codeInvalid, "could not read request body: "+err.Error())
 	}

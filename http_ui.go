@@ -271,7 +271,7 @@ func (a *app) uiReadForm(w http.ResponseWriter, r *http.Request, s *sessionRow, 
 		a.uiFail(w, r, s, newAPIError(codeTooLarge, "What you sent is larger than this server takes."))
 		return false
 	}
-	body, ok := a.bodies.hold(r.Context(), r.Body, r.ContentLength)
+	body, ok := a.bodies.hold(r.Context(), r.Body, r.ContentLength, http.NewResponseController(w).SetReadDeadline)
 	if !ok {
 		a.uiFail(w, r, s, refuseBodyMemory(w))
 		return false

@@ -255,6 +255,11 @@ func oapiRequestErrorScenario(t *testing.T, c *oapiContract) {
 	do(oapiRequest{method: http.MethodPost, path: "/v3/bulk_restore", contentType: "text/plain",
 		body: []byte(strings.Repeat("1", 4<<20+1)), want: http.StatusRequestEntityTooLarge})
 
+	// 408: a body that trickles in, cut off once its grace has passed.
+	_, slow := startServiceConfigured(t, func(cfg *serveConfig) { cfg.bodyGrace = 200 * time.Millisecond }, "-dev")
+	c.do(t, slow.URL, oapiRequest{method: http.MethodPost, path: "/v3/bulk_restore", contentType: "application/json",
+		body: []byte(`{"numbers":["1555`), trickle: true, want: http.StatusRequestTimeout, unchecked: true})
+
 	// 415: a type the endpoint does not take, a malformed one.
 	do(oapiRequest{method: http.MethodPost, path: "/v3/bulk_restore", contentType: "application/xml", body: []byte("15551230111"),
 		want: http.StatusUnsupportedMediaType, invalid: true})

@@ -63,6 +63,7 @@ type oapiRequest struct {
 	want        int  // the expected status; 0 for any
 	invalid     bool // the document itself must reject this request
 	unchecked   bool // the document cannot tell (a malformed header)
+	trickle     bool // send body, then hold the rest of a longer one back until the answer
 }
 
 // oapiResponse is a real answer, already checked against the document.
@@ -137,7 +138,14 @@ var oapiClient = &http.Client{
 // against the document, and returns the answer.
 func (c *oapiContract) do(t testing.TB, base string, rq oapiRequest) oapiResponse {
 	t.Helper()
-	resp, err := oapiClient.Do(rq.newRequest(t, base))
+	req := rq.newRequest(t, base)
+	if rq.trickle {
+		pr, pw := io.Pipe()
+		defer pw.Close()
+		go pw.Write(rq.body) // and nothing more until the answer
+		req.Body, req.ContentLength = pr, int64(len(rq.body))+64<<10
+	}
+	resp, err := oapiClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", rq.method, rq.path, err)
 	}

@@ -69,6 +69,9 @@ type serveConfig struct {
 	restorer Restorer
 	// listen, when set (by tests), opens the listeners instead of net.Listen.
 	listen func(network, address string) (net.Listener, error)
+	// bodyGrace, when set (by tests), replaces bodyGrace: how long a
+	// request body may take before bodyMinRate applies.
+	bodyGrace time.Duration
 }
 
 // devAddr is -addr under -dev when none is given: the demo user's key is

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"time"
@@ -112,7 +113,7 @@ func startService(ctx context.Context, cfg serveConfig, log *slog.Logger) (*serv
 		preview:         newPreviewer(cfg, store, log),
 		idempotencyWait: defaultIdempotencyWait,
 		cfg:             cfg, log: log, now: time.Now, metrics: m, progress: progress,
-		authFailures: newLimiterSet(authFailureRate, authFailureBurst), bodies: newBodyBudget(cfg.maxBodyMemory)}
+		authFailures: newLimiterSet(authFailureRate, authFailureBurst), bodies: newBodyBudget(cfg.maxBodyMemory, cmp.Or(cfg.bodyGrace, bodyGrace))}
 	if cfg.rateLimit > 0 {
 		a.userLimits = newLimiterSet(rate.Limit(cfg.rateLimit), cfg.rateBurst)
 	}
