@@ -26,6 +26,7 @@ const (
 	activateReturningSQL   = activateManySQL + ` RETURNING number`
 	savepointActivationSQL = `SAVEPOINT activation`
 	releaseActivationSQL   = `RELEASE activation`
+	rollbackActivationSQL  = `ROLLBACK TO activation`
 )
 
 // activateLostPGSQL is activateManySQL on PostgreSQL, returning the numbers
@@ -135,11 +136,7 @@ func activationUsers(acts []activation) []int64 {
 func (s *Store) activateNumbers(tx *sql.Tx, user int64, numbers []string) ([]string, error) {
 	list := jsonList(numbers)
 	if s.pg != nil {
-		rows, err := tx.Query(activateLostPGSQL, user, list)
-		if err != nil {
-			return nil, fmt.Errorf("activate inventory: %w", err)
-		}
-		lost, err := scanStrings(rows)
+		lost, err := queryStrings(tx, activateLostPGSQL, user, list)
 		if err != nil {
 			return nil, fmt.Errorf("activate inventory: %w", err)
 		}
@@ -157,17 +154,13 @@ func (s *Store) activateNumbers(tx *sql.Tx, user int64, numbers []string) ([]str
 		_, err = s.wq.exec(tx, releaseActivationSQL)
 		return nil, err
 	}
-	if _, rbErr := tx.Exec("ROLLBACK TO activation"); rbErr != nil {
+	if _, rbErr := tx.Exec(rollbackActivationSQL); rbErr != nil {
 		return nil, fmt.Errorf("activate inventory: %w (after %v)", rbErr, err)
 	}
 	if _, relErr := s.wq.exec(tx, releaseActivationSQL); relErr != nil || err != nil {
 		return nil, fmt.Errorf("activate inventory: %w", cmp.Or(err, relErr))
 	}
-	rows, err := tx.Query(activateReturningSQL, user, list)
-	if err != nil {
-		return nil, fmt.Errorf("activate inventory: %w", err)
-	}
-	activated, err := scanStrings(rows)
+	activated, err := queryStrings(tx, activateReturningSQL, user, list)
 	if err != nil {
 		return nil, fmt.Errorf("activate inventory: %w", err)
 	}
@@ -176,20 +169,6 @@ func (s *Store) activateNumbers(tx *sql.Tx, user int64, numbers []string) ([]str
 		won[n] = true
 	}
 	return slices.DeleteFunc(slices.Clone(numbers), func(n string) bool { return won[n] }), nil
-}
-
-// scanStrings reads a one-column result of text and closes it.
-func scanStrings(rows *sql.Rows) ([]string, error) {
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var v string
-		if err := rows.Scan(&v); err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-	return out, rows.Err()
 }
 
 // redecide reads the rows of one user's lost activations, inside tx, and
@@ -232,4 +211,14 @@ func (s *Store) rewriteLost(tx *sql.Tx, lost []lostActivationResult) error {
 		}
 	}
 	return nil
+}
+
+// queryStrings runs a query of one text column inside tx and returns its
+// values.
+func queryStrings(tx *sql.Tx, query string, args ...any) ([]string, error) {
+	rows, err := tx.Query(query, args...)
+	if err != nil {
+		return nil, err
+	}
+	return scanColumn[string](rows)
 }

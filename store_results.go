@@ -313,7 +313,7 @@ func (s *Store) recordGroup(tx *sql.Tx, g outcomeGroup, positions []int) ([]stri
 	if err != nil {
 		return nil, fmt.Errorf("record results: %w", err)
 	}
-	numbers, err := scanStrings(rows)
+	numbers, err := scanColumn[string](rows)
 	if err != nil {
 		return nil, fmt.Errorf("record results: %w", err)
 	}
