@@ -334,14 +334,7 @@ func TestAnImportRunAgainAfterADeadlockReadsItsCopyFromTheStart(t *testing.T) {
 func TestAnInventoryUploadCutShortIsTheClientsError(t *testing.T) {
 	s := startAdminServer(t)
 	addUser(t, s.DB, "acme")
-	conn, err := net.Dial("tcp", strings.TrimPrefix(s.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := conn.SetDeadline(time.Now().Add(10 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
+	conn := dialRaw(t, s.URL, 10*time.Second)
 	part := "number,state\n15559990001,released\n1555999"
 	fmt.Fprintf(conn, "PUT /admin/v1/users/acme/inventory HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"+
 		"Content-Type: text/csv\r\nContent-Length: %d\r\n\r\n%s", testAdminToken, len(part)+1000, part)
@@ -363,4 +356,20 @@ func TestAnInventoryUploadCutShortIsTheClientsError(t *testing.T) {
 	if strings.Contains(s.Logs.String(), "level=ERROR") {
 		t.Fatalf("the cut-short upload was logged as an error:\n%s", s.Logs.String())
 	}
+}
+
+// dialRaw opens a plain TCP connection to a test server's URL, for a test
+// that writes its request by hand; every read and write on it must be done
+// within limit, and it is closed at cleanup.
+func dialRaw(t *testing.T, url string, limit time.Duration) net.Conn {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	if err := conn.SetDeadline(time.Now().Add(limit)); err != nil {
+		t.Fatal(err)
+	}
+	return conn
 }

@@ -362,14 +362,7 @@ func TestMaxBodyMemoryFlag(t *testing.T) {
 func TestABodyThatTricklesIsCutOff(t *testing.T) {
 	const grace = 300 * time.Millisecond
 	svc, srv := startServiceConfigured(t, func(cfg *serveConfig) { cfg.bodyGrace = grace }, "-dev", "-rate-limit", "0")
-	conn, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if err := conn.SetDeadline(time.Now().Add(30 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
+	conn := dialRaw(t, srv.URL, 30*time.Second)
 	start := time.Now()
 	fmt.Fprintf(conn, "POST /v3/bulk_restore HTTP/1.1\r\nHost: x\r\nAuthorization: Basic ZGVtbzpkZW1v\r\n"+
 		"Content-Type: application/json\r\nContent-Length: 200000\r\n\r\n"+`{"numbers":["1555`)
